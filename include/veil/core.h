@@ -1,0 +1,114 @@
+/*
+ * veil/core.h — status codes, allocator hooks, CSPRNG, secure zeroing, CPU features.
+ *
+ * Worked example:
+ *
+ *     veil_rng *rng = NULL;
+ *     uint8_t seed[VEIL_SEED_BYTES] = {0};        // tests only; real keys use veil_rng_new_os
+ *     if (veil_rng_new_seeded(&rng, seed) != VEIL_OK) return 1;
+ *     uint64_t x = veil_rng_u64(rng);
+ *     veil_rng_free(rng);                          // wipes the AES state
+ *
+ * Every function that can fail returns a veil_status; VEIL_OK is 0. veil_status_str() names it.
+ * Status numbers are never reused: append new ones before VEIL_STATUS_COUNT.
+ */
+#ifndef VEIL_CORE_H
+#define VEIL_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VEIL_NODISCARD __attribute__((warn_unused_result))
+#else
+#define VEIL_NODISCARD
+#endif
+
+typedef enum veil_status {
+    VEIL_OK = 0,
+    VEIL_ERR_NOMEM = 1,          /* allocation failed */
+    VEIL_ERR_INVALID_ARG = 2,    /* a caller passed an argument outside the documented domain */
+    VEIL_ERR_IO = 3,             /* read/write/open failed */
+    VEIL_ERR_TRUNCATED = 4,      /* file or buffer ends early */
+    VEIL_ERR_BAD_MAGIC = 5,      /* not a veil container */
+    VEIL_ERR_BAD_VERSION = 6,    /* container format version not supported */
+    VEIL_ERR_BAD_KIND = 7,       /* container holds another kind of object */
+    VEIL_ERR_BAD_FLAGS = 8,      /* unknown flag bits set */
+    VEIL_ERR_CHECKSUM = 9,       /* checksum mismatch: the file is corrupted */
+    VEIL_ERR_MALFORMED = 10,     /* a field is out of bounds or inconsistent */
+    VEIL_ERR_PARAMS_MISMATCH = 11, /* object made for other parameters (fingerprint differs) */
+    VEIL_ERR_RNG = 12,           /* the operating system or OpenSSL failed to give randomness */
+    VEIL_ERR_UNSUPPORTED = 13,   /* valid request that this build cannot serve */
+    VEIL_ERR_INSECURE = 14,      /* parameters below the 128-bit security curve */
+    VEIL_STATUS_COUNT
+} veil_status;
+
+/* Short lowercase name of a status ("checksum mismatch"); never NULL. */
+const char *veil_status_str(veil_status s);
+
+/* ---- allocator hooks ---------------------------------------------------------------------- */
+/* All library allocations go through these. Alignment is at least 64 bytes. */
+typedef struct veil_allocator {
+    void *(*alloc)(size_t size, size_t align, void *ctx); /* NULL on failure */
+    void (*free)(void *ptr, void *ctx);                   /* accepts NULL */
+    void *ctx;
+} veil_allocator;
+
+/* Install hooks (NULL restores the default: aligned_alloc/free). Not thread-safe: call at start-up. */
+void veil_set_allocator(const veil_allocator *a);
+void *veil_malloc(size_t size);          /* 64-byte aligned; NULL on failure or size 0 overflow */
+void *veil_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */
+void veil_free(void *p);                 /* accepts NULL */
+
+/* Overwrite n bytes with zeros in a way the compiler may not elide. */
+void veil_memzero(void *p, size_t n);
+/* veil_memzero then veil_free. */
+void veil_free_secret(void *p, size_t n);
+
+/* ---- CSPRNG --------------------------------------------------------------------------------- */
+#define VEIL_SEED_BYTES 16
+typedef struct veil_rng veil_rng;
+
+/* AES-128-CTR keyed with 16 bytes from getrandom(2). Use for every secret. */
+VEIL_NODISCARD veil_status veil_rng_new_os(veil_rng **out);
+/* Deterministic AES-128-CTR stream keyed by `seed` (IV 0). Tests, and mask expansion of
+ * compressed objects: the same seed always gives the same bytes on every platform. */
+VEIL_NODISCARD veil_status veil_rng_new_seeded(veil_rng **out, const uint8_t seed[VEIL_SEED_BYTES]);
+void veil_rng_free(veil_rng *rng); /* wipes the key; accepts NULL */
+/* Fill buf with the next n bytes of the stream. */
+void veil_rng_bytes(veil_rng *rng, void *buf, size_t n);
+uint64_t veil_rng_u64(veil_rng *rng);
+/* n little-endian 64-bit words of the stream (the mask-expansion order of docs/format.md). */
+void veil_rng_u64s(veil_rng *rng, uint64_t *out, size_t n);
+/* A fresh 16-byte seed from this generator. */
+void veil_rng_seed(veil_rng *rng, uint8_t seed[VEIL_SEED_BYTES]);
+/* Standard normal sample (Box–Muller on 53-bit uniforms). */
+double veil_rng_normal(veil_rng *rng);
+
+/* ---- CPU features ------------------------------------------------------------------------- */
+enum {
+    VEIL_CPU_AVX2 = 1u << 0,
+    VEIL_CPU_FMA = 1u << 1,
+    VEIL_CPU_AVX512F = 1u << 2,
+    VEIL_CPU_AVX512DQ = 1u << 3,
+};
+/* Bit set of VEIL_CPU_* detected once by CPUID (and OS support of the vector state). */
+unsigned veil_cpu_features(void);
+/* "portable", "avx2" or "avx512": the kernel family in use; VEIL_KERNELS overrides. */
+const char *veil_cpu_kernel_name(void);
+
+/* ---- parallel for --------------------------------------------------------------------------- */
+/* Run fn(ctx, i, thread) for i in [0, n) on `threads` threads (0: all cores). thread is in
+ * [0, threads) and lets callers index per-thread scratch. Returns the thread count used. */
+unsigned veil_parallel_for(size_t n, unsigned threads, void (*fn)(void *ctx, size_t i, unsigned thread),
+                           void *ctx);
+unsigned veil_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,197 @@
+/*
+ * veil/tfhe.h — the TFHE scheme over the 64-bit torus: parameters, keys, LWE encryption,
+ * key switching, programmable bootstrapping (PBS), compressed (seeded) keys and ciphertexts,
+ * serialization, noise formulas and the 128-bit security curve.
+ *
+ * Worked example (a 4-bit lookup table, KS→PBS atomic pattern):
+ *
+ *     veil_params p;           veil_params_named("C4", &p);
+ *     veil_rng *rng;           veil_rng_new_os(&rng);
+ *     veil_secret_key *sk;     veil_secret_key_new(&p, rng, &sk);
+ *     veil_eval_keys *ek;      veil_eval_keys_new(sk, rng, &ek);
+ *     uint64_t table[16];      for (int i = 0; i < 16; i++) table[i] = (i * i) % 16;
+ *     veil_lut *lut;           veil_lut_new(&p, 4, table, 4, &lut);
+ *     size_t big = veil_params_big_lwe_dim(&p) + 1;          // ciphertexts under the k·N key
+ *     uint64_t *ct = malloc(8 * big), *res = malloc(8 * big);
+ *     veil_lwe_encrypt(sk, VEIL_KEY_BIG, veil_encode(3, 4), rng, ct);
+ *     veil_pbs_scratch *scr;   veil_pbs_scratch_new(&p, &scr);
+ *     veil_ks_pbs(ek, lut, ct, res, scr);
+ *     uint64_t m = veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), 4);   // 9
+ *
+ * Torus elements are uint64_t (modulus 2^64). A p-bit message m is encoded as m·Δ with
+ * Δ = 2^(64-p-1): one padding bit above the message. Signed messages use two's complement within
+ * p bits. An LWE ciphertext of dimension d is d+1 words: mask a[0..d), then body b, with phase
+ * b - Σ a_i s_i. Ownership: functions named *_new return objects the caller frees with the
+ * matching *_free; pointers passed in are borrowed.
+ */
+#ifndef VEIL_TFHE_H
+#define VEIL_TFHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parameters ----------------------------------------------------------------------------- */
+typedef enum veil_noise_kind {
+    VEIL_NOISE_GAUSSIAN = 0, /* rounded Gaussian, standard deviation 2^log2_std on the torus */
+    VEIL_NOISE_TUNIFORM = 1, /* tfhe-rs TUniform(bound_log2): integers in [-2^b, 2^b] (units of 2^-64),
+                                endpoints with probability 2^-(b+2), the others 2^-(b+1) */
+    VEIL_NOISE_KIND_COUNT
+} veil_noise_kind;
+
+typedef struct veil_noise {
+    veil_noise_kind kind;
+    double log2_std;     /* GAUSSIAN: log2 of σ on the torus (e.g. -20.3) */
+    uint32_t bound_log2; /* TUNIFORM: b */
+} veil_noise;
+
+typedef struct veil_params {
+    char name[16];         /* "C4", "T4", ... or "" */
+    uint32_t n;            /* LWE dimension of the small key */
+    uint32_t k;            /* GLWE dimension */
+    uint32_t log2_N;       /* polynomial size N = 2^log2_N, 256 ... 65536 */
+    veil_noise lwe_noise;  /* noise of encryptions under the small key (key-switching key) */
+    veil_noise glwe_noise; /* noise of encryptions under the GLWE / big LWE key (bootstrapping key) */
+    uint32_t pbs_base_log, pbs_levels;
+    uint32_t ks_base_log, ks_levels;
+} veil_params;
+
+/* Named sets: "C1".."C8" (Concrete 128-bit reference sets, σ from the security curve), "T4"
+ * (tfhe-rs PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128), "GATE" (original TFHE gate set; it is
+ * NOT 128-bit secure under veil's curve and exists for speed comparisons only). */
+VEIL_NODISCARD veil_status veil_params_named(const char *name, veil_params *out);
+/* NULL-terminated list of the names above. */
+const char *const *veil_params_names(void);
+/* VEIL_OK when the fields are structurally usable (sizes, decompositions fit 64 bits). */
+VEIL_NODISCARD veil_status veil_params_check(const veil_params *p);
+/* 1 when both noises are at least the 128-bit curve for their dimension (n and k·N). */
+int veil_params_is_secure(const veil_params *p);
+/* 64-bit fingerprint (SHA-256 of the canonical encoding, name excluded). */
+uint64_t veil_params_fingerprint(const veil_params *p);
+static inline uint32_t veil_params_N(const veil_params *p) { return 1u << p->log2_N; }
+static inline uint32_t veil_params_big_lwe_dim(const veil_params *p) { return p->k << p->log2_N; }
+
+/* ---- encoding --------------------------------------------------------------------------------- */
+/* m mod 2^p, times Δ = 2^(64-p-1). p in 1..62. */
+uint64_t veil_encode(uint64_t m, unsigned p);
+uint64_t veil_encode_signed(int64_t m, unsigned p);
+/* Nearest multiple of Δ, reduced mod 2^p (the padding bit is dropped). */
+uint64_t veil_decode(uint64_t phase, unsigned p);
+int64_t veil_decode_signed(uint64_t phase, unsigned p);
+
+/* ---- keys -------------------------------------------------------------------------------------- */
+typedef struct veil_secret_key veil_secret_key;   /* small LWE key (n bits) + GLWE key (k·N bits) */
+typedef struct veil_eval_keys veil_eval_keys;     /* bootstrapping key (Fourier) + key-switching key */
+typedef enum veil_key_choice { VEIL_KEY_SMALL = 0, VEIL_KEY_BIG = 1, VEIL_KEY_CHOICE_COUNT } veil_key_choice;
+
+/* Binary keys drawn from rng (give veil_rng_new_os for real keys). */
+VEIL_NODISCARD veil_status veil_secret_key_new(const veil_params *p, veil_rng *rng, veil_secret_key **out);
+void veil_secret_key_free(veil_secret_key *sk); /* wipes; accepts NULL */
+const veil_params *veil_secret_key_params(const veil_secret_key *sk);
+
+/* Evaluation keys: masks from a seed drawn from rng, noise from rng. */
+VEIL_NODISCARD veil_status veil_eval_keys_new(const veil_secret_key *sk, veil_rng *rng, veil_eval_keys **out);
+/* Deterministic core: masks expanded from mask_seed (AES-128-CTR), noise from noise_seed. */
+VEIL_NODISCARD veil_status veil_eval_keys_new_derand(const veil_secret_key *sk,
+                                                     const uint8_t mask_seed[VEIL_SEED_BYTES],
+                                                     const uint8_t noise_seed[VEIL_SEED_BYTES],
+                                                     veil_eval_keys **out);
+void veil_eval_keys_free(veil_eval_keys *ek);
+const veil_params *veil_eval_keys_params(const veil_eval_keys *ek);
+
+/* Sizes in bytes of the key material (without container overhead). */
+typedef struct veil_key_sizes {
+    uint64_t bsk_bytes, bsk_fourier_bytes, bsk_seeded_bytes, ksk_bytes, ksk_seeded_bytes;
+} veil_key_sizes;
+veil_key_sizes veil_params_key_sizes(const veil_params *p);
+
+/* ---- LWE --------------------------------------------------------------------------------------- */
+/* Encrypt a torus plaintext under the small (n) or big (k·N) key; ct has dim+1 words. */
+VEIL_NODISCARD veil_status veil_lwe_encrypt(const veil_secret_key *sk, veil_key_choice which, uint64_t pt,
+                                            veil_rng *rng, uint64_t *ct);
+uint64_t veil_lwe_phase(const veil_secret_key *sk, veil_key_choice which, const uint64_t *ct);
+/* Seeded (compressed) list: masks of ciphertext i are words [i·dim, (i+1)·dim) of the stream of
+ * `seed`; only bodies are kept. Encrypt `count` plaintexts; bodies has count words. */
+VEIL_NODISCARD veil_status veil_lwe_encrypt_seeded(const veil_secret_key *sk, veil_key_choice which,
+                                                   const uint64_t *pts, size_t count,
+                                                   const uint8_t seed[VEIL_SEED_BYTES], veil_rng *noise_rng,
+                                                   uint64_t *bodies);
+/* Decompress: cts has count·(dim+1) words. */
+VEIL_NODISCARD veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
+                                                  const uint64_t *bodies, size_t count, uint64_t *cts);
+
+/* ---- bootstrapping ---------------------------------------------------------------------------- */
+typedef struct veil_lut veil_lut;           /* test polynomial for one table */
+typedef struct veil_pbs_scratch veil_pbs_scratch; /* per-thread buffers; reuse across calls */
+
+/* Table over p_in-bit inputs (2^p_in entries, each taken mod 2^p_out) producing p_out-bit outputs. */
+VEIL_NODISCARD veil_status veil_lut_new(const veil_params *p, unsigned p_in, const uint64_t *table,
+                                        unsigned p_out, veil_lut **out);
+/* General form: output torus values given directly (already encoded). */
+VEIL_NODISCARD veil_status veil_lut_new_torus(const veil_params *p, unsigned p_in, const uint64_t *values,
+                                              veil_lut **out);
+void veil_lut_free(veil_lut *lut);
+
+VEIL_NODISCARD veil_status veil_pbs_scratch_new(const veil_params *p, veil_pbs_scratch **out);
+void veil_pbs_scratch_free(veil_pbs_scratch *s);
+
+/* Key switch big (k·N) → small (n). */
+void veil_keyswitch(const veil_eval_keys *ek, const uint64_t *ct_big, uint64_t *ct_small);
+/* PBS: small (n) → big (k·N) with the table. */
+void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct_small, uint64_t *ct_big,
+              veil_pbs_scratch *s);
+/* The atomic pattern: key switch then PBS. ct_in and ct_out may alias. */
+void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct_in, uint64_t *ct_out,
+                 veil_pbs_scratch *s);
+/* count independent KS-PBS on `threads` threads (0: all cores). Arrays of count·(k·N+1) words. */
+VEIL_NODISCARD veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *cts_in,
+                                             uint64_t *cts_out, size_t count, unsigned threads);
+
+/* ---- serialization (docs/format.md) ------------------------------------------------------------ */
+/* Writers return a buffer the caller frees with veil_free. Readers borrow the buffer, check the
+ * container, and when `expect` is non-NULL refuse objects of other parameters. */
+VEIL_NODISCARD veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len);
+VEIL_NODISCARD veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                                       veil_secret_key **out);
+/* Expanded form: every mask word stored. Compressed form: mask seed + bodies (needs keys made by
+ * veil_eval_keys_new*, which remember their seed; VEIL_ERR_UNSUPPORTED otherwise). */
+VEIL_NODISCARD veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out,
+                                                    size_t *len);
+/* Accepts both forms; compressed keys are expanded, then the BSK is converted to the Fourier domain. */
+VEIL_NODISCARD veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                                      veil_eval_keys **out);
+/* A list of `count` LWE ciphertexts of dimension dim (cts: count·(dim+1) words). */
+VEIL_NODISCARD veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const uint64_t *cts,
+                                                   size_t count, uint8_t **out, size_t *len);
+VEIL_NODISCARD veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim,
+                                                          const uint8_t seed[VEIL_SEED_BYTES],
+                                                          const uint64_t *bodies, size_t count, uint8_t **out,
+                                                          size_t *len);
+/* Reads either form (seeded lists are expanded). *cts is allocated with veil_malloc. */
+VEIL_NODISCARD veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                                     uint32_t *dim, uint64_t **cts, size_t *count);
+
+/* ---- noise and security ----------------------------------------------------------------------- */
+/* All variances are on the torus (units of 1, i.e. integer variance / 2^128). */
+double veil_security_min_log2_std(uint32_t dimension);  /* the curve of DESIGN.md, floored at -62 */
+double veil_noise_variance(const veil_noise *nz);
+double veil_var_fresh_small(const veil_params *p);       /* encryption under the small key */
+double veil_var_fresh_big(const veil_params *p);         /* encryption under the big key */
+double veil_var_linear(double var_in, double norm2);     /* Σ w_i c_i with ||w||_2 = norm2 */
+double veil_var_keyswitch(const veil_params *p);         /* added by one key switch */
+double veil_var_modswitch(const veil_params *p);         /* added by rounding to 2N */
+double veil_var_pbs_fft(const veil_params *p);           /* FFT error part of the PBS */
+double veil_var_pbs(const veil_params *p);               /* output of a PBS, FFT term included */
+/* Probability that a KS-PBS on a p-bit message (one padding bit) decodes wrongly when its input
+ * is a linear combination of PBS outputs with 2-norm `norm2`. */
+double veil_tlu_p_error(const veil_params *p, unsigned bits, double norm2);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

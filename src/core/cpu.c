@@ -1,0 +1,57 @@
+#include <cpuid.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "veil/core.h"
+
+static unsigned features;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static void detect(void)
+{
+    unsigned a, b, c, d;
+    unsigned f = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return;
+    uint64_t xcr0 = xgetbv0();
+    int ymm_ok = (xcr0 & 6) == 6, zmm_ok = (xcr0 & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    if (ymm_ok && ((b >> 5) & 1)) f |= VEIL_CPU_AVX2;
+    if (ymm_ok && fma) f |= VEIL_CPU_FMA;
+    if (zmm_ok && ((b >> 16) & 1)) f |= VEIL_CPU_AVX512F;
+    if (zmm_ok && ((b >> 17) & 1)) f |= VEIL_CPU_AVX512DQ;
+    const char *force = getenv("VEIL_KERNELS");
+    if (force && strcmp(force, "portable") == 0) f = 0;
+    else if (force && strcmp(force, "avx2") == 0) f &= VEIL_CPU_AVX2 | VEIL_CPU_FMA;
+    features = f;
+}
+
+unsigned veil_cpu_features(void)
+{
+    pthread_once(&once, detect);
+    return features;
+}
+
+const char *veil_cpu_kernel_name(void)
+{
+    unsigned f = veil_cpu_features();
+    if ((f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512DQ)) return "avx512";
+    if ((f & VEIL_CPU_AVX2) && (f & VEIL_CPU_FMA)) return "avx2";
+    return "portable";
+}
+
+unsigned veil_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}

@@ -1,0 +1,23 @@
+#include "kernels.h"
+
+#include <string.h>
+
+#include "veil/core.h"
+
+const veil_kernels *veil_kernels_get(void)
+{
+    static const veil_kernels *chosen;
+    const veil_kernels *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (k) return k;
+    k = strcmp(veil_cpu_kernel_name(), "avx512") == 0 ? &veil_kernels_avx512 : &veil_kernels_portable;
+    __atomic_store_n(&chosen, k, __ATOMIC_RELEASE);
+    return k;
+}
+
+const veil_kernels *const *veil_kernels_all(void)
+{
+    static const veil_kernels *with512[] = {&veil_kernels_portable, &veil_kernels_avx512, NULL};
+    static const veil_kernels *portable_only[] = {&veil_kernels_portable, NULL};
+    unsigned f = veil_cpu_features();
+    return ((f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512DQ)) ? with512 : portable_only;
+}

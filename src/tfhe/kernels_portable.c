@@ -1,0 +1,7 @@
+#include "kernels.h"
+
+#include <stddef.h>
+
+#define SUFFIX portable
+#define KNAME "portable"
+#include "kernels_impl.inc"

@@ -1,0 +1,343 @@
+/* Key generation and encryption. Secret bits and noise come from the caller's CSPRNG; masks of
+ * evaluation keys come from a seeded AES-CTR stream so the keys compress to seed + bodies. */
+#include <math.h>
+#include <string.h>
+
+#include "../core/container.h"
+#include "tfhe_internal.h"
+
+void veil_derive_seed(const uint8_t seed[VEIL_SEED_BYTES], const char *label, uint8_t out[VEIL_SEED_BYTES])
+{
+    uint8_t buf[VEIL_SEED_BYTES + 32];
+    size_t ll = strlen(label);
+    if (ll > 32) ll = 32;
+    memcpy(buf, seed, VEIL_SEED_BYTES);
+    memcpy(buf + VEIL_SEED_BYTES, label, ll);
+    uint8_t h[32];
+    veil_sha256(buf, VEIL_SEED_BYTES + ll, h);
+    memcpy(out, h, VEIL_SEED_BYTES);
+    veil_memzero(h, sizeof h);
+    veil_memzero(buf, sizeof buf);
+}
+
+int64_t veil_noise_sample(const veil_noise *z, veil_rng *rng)
+{
+    if (z->kind == VEIL_NOISE_TUNIFORM) {
+        unsigned b = z->bound_log2;
+        uint64_t r = veil_rng_u64(rng) & ((b + 2 >= 64) ? ~0ull : ((1ull << (b + 2)) - 1));
+        return (int64_t)((r >> 1) + (r & 1)) - (int64_t)(1ull << b);
+    }
+    double s = veil_rng_normal(rng) * exp2(z->log2_std + 64.0);
+    if (s > 0x1p62) s = 0x1p62; /* never reached for secure parameters; keeps llrint defined */
+    if (s < -0x1p62) s = -0x1p62;
+    return (int64_t)llrint(s);
+}
+
+const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice which, uint32_t *dim)
+{
+    if (which == VEIL_KEY_SMALL) {
+        *dim = sk->p.n;
+        return sk->lwe;
+    }
+    *dim = veil_params_big_lwe_dim(&sk->p);
+    return sk->glwe;
+}
+
+const veil_params *veil_secret_key_params(const veil_secret_key *sk) { return &sk->p; }
+
+void veil_secret_key_free(veil_secret_key *sk)
+{
+    if (!sk) return;
+    uint32_t big = veil_params_big_lwe_dim(&sk->p);
+    veil_free_secret(sk->lwe, sizeof(uint64_t) * sk->p.n);
+    veil_free_secret(sk->glwe, sizeof(uint64_t) * big);
+    veil_free_secret(sk->glwe_f, sizeof(double) * big);
+    veil_free_secret(sk, sizeof *sk);
+}
+
+/* Allocates sk with the bits already filled in `lwe`/`glwe`, and its Fourier cache. */
+static veil_status finish_secret_key(veil_secret_key *sk)
+{
+    const veil_fft_plan *plan = veil_fft_plan_get(sk->p.log2_N);
+    if (!plan) return VEIL_ERR_NOMEM;
+    uint32_t N = veil_params_N(&sk->p);
+    for (uint32_t c = 0; c < sk->p.k; c++) veil_fft_forward_u64(plan, sk->glwe + (size_t)c * N, sk->glwe_f + (size_t)c * N);
+    return VEIL_OK;
+}
+
+veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out);
+veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out)
+{
+    *out = NULL;
+    veil_status s = veil_params_check(p);
+    if (s != VEIL_OK) return s;
+    veil_secret_key *sk = veil_calloc(1, sizeof *sk);
+    if (!sk) return VEIL_ERR_NOMEM;
+    sk->p = *p;
+    uint32_t big = veil_params_big_lwe_dim(p);
+    sk->lwe = veil_calloc(p->n, sizeof(uint64_t));
+    sk->glwe = veil_calloc(big, sizeof(uint64_t));
+    sk->glwe_f = veil_calloc(big, sizeof(double));
+    if (!sk->lwe || !sk->glwe || !sk->glwe_f) {
+        veil_secret_key_free(sk);
+        return VEIL_ERR_NOMEM;
+    }
+    *out = sk;
+    return VEIL_OK;
+}
+
+veil_status veil_secret_key_finish(veil_secret_key *sk);
+veil_status veil_secret_key_finish(veil_secret_key *sk) { return finish_secret_key(sk); }
+
+veil_status veil_secret_key_new(const veil_params *p, veil_rng *rng, veil_secret_key **out)
+{
+    if (!p || !rng || !out) return VEIL_ERR_INVALID_ARG;
+    veil_secret_key *sk = NULL;
+    veil_status s = veil_secret_key_alloc(p, &sk);
+    if (s != VEIL_OK) return s;
+    uint32_t big = veil_params_big_lwe_dim(p);
+    uint8_t bytes[512];
+    /* one uniform bit per word, taken from the stream without branching on it */
+    for (uint32_t done = 0; done < p->n + big;) {
+        uint32_t take = p->n + big - done;
+        if (take > sizeof bytes * 8) take = sizeof bytes * 8;
+        veil_rng_bytes(rng, bytes, (take + 7) / 8);
+        for (uint32_t t = 0; t < take; t++) {
+            uint64_t bit = (bytes[t / 8] >> (t % 8)) & 1;
+            uint32_t idx = done + t;
+            if (idx < p->n) sk->lwe[idx] = bit;
+            else sk->glwe[idx - p->n] = bit;
+        }
+        done += take;
+    }
+    veil_memzero(bytes, sizeof bytes);
+    s = finish_secret_key(sk);
+    if (s != VEIL_OK) {
+        veil_secret_key_free(sk);
+        return s;
+    }
+    *out = sk;
+    return VEIL_OK;
+}
+
+void veil_lwe_encrypt_core(const uint64_t *key, uint32_t dim, uint64_t pt, const veil_noise *z, veil_rng *mask_rng,
+                           veil_rng *noise_rng, uint64_t *ct)
+{
+    veil_rng_u64s(mask_rng, ct, dim);
+    uint64_t b = pt + (uint64_t)veil_noise_sample(z, noise_rng);
+    for (uint32_t i = 0; i < dim; i++) b += ct[i] * key[i]; /* key bit as a 0/1 multiplier: no branch */
+    ct[dim] = b;
+}
+
+veil_status veil_lwe_encrypt(const veil_secret_key *sk, veil_key_choice which, uint64_t pt, veil_rng *rng,
+                             uint64_t *ct)
+{
+    if (!sk || !rng || !ct || (unsigned)which >= VEIL_KEY_CHOICE_COUNT) return VEIL_ERR_INVALID_ARG;
+    uint32_t dim;
+    const uint64_t *key = veil_secret_key_bits(sk, which, &dim);
+    const veil_noise *z = which == VEIL_KEY_SMALL ? &sk->p.lwe_noise : &sk->p.glwe_noise;
+    veil_lwe_encrypt_core(key, dim, pt, z, rng, rng, ct);
+    return VEIL_OK;
+}
+
+uint64_t veil_lwe_phase(const veil_secret_key *sk, veil_key_choice which, const uint64_t *ct)
+{
+    uint32_t dim;
+    const uint64_t *key = veil_secret_key_bits(sk, which, &dim);
+    uint64_t b = ct[dim];
+    for (uint32_t i = 0; i < dim; i++) b -= ct[i] * key[i];
+    return b;
+}
+
+veil_status veil_lwe_encrypt_seeded(const veil_secret_key *sk, veil_key_choice which, const uint64_t *pts,
+                                    size_t count, const uint8_t seed[VEIL_SEED_BYTES], veil_rng *noise_rng,
+                                    uint64_t *bodies)
+{
+    if (!sk || !pts || !seed || !noise_rng || !bodies || (unsigned)which >= VEIL_KEY_CHOICE_COUNT)
+        return VEIL_ERR_INVALID_ARG;
+    uint32_t dim;
+    const uint64_t *key = veil_secret_key_bits(sk, which, &dim);
+    const veil_noise *z = which == VEIL_KEY_SMALL ? &sk->p.lwe_noise : &sk->p.glwe_noise;
+    veil_rng *mask = NULL;
+    veil_status s = veil_rng_new_seeded(&mask, seed);
+    if (s != VEIL_OK) return s;
+    uint64_t *ct = veil_malloc(sizeof(uint64_t) * ((size_t)dim + 1));
+    if (!ct) {
+        veil_rng_free(mask);
+        return VEIL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        veil_lwe_encrypt_core(key, dim, pts[i], z, mask, noise_rng, ct);
+        bodies[i] = ct[dim];
+    }
+    veil_free(ct);
+    veil_rng_free(mask);
+    return VEIL_OK;
+}
+
+veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES], const uint64_t *bodies,
+                                   size_t count, uint64_t *cts)
+{
+    if (!seed || (!bodies && count) || (!cts && count)) return VEIL_ERR_INVALID_ARG;
+    veil_rng *mask = NULL;
+    veil_status s = veil_rng_new_seeded(&mask, seed);
+    if (s != VEIL_OK) return s;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t *ct = cts + i * ((size_t)dim + 1);
+        veil_rng_u64s(mask, ct, dim);
+        ct[dim] = bodies[i];
+    }
+    veil_rng_free(mask);
+    return VEIL_OK;
+}
+
+/* ---- evaluation keys ----------------------------------------------------------------------------- */
+
+void veil_eval_keys_free(veil_eval_keys *ek)
+{
+    if (!ek) return;
+    veil_free(ek->bsk);
+    veil_free(ek->bsk_f);
+    veil_free(ek->ksk);
+    veil_free(ek);
+}
+
+const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return &ek->p; }
+
+veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, veil_eval_keys **out)
+{
+    *out = NULL;
+    veil_eval_keys *ek = veil_calloc(1, sizeof *ek);
+    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
+    veil_key_sizes sz = veil_params_key_sizes(p);
+    if (!ek || !plan) {
+        veil_free(ek);
+        veil_free(bsk);
+        veil_free(ksk);
+        return VEIL_ERR_NOMEM;
+    }
+    ek->p = *p;
+    ek->bsk = bsk;
+    ek->ksk = ksk;
+    ek->bsk_f = veil_malloc(sz.bsk_fourier_bytes);
+    if (!ek->bsk_f) {
+        veil_eval_keys_free(ek);
+        return VEIL_ERR_NOMEM;
+    }
+    size_t N = veil_params_N(p), polys = sz.bsk_bytes / 8 / N;
+    for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, bsk + i * N, ek->bsk_f + i * N);
+    *out = ek;
+    return VEIL_OK;
+}
+
+/* Shared by generation and decompression: masks from the seed streams, bodies either computed
+ * (sk != NULL: mask·s + noise + message) or taken from the given arrays. */
+static veil_status build_keys(const veil_params *p, const veil_secret_key *sk, const uint8_t seed[VEIL_SEED_BYTES],
+                              veil_rng *noise, const uint64_t *bsk_bodies, const uint64_t *ksk_bodies,
+                              veil_eval_keys **out)
+{
+    *out = NULL;
+    veil_status s = VEIL_OK;
+    const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels, lk = p->ks_levels;
+    const uint32_t big = k * N, rows = (k + 1) * l;
+    veil_key_sizes sz = veil_params_key_sizes(p);
+    uint64_t *bsk = veil_malloc(sz.bsk_bytes), *ksk = veil_malloc(sz.ksk_bytes);
+    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
+    double *tmp = veil_malloc(sizeof(double) * 2 * N);
+    uint64_t *prod = veil_malloc(sizeof(uint64_t) * N);
+    veil_rng *bsk_rng = NULL, *ksk_rng = NULL;
+    uint8_t sub[VEIL_SEED_BYTES];
+    if (!bsk || !ksk || !plan || !tmp || !prod) {
+        s = VEIL_ERR_NOMEM;
+        goto cleanup;
+    }
+    veil_derive_seed(seed, "veil-bsk", sub);
+    if ((s = veil_rng_new_seeded(&bsk_rng, sub)) != VEIL_OK) goto cleanup;
+    veil_derive_seed(seed, "veil-ksk", sub);
+    if ((s = veil_rng_new_seeded(&ksk_rng, sub)) != VEIL_OK) goto cleanup;
+
+    /* BSK: row r = c·ℓ + j of GGSW(s_i): GLWE(0) with s_i·2^(64-β(j+1)) added to component c */
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t r = 0; r < rows; r++) {
+            uint64_t *row = bsk + ((size_t)i * rows + r) * (k + 1) * N;
+            uint64_t *body = row + (size_t)k * N;
+            size_t bidx = ((size_t)i * rows + r) * N;
+            veil_rng_u64s(bsk_rng, row, (size_t)k * N);
+            if (sk) {
+                for (uint32_t t = 0; t < N; t++) body[t] = (uint64_t)veil_noise_sample(&p->glwe_noise, noise);
+                for (uint32_t c = 0; c < k; c++) {
+                    veil_poly_mul_binary_exact(plan, row + (size_t)c * N, sk->glwe_f + (size_t)c * N, prod, tmp);
+                    for (uint32_t t = 0; t < N; t++) body[t] += prod[t];
+                }
+                /* Adding g to mask c would change the phase by -g·S_c; putting -g·S_c in the body
+                 * instead gives the same phase and keeps the masks a pure seed stream. */
+                uint32_t c = r / l, j = r % l;
+                uint64_t g = sk->lwe[i] << (64 - p->pbs_base_log * (j + 1));
+                if (c == k) body[0] += g;
+                else
+                    for (uint32_t t = 0; t < N; t++) body[t] -= g * sk->glwe[(size_t)c * N + t];
+            } else {
+                memcpy(body, bsk_bodies + bidx, sizeof(uint64_t) * N);
+            }
+        }
+    }
+    /* KSK: row (i, j) = LWE_small(s'_i · 2^(64-β(j+1))) */
+    for (uint32_t i = 0; i < big; i++) {
+        for (uint32_t j = 0; j < lk; j++) {
+            uint64_t *row = ksk + ((size_t)i * lk + j) * (n + 1);
+            if (sk) {
+                uint64_t pt = sk->glwe[i] << (64 - p->ks_base_log * (j + 1));
+                veil_lwe_encrypt_core(sk->lwe, n, pt, &p->lwe_noise, ksk_rng, noise, row);
+            } else {
+                veil_rng_u64s(ksk_rng, row, n);
+                row[n] = ksk_bodies[(size_t)i * lk + j];
+            }
+        }
+    }
+    veil_free(prod);
+    prod = NULL;
+    s = veil_eval_keys_from_parts(p, bsk, ksk, out);
+    bsk = NULL;
+    ksk = NULL;
+    if (s == VEIL_OK) {
+        (*out)->has_seed = 1;
+        memcpy((*out)->mask_seed, seed, VEIL_SEED_BYTES);
+    }
+cleanup:
+    veil_memzero(sub, sizeof sub);
+    veil_rng_free(bsk_rng);
+    veil_rng_free(ksk_rng);
+    veil_free(bsk);
+    veil_free(ksk);
+    veil_free(tmp);
+    veil_free(prod);
+    return s;
+}
+
+veil_status veil_eval_keys_new_derand(const veil_secret_key *sk, const uint8_t mask_seed[VEIL_SEED_BYTES],
+                                      const uint8_t noise_seed[VEIL_SEED_BYTES], veil_eval_keys **out)
+{
+    if (!sk || !mask_seed || !noise_seed || !out) return VEIL_ERR_INVALID_ARG;
+    veil_rng *noise = NULL;
+    veil_status s = veil_rng_new_seeded(&noise, noise_seed);
+    if (s != VEIL_OK) return s;
+    s = build_keys(&sk->p, sk, mask_seed, noise, NULL, NULL, out);
+    veil_rng_free(noise);
+    return s;
+}
+
+veil_status veil_eval_keys_new(const veil_secret_key *sk, veil_rng *rng, veil_eval_keys **out)
+{
+    if (!sk || !rng || !out) return VEIL_ERR_INVALID_ARG;
+    uint8_t seed[VEIL_SEED_BYTES];
+    veil_rng_seed(rng, seed);
+    veil_status s = build_keys(&sk->p, sk, seed, rng, NULL, NULL, out);
+    veil_memzero(seed, sizeof seed);
+    return s;
+}
+
+veil_status veil_eval_keys_expand(const veil_params *p, const uint8_t seed[VEIL_SEED_BYTES],
+                                  const uint64_t *bsk_bodies, const uint64_t *ksk_bodies, veil_eval_keys **out)
+{
+    return build_keys(p, NULL, seed, NULL, bsk_bodies, ksk_bodies, out);
+}

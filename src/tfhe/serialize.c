@@ -1,0 +1,292 @@
+/* Serialization of TFHE objects in the container format (docs/format.md). Every object carries
+ * its parameters and their fingerprint; readers bound every size by the section length before
+ * allocating and never abort. */
+#include <string.h>
+
+#include "../core/container.h"
+#include "tfhe_internal.h"
+
+#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG_PARAMS TAG('P', 'R', 'M', 'S')
+#define TAG_SKEY TAG('S', 'K', 'E', 'Y')
+#define TAG_SEED TAG('S', 'E', 'E', 'D')
+#define TAG_BSK TAG('B', 'S', 'K', ' ')
+#define TAG_KSK TAG('K', 'S', 'K', ' ')
+#define TAG_LWE TAG('L', 'W', 'E', 'S')
+
+static void put_params(veil_writer *w, const veil_params *p)
+{
+    veil_writer_section(w, TAG_PARAMS);
+    char name[16] = {0};
+    memcpy(name, p->name, strnlen(p->name, sizeof name));
+    veil_buf_put(&w->b, name, sizeof name);
+    veil_buf_put_u32(&w->b, p->n);
+    veil_buf_put_u32(&w->b, p->k);
+    veil_buf_put_u32(&w->b, p->log2_N);
+    const veil_noise *zs[2] = {&p->lwe_noise, &p->glwe_noise};
+    for (int i = 0; i < 2; i++) {
+        veil_buf_put_u32(&w->b, (uint32_t)zs[i]->kind);
+        veil_buf_put_f64(&w->b, zs[i]->log2_std);
+        veil_buf_put_u32(&w->b, zs[i]->bound_log2);
+    }
+    veil_buf_put_u32(&w->b, p->pbs_base_log);
+    veil_buf_put_u32(&w->b, p->pbs_levels);
+    veil_buf_put_u32(&w->b, p->ks_base_log);
+    veil_buf_put_u32(&w->b, p->ks_levels);
+    veil_buf_put_u64(&w->b, veil_params_fingerprint(p));
+}
+
+static veil_status get_params(const veil_container *c, const veil_params *expect, veil_params *p)
+{
+    const uint8_t *d;
+    size_t len;
+    veil_status s = veil_container_section(c, TAG_PARAMS, &d, &len);
+    if (s != VEIL_OK) return s;
+    veil_cursor cur = {d, len, 0};
+    memset(p, 0, sizeof *p);
+    veil_cursor_bytes(&cur, p->name, sizeof p->name);
+    p->name[sizeof p->name - 1] = 0;
+    p->n = veil_cursor_u32(&cur);
+    p->k = veil_cursor_u32(&cur);
+    p->log2_N = veil_cursor_u32(&cur);
+    veil_noise *zs[2] = {&p->lwe_noise, &p->glwe_noise};
+    for (int i = 0; i < 2; i++) {
+        uint32_t kind = veil_cursor_u32(&cur);
+        zs[i]->kind = kind < VEIL_NOISE_KIND_COUNT ? (veil_noise_kind)kind : VEIL_NOISE_KIND_COUNT;
+        zs[i]->log2_std = veil_cursor_f64(&cur);
+        zs[i]->bound_log2 = veil_cursor_u32(&cur);
+    }
+    p->pbs_base_log = veil_cursor_u32(&cur);
+    p->pbs_levels = veil_cursor_u32(&cur);
+    p->ks_base_log = veil_cursor_u32(&cur);
+    p->ks_levels = veil_cursor_u32(&cur);
+    uint64_t fp = veil_cursor_u64(&cur);
+    if (cur.bad || cur.left) return VEIL_ERR_MALFORMED;
+    if (veil_params_check(p) != VEIL_OK) return VEIL_ERR_MALFORMED;
+    if (fp != veil_params_fingerprint(p)) return VEIL_ERR_MALFORMED;
+    if (expect && fp != veil_params_fingerprint(expect)) return VEIL_ERR_PARAMS_MISMATCH;
+    return VEIL_OK;
+}
+
+/* ---- secret key ------------------------------------------------------------------------------- */
+
+veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out);
+veil_status veil_secret_key_finish(veil_secret_key *sk);
+
+static void put_bits(veil_buf *b, const uint64_t *bits, uint32_t n)
+{
+    uint8_t *d = veil_buf_reserve(b, (n + 7) / 8);
+    if (!d) return;
+    memset(d, 0, (n + 7) / 8);
+    for (uint32_t i = 0; i < n; i++) d[i / 8] |= (uint8_t)(bits[i] << (i % 8));
+}
+
+veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len)
+{
+    if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
+    put_params(&w, &sk->p);
+    veil_writer_section(&w, TAG_SKEY);
+    uint32_t big = veil_params_big_lwe_dim(&sk->p);
+    veil_buf_put_u32(&w.b, sk->p.n);
+    veil_buf_put_u32(&w.b, big);
+    put_bits(&w.b, sk->lwe, sk->p.n);
+    put_bits(&w.b, sk->glwe, big);
+    /* the buffer held key bits: wipe every copy the writer made on failure too */
+    veil_status s = veil_writer_finish(&w, out, len);
+    return s;
+}
+
+veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                        veil_secret_key **out)
+{
+    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_container c;
+    veil_params p;
+    veil_status s = veil_container_parse(buf, len, VEIL_KIND_SECRET_KEY, 0, &c);
+    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
+    veil_cursor cur = {d, dl, 0};
+    uint32_t n = veil_cursor_u32(&cur), big = veil_cursor_u32(&cur);
+    if (cur.bad || n != p.n || big != veil_params_big_lwe_dim(&p)) return VEIL_ERR_MALFORMED;
+    size_t nb = (n + 7) / 8, bb = (big + 7) / 8;
+    if (cur.left != nb + bb) return VEIL_ERR_MALFORMED;
+    veil_secret_key *sk = NULL;
+    if ((s = veil_secret_key_alloc(&p, &sk)) != VEIL_OK) return s;
+    for (uint32_t i = 0; i < n; i++) sk->lwe[i] = (cur.p[i / 8] >> (i % 8)) & 1;
+    for (uint32_t i = 0; i < big; i++) sk->glwe[i] = (cur.p[nb + i / 8] >> (i % 8)) & 1;
+    if ((s = veil_secret_key_finish(sk)) != VEIL_OK) {
+        veil_secret_key_free(sk);
+        return s;
+    }
+    *out = sk;
+    return VEIL_OK;
+}
+
+/* ---- evaluation keys --------------------------------------------------------------------------- */
+
+veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out, size_t *len)
+{
+    if (!ek || !out || !len) return VEIL_ERR_INVALID_ARG;
+    if (compressed && !ek->has_seed) return VEIL_ERR_UNSUPPORTED;
+    const veil_params *p = &ek->p;
+    veil_key_sizes sz = veil_params_key_sizes(p);
+    const size_t N = veil_params_N(p), k = p->k, n = p->n, rows = (k + 1) * p->pbs_levels;
+    const size_t big = k * N, lk = p->ks_levels;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_EVAL_KEYS, compressed ? VEIL_FLAG_SEEDED : 0);
+    put_params(&w, p);
+    if (compressed) {
+        veil_writer_section(&w, TAG_SEED);
+        veil_buf_put(&w.b, ek->mask_seed, VEIL_SEED_BYTES);
+        veil_writer_section(&w, TAG_BSK);
+        for (size_t g = 0; g < n * rows; g++) veil_buf_put_u64s(&w.b, ek->bsk + (g * (k + 1) + k) * N, N);
+        veil_writer_section(&w, TAG_KSK);
+        for (size_t r = 0; r < big * lk; r++) veil_buf_put_u64(&w.b, ek->ksk[r * (n + 1) + n]);
+    } else {
+        veil_writer_section(&w, TAG_BSK);
+        veil_buf_put_u64s(&w.b, ek->bsk, sz.bsk_bytes / 8);
+        veil_writer_section(&w, TAG_KSK);
+        veil_buf_put_u64s(&w.b, ek->ksk, sz.ksk_bytes / 8);
+    }
+    return veil_writer_finish(&w, out, len);
+}
+
+static veil_status read_words(const veil_container *c, uint32_t tag, uint64_t words, uint64_t **out)
+{
+    const uint8_t *d;
+    size_t dl;
+    *out = NULL;
+    veil_status s = veil_container_section(c, tag, &d, &dl);
+    if (s != VEIL_OK) return s;
+    if (words > SIZE_MAX / 8 || dl != words * 8) return VEIL_ERR_MALFORMED; /* bounds the allocation */
+    uint64_t *v = veil_malloc((size_t)words * 8);
+    if (!v) return VEIL_ERR_NOMEM;
+    veil_cursor cur = {d, dl, 0};
+    veil_cursor_u64s(&cur, v, (size_t)words);
+    *out = v;
+    return VEIL_OK;
+}
+
+veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                       veil_eval_keys **out)
+{
+    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_container c;
+    veil_params p;
+    uint64_t *bsk = NULL, *ksk = NULL;
+    veil_status s = veil_container_parse(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, &c);
+    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    if (s != VEIL_OK) return s;
+    const uint64_t N = veil_params_N(&p), k = p.k, n = p.n, rows = (k + 1) * p.pbs_levels;
+    const uint64_t big = k * N, lk = p.ks_levels;
+    veil_key_sizes sz = veil_params_key_sizes(&p);
+    if (c.flags & VEIL_FLAG_SEEDED) {
+        const uint8_t *seed;
+        size_t sl;
+        if ((s = veil_container_section(&c, TAG_SEED, &seed, &sl)) != VEIL_OK) return s;
+        if (sl != VEIL_SEED_BYTES) return VEIL_ERR_MALFORMED;
+        if ((s = read_words(&c, TAG_BSK, n * rows * N, &bsk)) == VEIL_OK &&
+            (s = read_words(&c, TAG_KSK, big * lk, &ksk)) == VEIL_OK)
+            s = veil_eval_keys_expand(&p, seed, bsk, ksk, out);
+        veil_free(bsk);
+        veil_free(ksk);
+        return s;
+    }
+    if ((s = read_words(&c, TAG_BSK, sz.bsk_bytes / 8, &bsk)) != VEIL_OK) return s;
+    if ((s = read_words(&c, TAG_KSK, sz.ksk_bytes / 8, &ksk)) != VEIL_OK) {
+        veil_free(bsk);
+        return s;
+    }
+    return veil_eval_keys_from_parts(&p, bsk, ksk, out);
+}
+
+/* ---- ciphertext lists -------------------------------------------------------------------------- */
+
+static int dim_ok(const veil_params *p, uint32_t dim) { return dim == p->n || dim == veil_params_big_lwe_dim(p); }
+
+veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const uint64_t *cts, size_t count,
+                                    uint8_t **out, size_t *len)
+{
+    if (!p || (!cts && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, 0);
+    put_params(&w, p);
+    veil_writer_section(&w, TAG_LWE);
+    veil_buf_put_u32(&w.b, dim);
+    veil_buf_put_u64(&w.b, count);
+    veil_buf_put_u64s(&w.b, cts, count * ((size_t)dim + 1));
+    return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
+                                           const uint64_t *bodies, size_t count, uint8_t **out, size_t *len)
+{
+    if (!p || !seed || (!bodies && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED);
+    put_params(&w, p);
+    veil_writer_section(&w, TAG_SEED);
+    veil_buf_put(&w.b, seed, VEIL_SEED_BYTES);
+    veil_writer_section(&w, TAG_LWE);
+    veil_buf_put_u32(&w.b, dim);
+    veil_buf_put_u64(&w.b, count);
+    veil_buf_put_u64s(&w.b, bodies, count);
+    return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil_params *expect, uint32_t *dim_out,
+                                      uint64_t **cts_out, size_t *count_out)
+{
+    if (!buf || !dim_out || !cts_out || !count_out) return VEIL_ERR_INVALID_ARG;
+    *cts_out = NULL;
+    veil_container c;
+    veil_params p;
+    veil_status s = veil_container_parse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, &c);
+    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if ((s = veil_container_section(&c, TAG_LWE, &d, &dl)) != VEIL_OK) return s;
+    veil_cursor cur = {d, dl, 0};
+    uint32_t dim = veil_cursor_u32(&cur);
+    uint64_t count = veil_cursor_u64(&cur);
+    if (cur.bad || !dim_ok(&p, dim)) return VEIL_ERR_MALFORMED;
+    int seeded = (c.flags & VEIL_FLAG_SEEDED) != 0;
+    uint64_t words_in = seeded ? count : count * ((uint64_t)dim + 1);
+    if (count > cur.left / 8 || words_in > cur.left / 8 || cur.left != words_in * 8) return VEIL_ERR_MALFORMED;
+    /* count ≤ section bytes / 8, so the expanded list is at most (dim+1)× the file: bounded */
+    uint64_t total = count * ((uint64_t)dim + 1);
+    if (total > SIZE_MAX / 8) return VEIL_ERR_MALFORMED;
+    uint64_t *cts = veil_malloc(total ? (size_t)total * 8 : 8);
+    if (!cts) return VEIL_ERR_NOMEM;
+    if (seeded) {
+        const uint8_t *seed;
+        size_t sl;
+        uint64_t *bodies = veil_malloc(count ? (size_t)count * 8 : 8);
+        s = veil_container_section(&c, TAG_SEED, &seed, &sl);
+        if (s == VEIL_OK && sl != VEIL_SEED_BYTES) s = VEIL_ERR_MALFORMED;
+        if (s == VEIL_OK && !bodies) s = VEIL_ERR_NOMEM;
+        if (s == VEIL_OK) {
+            veil_cursor_u64s(&cur, bodies, (size_t)count);
+            s = veil_lwe_expand_seeded(dim, seed, bodies, (size_t)count, cts);
+        }
+        veil_free(bodies);
+    } else {
+        veil_cursor_u64s(&cur, cts, (size_t)total);
+    }
+    if (s != VEIL_OK) {
+        veil_free(cts);
+        return s;
+    }
+    *dim_out = dim;
+    *cts_out = cts;
+    *count_out = (size_t)count;
+    return VEIL_OK;
+}

@@ -1,0 +1,74 @@
+/* PBS with the identity and random tables on every input value, for every named set up to C8
+ * (C7, C8 on a sample), plus key switching alone. */
+#include <stdint.h>
+#include <string.h>
+
+#include "check.h"
+#include "veil/tfhe.h"
+
+static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_rng *rng)
+{
+    veil_params p;
+    CHECK_OK(veil_params_named(name, &p));
+    veil_secret_key *sk;
+    veil_eval_keys *ek;
+    veil_pbs_scratch *scr;
+    CHECK_OK(veil_secret_key_new(&p, rng, &sk));
+    CHECK_OK(veil_eval_keys_new(sk, rng, &ek));
+    CHECK_OK(veil_pbs_scratch_new(&p, &scr));
+    const uint32_t big = veil_params_big_lwe_dim(&p), n = p.n;
+    uint64_t *ct = malloc(8 * (big + 1)), *res = malloc(8 * (big + 1)), *small = malloc(8 * (n + 1));
+    const unsigned M = 1u << bits;
+    uint64_t *ident = malloc(8 * M), *rnd = malloc(8 * M);
+    for (unsigned m = 0; m < M; m++) {
+        ident[m] = m;
+        rnd[m] = veil_rng_u64(rng) % M;
+    }
+    veil_lut *lid, *lrnd;
+    CHECK_OK(veil_lut_new(&p, bits, ident, bits, &lid));
+    CHECK_OK(veil_lut_new(&p, bits, rnd, bits, &lrnd));
+    unsigned count = M < max_inputs ? M : max_inputs;
+    int ks_bad = 0, id_bad = 0, rnd_bad = 0;
+    for (unsigned t = 0; t < count; t++) {
+        unsigned m = (M <= max_inputs) ? t : (unsigned)(veil_rng_u64(rng) % M);
+        CHECK_OK(veil_lwe_encrypt(sk, VEIL_KEY_BIG, veil_encode(m, bits), rng, ct));
+        veil_keyswitch(ek, ct, small);
+        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_SMALL, small), bits) != m) ks_bad++;
+        veil_pbs(ek, lid, small, res, scr);
+        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) != m) id_bad++;
+        veil_ks_pbs(ek, lrnd, ct, res, scr);
+        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) != rnd[m]) rnd_bad++;
+    }
+    CHECK(ks_bad == 0, "%s: %d/%u key switches decoded wrongly", name, ks_bad, count);
+    CHECK(id_bad == 0, "%s: %d/%u identity PBS decoded wrongly", name, id_bad, count);
+    CHECK(rnd_bad == 0, "%s: %d/%u random-table KS-PBS decoded wrongly", name, rnd_bad, count);
+    printf("%s (%u-bit): %u inputs, KS/PBS/KS-PBS all decoded\n", name, bits, count);
+    veil_lut_free(lid);
+    veil_lut_free(lrnd);
+    free(ident);
+    free(rnd);
+    free(ct);
+    free(res);
+    free(small);
+    veil_pbs_scratch_free(scr);
+    veil_eval_keys_free(ek);
+    veil_secret_key_free(sk);
+}
+
+int main(int argc, char **argv)
+{
+    veil_rng *rng;
+    CHECK_OK(veil_rng_new_os(&rng));
+    const char *only = argc > 1 ? argv[1] : NULL;
+    struct { const char *name; unsigned bits, max; } sets[] = {
+        {"C1", 1, 256}, {"C2", 2, 256}, {"C3", 3, 256}, {"C4", 4, 256}, {"C5", 5, 256},
+        {"C6", 6, 256}, {"C7", 7, 32},  {"C8", 8, 8},   {"T4", 4, 256}, {"GATE", 2, 256},
+    };
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        if (only && strcmp(only, sets[i].name) != 0) continue;
+        if (!only && check_quick() && i >= 5 && i != 8) continue;
+        run_set(sets[i].name, sets[i].bits, sets[i].max, rng);
+    }
+    veil_rng_free(rng);
+    return check_done("test_pbs");
+}

@@ -1,0 +1,2 @@
+#include "veil/core.h"
+int main(void) { return 0; }
