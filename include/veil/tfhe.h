@@ -125,6 +125,22 @@ VEIL_NODISCARD veil_status veil_lwe_encrypt_seeded(const veil_secret_key *sk, ve
 VEIL_NODISCARD veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
                                                   const uint64_t *bodies, size_t count, uint64_t *cts);
 
+/* ---- GLWE and GGSW ------------------------------------------------------------------------------- */
+/* GLWE ciphertext: k mask polynomials then the body, (k+1)·N words; phase = B - Σ A_c·S_c. */
+VEIL_NODISCARD veil_status veil_glwe_encrypt(const veil_secret_key *sk, const uint64_t *pt_poly, veil_rng *rng,
+                                             uint64_t *ct);
+/* Phase polynomial (N words) of a GLWE ciphertext; exact. */
+VEIL_NODISCARD veil_status veil_glwe_phase(const veil_secret_key *sk, const uint64_t *ct, uint64_t *phase);
+/* GGSW(m) for an integer m: (k+1)·ℓ GLWE rows (PBS decomposition of the parameters); row c·ℓ+j has
+ * phase m·2^(64-β(j+1))·(-S_c for c < k, 1 for c = k) + noise. (k+1)²·ℓ·N words. */
+VEIL_NODISCARD veil_status veil_ggsw_encrypt(const veil_secret_key *sk, int64_t m, veil_rng *rng, uint64_t *ct);
+/* External product GGSW ⊡ GLWE (ggsw in the standard domain): out ≈ m·glwe. */
+VEIL_NODISCARD veil_status veil_external_product(const veil_params *p, const uint64_t *ggsw, const uint64_t *glwe,
+                                                 uint64_t *out);
+/* CMUX: out ≈ ct0 + GGSW(b) ⊡ (ct1 - ct0), i.e. ct_b for b in {0, 1}. */
+VEIL_NODISCARD veil_status veil_cmux(const veil_params *p, const uint64_t *ggsw, const uint64_t *ct0,
+                                     const uint64_t *ct1, uint64_t *out);
+
 /* ---- bootstrapping ---------------------------------------------------------------------------- */
 typedef struct veil_lut veil_lut;           /* test polynomial for one table */
 typedef struct veil_pbs_scratch veil_pbs_scratch; /* per-thread buffers; reuse across calls */

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "veil/core.h"
 
 static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,8 +54,7 @@ static inline void twist_store(const veil_fft_plan *p, double *out, uint32_t j, 
 
 void veil_fft_forward_i64(const veil_fft_plan *p, const int64_t *in, double *out)
 {
-    const uint32_t h = p->half;
-    for (uint32_t j = 0; j < h; j++) twist_store(p, out, j, (double)in[j], (double)in[j + h]);
+    veil_kernels_get()->twist_i64(in, p->twist, out, p->half);
     p->fwd(p, out);
 }
 
@@ -65,26 +65,10 @@ void veil_fft_forward_u64(const veil_fft_plan *p, const uint64_t *in, double *ou
     p->fwd(p, out);
 }
 
-/* round(x) mod 2^64 for |x| < 2^1023: subtract the multiple of 2^64 below it; every step is exact
- * because the result is a representable multiple of x's unit in the last place. */
-static inline uint64_t f64_to_torus(double x)
-{
-    double r = rint(x);
-    r -= 0x1p64 * floor(r * 0x1p-64); /* r in [0, 2^64) */
-    if (r >= 0x1p63) return (uint64_t)(int64_t)(r - 0x1p64);
-    return (uint64_t)(int64_t)r;
-}
-
 void veil_fft_backward_add_u64(const veil_fft_plan *p, double *buf, uint64_t *out)
 {
-    const uint32_t h = p->half;
     p->inv(p, buf);
-    for (uint32_t j = 0; j < h; j++) {
-        double re = buf[2 * j], im = buf[2 * j + 1];
-        double ur = p->untwist[2 * j], ui = p->untwist[2 * j + 1];
-        out[j] += f64_to_torus(re * ur - im * ui);
-        out[j + h] += f64_to_torus(re * ui + im * ur);
-    }
+    veil_kernels_get()->untwist_add_u64(buf, p->untwist, out, p->half);
 }
 
 void veil_fft_backward_f64(const veil_fft_plan *p, double *buf, double *out)
@@ -99,13 +83,9 @@ void veil_fft_backward_f64(const veil_fft_plan *p, double *buf, double *out)
     }
 }
 
-void veil_fft_mac(double *restrict acc, const double *restrict a, const double *restrict b, uint32_t half)
+void veil_fft_mac(double *acc, const double *a, const double *b, uint32_t half)
 {
-    for (uint32_t j = 0; j < half; j++) {
-        double ar = a[2 * j], ai = a[2 * j + 1], br = b[2 * j], bi = b[2 * j + 1];
-        acc[2 * j] += ar * br - ai * bi;
-        acc[2 * j + 1] += ar * bi + ai * br;
-    }
+    veil_kernels_get()->fft_mac(acc, a, b, half);
 }
 
 void veil_poly_mul_binary_exact(const veil_fft_plan *p, const uint64_t *a, const double *s_f, uint64_t *out,

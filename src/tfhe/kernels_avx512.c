@@ -2,6 +2,7 @@
 #include "kernels.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #define SUFFIX avx512
 #define KNAME "avx512"

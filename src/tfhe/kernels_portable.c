@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #define SUFFIX portable
 #define KNAME "portable"

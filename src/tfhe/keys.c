@@ -191,6 +191,100 @@ veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BY
     return VEIL_OK;
 }
 
+void veil_glwe_encrypt_core(const veil_secret_key *sk, const uint64_t *pt, veil_rng *mask_rng, veil_rng *noise_rng,
+                            uint64_t *ct, double *tmp, uint64_t *prod)
+{
+    const veil_params *p = &sk->p;
+    const uint32_t N = veil_params_N(p), k = p->k;
+    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N); /* exists: made with the key */
+    uint64_t *body = ct + (size_t)k * N;
+    veil_rng_u64s(mask_rng, ct, (size_t)k * N);
+    for (uint32_t t = 0; t < N; t++) body[t] = pt[t] + (uint64_t)veil_noise_sample(&p->glwe_noise, noise_rng);
+    for (uint32_t c = 0; c < k; c++) {
+        veil_poly_mul_binary_exact(plan, ct + (size_t)c * N, sk->glwe_f + (size_t)c * N, prod, tmp);
+        for (uint32_t t = 0; t < N; t++) body[t] += prod[t];
+    }
+}
+
+/* Adding g to the mask c would change the phase by -g·S_c; encrypting the plaintext -g·S_c
+ * instead gives the same phase and keeps the masks a pure seed stream (so keys compress). */
+void veil_ggsw_encrypt_core(const veil_secret_key *sk, int64_t m, veil_rng *mask_rng, veil_rng *noise_rng,
+                            uint64_t *ct, double *tmp, uint64_t *prod)
+{
+    const veil_params *p = &sk->p;
+    const uint32_t N = veil_params_N(p), k = p->k, l = p->pbs_levels;
+    uint64_t *pt = prod + N;
+    for (uint32_t c = 0; c <= k; c++) {
+        for (uint32_t j = 0; j < l; j++) {
+            uint64_t g = (uint64_t)m << (64 - p->pbs_base_log * (j + 1));
+            if (c == k) {
+                memset(pt, 0, sizeof(uint64_t) * N);
+                pt[0] = g;
+            } else {
+                for (uint32_t t = 0; t < N; t++) pt[t] = (uint64_t)0 - g * sk->glwe[(size_t)c * N + t];
+            }
+            veil_glwe_encrypt_core(sk, pt, mask_rng, noise_rng, ct + ((size_t)c * l + j) * (k + 1) * N, tmp, prod);
+        }
+    }
+    veil_memzero(pt, sizeof(uint64_t) * N);
+}
+
+static veil_status with_scratch(const veil_secret_key *sk, double **tmp, uint64_t **prod)
+{
+    uint32_t N = veil_params_N(&sk->p);
+    *tmp = veil_malloc(sizeof(double) * 2 * N);
+    *prod = veil_malloc(sizeof(uint64_t) * 2 * N);
+    if (*tmp && *prod) return VEIL_OK;
+    veil_free(*tmp);
+    veil_free(*prod);
+    return VEIL_ERR_NOMEM;
+}
+
+veil_status veil_glwe_encrypt(const veil_secret_key *sk, const uint64_t *pt_poly, veil_rng *rng, uint64_t *ct)
+{
+    if (!sk || !pt_poly || !rng || !ct) return VEIL_ERR_INVALID_ARG;
+    double *tmp;
+    uint64_t *prod;
+    veil_status s = with_scratch(sk, &tmp, &prod);
+    if (s != VEIL_OK) return s;
+    veil_glwe_encrypt_core(sk, pt_poly, rng, rng, ct, tmp, prod);
+    veil_free(tmp);
+    veil_free(prod);
+    return VEIL_OK;
+}
+
+veil_status veil_glwe_phase(const veil_secret_key *sk, const uint64_t *ct, uint64_t *phase)
+{
+    if (!sk || !ct || !phase) return VEIL_ERR_INVALID_ARG;
+    const uint32_t N = veil_params_N(&sk->p), k = sk->p.k;
+    const veil_fft_plan *plan = veil_fft_plan_get(sk->p.log2_N);
+    double *tmp;
+    uint64_t *prod;
+    veil_status s = with_scratch(sk, &tmp, &prod);
+    if (s != VEIL_OK) return s;
+    memcpy(phase, ct + (size_t)k * N, sizeof(uint64_t) * N);
+    for (uint32_t c = 0; c < k; c++) {
+        veil_poly_mul_binary_exact(plan, ct + (size_t)c * N, sk->glwe_f + (size_t)c * N, prod, tmp);
+        for (uint32_t t = 0; t < N; t++) phase[t] -= prod[t];
+    }
+    veil_free(tmp);
+    veil_free(prod);
+    return VEIL_OK;
+}
+
+veil_status veil_ggsw_encrypt(const veil_secret_key *sk, int64_t m, veil_rng *rng, uint64_t *ct)
+{
+    if (!sk || !rng || !ct) return VEIL_ERR_INVALID_ARG;
+    double *tmp;
+    uint64_t *prod;
+    veil_status s = with_scratch(sk, &tmp, &prod);
+    if (s != VEIL_OK) return s;
+    veil_ggsw_encrypt_core(sk, m, rng, rng, ct, tmp, prod);
+    veil_free(tmp);
+    veil_free(prod);
+    return VEIL_OK;
+}
+
 /* ---- evaluation keys ----------------------------------------------------------------------------- */
 
 void veil_eval_keys_free(veil_eval_keys *ek)
@@ -244,7 +338,7 @@ static veil_status build_keys(const veil_params *p, const veil_secret_key *sk, c
     uint64_t *bsk = veil_malloc(sz.bsk_bytes), *ksk = veil_malloc(sz.ksk_bytes);
     const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
     double *tmp = veil_malloc(sizeof(double) * 2 * N);
-    uint64_t *prod = veil_malloc(sizeof(uint64_t) * N);
+    uint64_t *prod = veil_malloc(sizeof(uint64_t) * 2 * N);
     veil_rng *bsk_rng = NULL, *ksk_rng = NULL;
     uint8_t sub[VEIL_SEED_BYTES];
     if (!bsk || !ksk || !plan || !tmp || !prod) {
@@ -256,28 +350,16 @@ static veil_status build_keys(const veil_params *p, const veil_secret_key *sk, c
     veil_derive_seed(seed, "veil-ksk", sub);
     if ((s = veil_rng_new_seeded(&ksk_rng, sub)) != VEIL_OK) goto cleanup;
 
-    /* BSK: row r = c·ℓ + j of GGSW(s_i): GLWE(0) with s_i·2^(64-β(j+1)) added to component c */
+    /* BSK: GGSW(s_i) for each small-key bit */
     for (uint32_t i = 0; i < n; i++) {
-        for (uint32_t r = 0; r < rows; r++) {
-            uint64_t *row = bsk + ((size_t)i * rows + r) * (k + 1) * N;
-            uint64_t *body = row + (size_t)k * N;
-            size_t bidx = ((size_t)i * rows + r) * N;
-            veil_rng_u64s(bsk_rng, row, (size_t)k * N);
-            if (sk) {
-                for (uint32_t t = 0; t < N; t++) body[t] = (uint64_t)veil_noise_sample(&p->glwe_noise, noise);
-                for (uint32_t c = 0; c < k; c++) {
-                    veil_poly_mul_binary_exact(plan, row + (size_t)c * N, sk->glwe_f + (size_t)c * N, prod, tmp);
-                    for (uint32_t t = 0; t < N; t++) body[t] += prod[t];
-                }
-                /* Adding g to mask c would change the phase by -g·S_c; putting -g·S_c in the body
-                 * instead gives the same phase and keeps the masks a pure seed stream. */
-                uint32_t c = r / l, j = r % l;
-                uint64_t g = sk->lwe[i] << (64 - p->pbs_base_log * (j + 1));
-                if (c == k) body[0] += g;
-                else
-                    for (uint32_t t = 0; t < N; t++) body[t] -= g * sk->glwe[(size_t)c * N + t];
-            } else {
-                memcpy(body, bsk_bodies + bidx, sizeof(uint64_t) * N);
+        uint64_t *ggsw = bsk + (size_t)i * rows * (k + 1) * N;
+        if (sk) {
+            veil_ggsw_encrypt_core(sk, (int64_t)sk->lwe[i], bsk_rng, noise, ggsw, tmp, prod);
+        } else {
+            for (uint32_t r = 0; r < rows; r++) {
+                uint64_t *row = ggsw + (size_t)r * (k + 1) * N;
+                veil_rng_u64s(bsk_rng, row, (size_t)k * N);
+                memcpy(row + (size_t)k * N, bsk_bodies + ((size_t)i * rows + r) * N, sizeof(uint64_t) * N);
             }
         }
     }

@@ -112,13 +112,75 @@ static inline uint32_t mod_switch(uint64_t a, uint32_t log2_N)
     return (uint32_t)((((a >> (shift - 1)) + 1) >> 1) & ((2ull << log2_N) - 1));
 }
 
+/* out += GGSW ⊡ in: decompose the k+1 polynomials of `in`, multiply the digit polynomials with the
+ * GGSW rows in the Fourier domain, one inverse FFT per output polynomial. */
+static void ext_product_add(const veil_params *p, const double *ggsw_f, const uint64_t *in, uint64_t *out,
+                            veil_pbs_scratch *s)
+{
+    const uint32_t N = veil_params_N(p), k1 = p->k + 1, l = p->pbs_levels, rows = k1 * l, h = N / 2;
+    const veil_fft_plan *plan = s->plan;
+    const veil_kernels *kern = veil_kernels_get();
+    for (uint32_t c = 0; c < k1; c++) {
+        kern->decompose(in + (size_t)c * N, N, p->pbs_base_log, l, s->digits);
+        for (uint32_t j = 0; j < l; j++)
+            veil_fft_forward_i64(plan, s->digits + (size_t)j * N, s->dec_f + ((size_t)c * l + j) * N);
+    }
+    memset(s->out_f, 0, 8 * (size_t)k1 * N);
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t o = 0; o < k1; o++)
+            kern->fft_mac(s->out_f + (size_t)o * N, s->dec_f + (size_t)r * N, ggsw_f + ((size_t)r * k1 + o) * N, h);
+    for (uint32_t o = 0; o < k1; o++) veil_fft_backward_add_u64(plan, s->out_f + (size_t)o * N, out + (size_t)o * N);
+}
+
+static veil_status ggsw_to_fourier(const veil_params *p, const uint64_t *ggsw, double **out)
+{
+    const size_t N = veil_params_N(p), polys = (size_t)(p->k + 1) * (p->k + 1) * p->pbs_levels;
+    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
+    *out = veil_malloc(sizeof(double) * polys * N);
+    if (!*out || !plan) {
+        veil_free(*out);
+        return VEIL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, ggsw + i * N, *out + i * N);
+    return VEIL_OK;
+}
+
+veil_status veil_external_product(const veil_params *p, const uint64_t *ggsw, const uint64_t *glwe, uint64_t *out)
+{
+    if (!p || !ggsw || !glwe || !out) return VEIL_ERR_INVALID_ARG;
+    veil_pbs_scratch *s = NULL;
+    double *gf = NULL;
+    veil_status st = veil_pbs_scratch_new(p, &s);
+    if (st == VEIL_OK) st = ggsw_to_fourier(p, ggsw, &gf);
+    if (st == VEIL_OK) {
+        memset(out, 0, sizeof(uint64_t) * (p->k + 1) * veil_params_N(p));
+        ext_product_add(p, gf, glwe, out, s);
+    }
+    veil_free(gf);
+    veil_pbs_scratch_free(s);
+    return st;
+}
+
+veil_status veil_cmux(const veil_params *p, const uint64_t *ggsw, const uint64_t *ct0, const uint64_t *ct1,
+                      uint64_t *out)
+{
+    if (!p || !ggsw || !ct0 || !ct1 || !out) return VEIL_ERR_INVALID_ARG;
+    const size_t words = (size_t)(p->k + 1) * veil_params_N(p);
+    uint64_t *diff = veil_malloc(sizeof(uint64_t) * words);
+    if (!diff) return VEIL_ERR_NOMEM;
+    for (size_t i = 0; i < words; i++) diff[i] = ct1[i] - ct0[i];
+    veil_status st = veil_external_product(p, ggsw, diff, out);
+    if (st == VEIL_OK)
+        for (size_t i = 0; i < words; i++) out[i] += ct0[i];
+    veil_free(diff);
+    return st;
+}
+
 void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct, uint64_t *res, veil_pbs_scratch *s)
 {
     const veil_params *p = &ek->p;
     const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels;
-    const uint32_t k1 = k + 1, rows = k1 * l, h = N / 2;
-    const veil_fft_plan *plan = s->plan;
-    const veil_kernels *kern = veil_kernels_get();
+    const uint32_t k1 = k + 1, rows = k1 * l;
     uint64_t *acc = s->acc, *diff = s->diff;
 
     memset(acc, 0, 8 * (size_t)k * N);
@@ -129,18 +191,9 @@ void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct,
     for (uint32_t i = 0; i < n; i++) {
         uint32_t a = mod_switch(ct[i], p->log2_N);
         if (a == 0) continue; /* X^0·ACC - ACC = 0: the CMUX leaves ACC unchanged */
-        for (uint32_t c = 0; c < k1; c++) {
-            rotate_sub(acc + (size_t)c * N, diff, N, a);
-            kern->decompose(diff, N, p->pbs_base_log, l, s->digits);
-            for (uint32_t j = 0; j < l; j++)
-                veil_fft_forward_i64(plan, s->digits + (size_t)j * N, s->dec_f + ((size_t)c * l + j) * N);
-        }
-        const double *key = ek->bsk_f + i * key_stride;
-        memset(s->out_f, 0, 8 * (size_t)k1 * N);
-        for (uint32_t r = 0; r < rows; r++)
-            for (uint32_t o = 0; o < k1; o++)
-                kern->fft_mac(s->out_f + (size_t)o * N, s->dec_f + (size_t)r * N, key + ((size_t)r * k1 + o) * N, h);
-        for (uint32_t o = 0; o < k1; o++) veil_fft_backward_add_u64(plan, s->out_f + (size_t)o * N, acc + (size_t)o * N);
+        /* CMUX(BSK_i, ACC, X^a·ACC) = ACC + BSK_i ⊡ (X^a·ACC - ACC) */
+        for (uint32_t c = 0; c < k1; c++) rotate_sub(acc + (size_t)c * N, diff + (size_t)c * N, N, a);
+        ext_product_add(p, ek->bsk_f + i * key_stride, diff, acc, s);
     }
     /* sample extraction of coefficient 0 */
     for (uint32_t c = 0; c < k; c++) {

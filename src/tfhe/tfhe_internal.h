@@ -52,6 +52,12 @@ int64_t veil_noise_sample(const veil_noise *z, veil_rng *rng);
 /* LWE encryption core: mask words from mask_rng, noise from noise_rng. */
 void veil_lwe_encrypt_core(const uint64_t *key, uint32_t dim, uint64_t pt, const veil_noise *z, veil_rng *mask_rng,
                            veil_rng *noise_rng, uint64_t *ct);
+/* GLWE encryption core: masks from mask_rng, noise from noise_rng; tmp: 3N doubles/words scratch. */
+void veil_glwe_encrypt_core(const veil_secret_key *sk, const uint64_t *pt, veil_rng *mask_rng, veil_rng *noise_rng,
+                            uint64_t *ct, double *tmp, uint64_t *prod);
+/* GGSW core: rows as in veil_ggsw_encrypt. */
+void veil_ggsw_encrypt_core(const veil_secret_key *sk, int64_t m, veil_rng *mask_rng, veil_rng *noise_rng,
+                            uint64_t *ct, double *tmp, uint64_t *prod);
 const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice which, uint32_t *dim);
 
 /* Build evaluation keys from the standard-domain arrays (takes ownership of bsk and ksk). */

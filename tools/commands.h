@@ -1,0 +1,5 @@
+#ifndef VEIL_TOOLS_COMMANDS_H
+#define VEIL_TOOLS_COMMANDS_H
+/* One function per subcommand; argv excludes "veil" and the subcommand name. */
+int veil_cmd_bench(int argc, char **argv);
+#endif
