@@ -28,20 +28,41 @@ static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_r
     CHECK_OK(veil_lut_new(&p, bits, ident, bits, &lid));
     CHECK_OK(veil_lut_new(&p, bits, rnd, bits, &lrnd));
     unsigned count = M < max_inputs ? M : max_inputs;
-    int ks_bad = 0, id_bad = 0, rnd_bad = 0;
+    /* C_p are tuned for p_error = 6.3e-5 per lookup, so a run over every input of every set meets a
+     * genuine noise failure now and then. A wrong table, encoding or rotation fails every time;
+     * noise does not repeat. So: every input must decode right on a fresh encryption if the first
+     * one failed, and first-try failures must stay within what p_error allows (≤ 2 of ≤ 256 tries:
+     * probability < 1e-5 at p = 6.3e-5). */
+    int ks_bad = 0, id_bad = 0, rnd_bad = 0, first_fail = 0;
     for (unsigned t = 0; t < count; t++) {
         unsigned m = (M <= max_inputs) ? t : (unsigned)(veil_rng_u64(rng) % M);
-        CHECK_OK(veil_lwe_encrypt(sk, VEIL_KEY_BIG, veil_encode(m, bits), rng, ct));
-        veil_keyswitch(ek, ct, small);
-        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_SMALL, small), bits) != m) ks_bad++;
-        veil_pbs(ek, lid, small, res, scr);
-        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) != m) id_bad++;
-        veil_ks_pbs(ek, lrnd, ct, res, scr);
-        if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) != rnd[m]) rnd_bad++;
+        int ok = 0;
+        for (int attempt = 0; attempt < 2 && !ok; attempt++) {
+            CHECK_OK(veil_lwe_encrypt(sk, VEIL_KEY_BIG, veil_encode(m, bits), rng, ct));
+            veil_keyswitch(ek, ct, small);
+            int ks_ok = veil_decode(veil_lwe_phase(sk, VEIL_KEY_SMALL, small), bits) == m;
+            veil_pbs(ek, lid, small, res, scr);
+            int id_ok = veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) == m;
+            veil_ks_pbs(ek, lrnd, ct, res, scr);
+            int rnd_ok = veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) == rnd[m];
+            ok = ks_ok && id_ok && rnd_ok;
+            if (!ok && attempt == 0) {
+                first_fail++;
+                fprintf(stderr, "%s: input %u failed once (ks %d, identity %d, table %d); retrying\n", name, m, ks_ok,
+                        id_ok, rnd_ok);
+            }
+            if (!ok && attempt == 1) {
+                ks_bad += !ks_ok;
+                id_bad += !id_ok;
+                rnd_bad += !rnd_ok;
+            }
+        }
     }
-    CHECK(ks_bad == 0, "%s: %d/%u key switches decoded wrongly", name, ks_bad, count);
-    CHECK(id_bad == 0, "%s: %d/%u identity PBS decoded wrongly", name, id_bad, count);
-    CHECK(rnd_bad == 0, "%s: %d/%u random-table KS-PBS decoded wrongly", name, rnd_bad, count);
+    CHECK(ks_bad == 0, "%s: %d/%u key switches decoded wrongly twice", name, ks_bad, count);
+    CHECK(id_bad == 0, "%s: %d/%u identity PBS decoded wrongly twice", name, id_bad, count);
+    CHECK(rnd_bad == 0, "%s: %d/%u random-table KS-PBS decoded wrongly twice", name, rnd_bad, count);
+    CHECK(first_fail <= 2, "%s: %d first-try failures in %u inputs: far above p_error %.2g", name, first_fail, count,
+          veil_tlu_p_error(&p, bits, 1.0));
     printf("%s (%u-bit): %u inputs, KS/PBS/KS-PBS all decoded\n", name, bits, count);
     veil_lut_free(lid);
     veil_lut_free(lrnd);
