@@ -15,6 +15,9 @@ typedef struct veil_kernels {
     void (*twist_i64)(const int64_t *in, const double *tw, double *out, uint32_t half);
     /* Untwist, round, reduce mod 2^64 and add: out[j] += re(buf[j]·u[j]), out[j+half] += im(...) */
     void (*untwist_add_u64)(const double *buf, const double *u, uint64_t *out, uint32_t half);
+    /* out[o] = Σ_r dec[r] ⊙ key[r·k1 + o] for o < k1 (polynomials of `half` complex points, stride
+     * 2·half doubles): the Fourier-domain part of an external product, each output written once */
+    void (*ext_mac)(double *out, const double *dec, const double *key, uint32_t rows, uint32_t k1, uint32_t half);
     /* acc += a ⊙ b over `half` interleaved complex points */
     void (*fft_mac)(double *acc, const double *a, const double *b, uint32_t half);
     /* LWE key switch with ksk[big][ell][n+1]: out (n+1 words) = (0, b) - Σ digits · rows */

@@ -33,6 +33,27 @@ static void fft_mac_avx2i(double *restrict acc, const double *restrict a, const 
     fft_mac_avx2(acc + 2 * j, a + 2 * j, b + 2 * j, half - j);
 }
 
+/* Two complex points per register, the sum over rows kept in registers: every output and every
+ * key word is touched once. */
+static void ext_mac_avx2i(double *restrict out, const double *restrict dec, const double *restrict key, uint32_t rows,
+                          uint32_t k1, uint32_t half)
+{
+    const size_t stride = 2 * (size_t)half;
+    for (uint32_t o = 0; o < k1; o++) {
+        double *acc = out + o * stride;
+        for (size_t t = 0; t < stride; t += 8) {
+            __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+            for (uint32_t r = 0; r < rows; r++) {
+                const double *d = dec + r * stride + t, *kk = key + ((size_t)r * k1 + o) * stride + t;
+                s0 = _mm256_add_pd(s0, cmul(_mm256_load_pd(d), _mm256_load_pd(kk)));
+                s1 = _mm256_add_pd(s1, cmul(_mm256_load_pd(d + 4), _mm256_load_pd(kk + 4)));
+            }
+            _mm256_store_pd(acc + t, s0);
+            _mm256_store_pd(acc + t + 4, s1);
+        }
+    }
+}
+
 static inline __m256d i64_to_f64(__m256i v) /* exact for |v| < 2^51 */
 {
     const __m256i magic_i = _mm256_set1_epi64x(0x4338000000000000ll);
@@ -124,5 +145,6 @@ const veil_kernels veil_kernels_avx2 = {
     .twist_i64 = twist_i64_avx2i,
     .untwist_add_u64 = untwist_add_u64_avx2i,
     .fft_mac = fft_mac_avx2i,
+    .ext_mac = ext_mac_avx2i, /* half is a multiple of 4 for N ≥ 8 */
     .keyswitch = keyswitch_avx2,
 };

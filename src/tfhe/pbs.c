@@ -99,11 +99,16 @@ static void rotate(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t)
     for (uint32_t j = t; j < N; j++) out[j] = (in[j - t] ^ neg) - neg;
 }
 
-/* diff = X^t · in - in */
+/* diff = X^t · in - in, one pass */
 static void rotate_sub(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t)
 {
-    rotate(in, out, N, t);
-    for (uint32_t j = 0; j < N; j++) out[j] -= in[j];
+    uint64_t neg = 0;
+    if (t >= N) {
+        t -= N;
+        neg = ~0ull;
+    }
+    for (uint32_t j = 0; j < t; j++) out[j] = (((0 - in[j + N - t]) ^ neg) - neg) - in[j];
+    for (uint32_t j = t; j < N; j++) out[j] = ((in[j - t] ^ neg) - neg) - in[j];
 }
 
 static inline uint32_t mod_switch(uint64_t a, uint32_t log2_N)
@@ -125,10 +130,7 @@ static void ext_product_add(const veil_params *p, const double *ggsw_f, const ui
         for (uint32_t j = 0; j < l; j++)
             veil_fft_forward_i64(plan, s->digits + (size_t)j * N, s->dec_f + ((size_t)c * l + j) * N);
     }
-    memset(s->out_f, 0, 8 * (size_t)k1 * N);
-    for (uint32_t r = 0; r < rows; r++)
-        for (uint32_t o = 0; o < k1; o++)
-            kern->fft_mac(s->out_f + (size_t)o * N, s->dec_f + (size_t)r * N, ggsw_f + ((size_t)r * k1 + o) * N, h);
+    kern->ext_mac(s->out_f, s->dec_f, ggsw_f, rows, k1, h);
     for (uint32_t o = 0; o < k1; o++) veil_fft_backward_add_u64(plan, s->out_f + (size_t)o * N, out + (size_t)o * N);
 }
 

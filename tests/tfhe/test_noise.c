@@ -70,9 +70,11 @@ int main(int argc, char **argv)
 {
     veil_rng *rng;
     CHECK_OK(veil_rng_new_os(&rng));
-    unsigned pbs = check_quick() ? 200 : 1000;
+    unsigned pbs = check_quick() ? 100 : 1000;
     if (argc > 1) run(argv[1], 2000, pbs, rng);
-    else {
+    else if (check_quick()) {
+        run("C2", 1000, pbs, rng); /* sanitizer build: code paths, not statistics power */
+    } else {
         run("C2", 2000, pbs, rng);
         run("C4", 2000, pbs, rng);
         run("T4", 2000, pbs, rng);

@@ -115,6 +115,7 @@ static void test_secret_key(veil_secret_key *sk, veil_rng *rng)
     size_t rl;
     CHECK_OK(veil_file_read_all(path, 1u << 30, &rd, &rl));
     CHECK(rl == len && memcmp(rd, buf, len) == 0, "file round trip");
+    veil_free_secret(rd, rl);
     CHECK(veil_file_read_all(path, 10, &rd, &rl) != VEIL_OK, "size limit enforced");
     CHECK(veil_file_write_atomic("/nonexistent-dir/x", buf, len, 0600) == VEIL_ERR_IO, "unwritable path -> io error");
     unlink(path);
