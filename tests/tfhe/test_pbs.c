@@ -76,19 +76,23 @@ static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_r
     veil_secret_key_free(sk);
 }
 
+/* Arguments: the sets to run (default: all). ctest runs C7 and C8 as tests of their own so that
+ * they overlap with the rest on two cores. */
 int main(int argc, char **argv)
 {
     veil_rng *rng;
     CHECK_OK(veil_rng_new_os(&rng));
-    const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; unsigned bits, max; } sets[] = {
         {"C1", 1, 256}, {"C2", 2, 256}, {"C3", 3, 256}, {"C4", 4, 256}, {"C5", 5, 256},
-        {"C6", 6, 256}, {"C7", 7, 32},  {"C8", 8, 8},   {"T4", 4, 256}, {"GATE", 2, 256},
+        {"C6", 6, 256}, {"C7", 7, 256}, {"C8", 8, 16},  {"T4", 4, 256}, {"GATE", 2, 256},
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
-        if (only && strcmp(only, sets[i].name) != 0) continue;
-        if (!only && check_quick() && i >= 5 && i != 8) continue;
-        run_set(sets[i].name, sets[i].bits, sets[i].max, rng);
+        int wanted = argc <= 1;
+        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], sets[i].name) == 0;
+        if (!wanted) continue;
+        unsigned max = sets[i].max;
+        if (check_quick() && max > 16) max = 16; /* sanitizer build: every path, fewer inputs */
+        run_set(sets[i].name, sets[i].bits, max, rng);
     }
     veil_rng_free(rng);
     return check_done("test_pbs");
