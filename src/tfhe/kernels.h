@@ -18,6 +18,8 @@ typedef struct veil_kernels {
     /* out[o] = Σ_r dec[r] ⊙ key[r·k1 + o] for o < k1 (polynomials of `half` complex points, stride
      * 2·half doubles): the Fourier-domain part of an external product, each output written once */
     void (*ext_mac)(double *out, const double *dec, const double *key, uint32_t rows, uint32_t k1, uint32_t half);
+    /* out = X^t · in - in mod X^N+1, t in [0, 2N): the CMUX difference of the blind rotation */
+    void (*rotate_sub)(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t);
     /* acc += a ⊙ b over `half` interleaved complex points */
     void (*fft_mac)(double *acc, const double *a, const double *b, uint32_t half);
     /* LWE key switch with ksk[big][ell][n+1]: out (n+1 words) = (0, b) - Σ digits · rows */

@@ -146,5 +146,6 @@ const veil_kernels veil_kernels_avx2 = {
     .untwist_add_u64 = untwist_add_u64_avx2i,
     .fft_mac = fft_mac_avx2i,
     .ext_mac = ext_mac_avx2i, /* half is a multiple of 4 for N ≥ 8 */
+    .rotate_sub = rotate_sub_avx2,
     .keyswitch = keyswitch_avx2,
 };

@@ -99,18 +99,6 @@ static void rotate(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t)
     for (uint32_t j = t; j < N; j++) out[j] = (in[j - t] ^ neg) - neg;
 }
 
-/* diff = X^t · in - in, one pass */
-static void rotate_sub(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t)
-{
-    uint64_t neg = 0;
-    if (t >= N) {
-        t -= N;
-        neg = ~0ull;
-    }
-    for (uint32_t j = 0; j < t; j++) out[j] = (((0 - in[j + N - t]) ^ neg) - neg) - in[j];
-    for (uint32_t j = t; j < N; j++) out[j] = ((in[j - t] ^ neg) - neg) - in[j];
-}
-
 static inline uint32_t mod_switch(uint64_t a, uint32_t log2_N)
 {
     unsigned shift = 63 - log2_N; /* 2^64 → 2N = 2^(log2_N+1) */
@@ -183,6 +171,7 @@ void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct,
     const veil_params *p = &ek->p;
     const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels;
     const uint32_t k1 = k + 1, rows = k1 * l;
+    const veil_kernels *kern = veil_kernels_get();
     uint64_t *acc = s->acc, *diff = s->diff;
 
     memset(acc, 0, 8 * (size_t)k * N);
@@ -194,7 +183,7 @@ void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct,
         uint32_t a = mod_switch(ct[i], p->log2_N);
         if (a == 0) continue; /* X^0·ACC - ACC = 0: the CMUX leaves ACC unchanged */
         /* CMUX(BSK_i, ACC, X^a·ACC) = ACC + BSK_i ⊡ (X^a·ACC - ACC) */
-        for (uint32_t c = 0; c < k1; c++) rotate_sub(acc + (size_t)c * N, diff + (size_t)c * N, N, a);
+        for (uint32_t c = 0; c < k1; c++) kern->rotate_sub(acc + (size_t)c * N, diff + (size_t)c * N, N, a);
         ext_product_add(p, ek->bsk_f + i * key_stride, diff, acc, s);
     }
     /* sample extraction of coefficient 0 */

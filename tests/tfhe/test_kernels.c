@@ -91,6 +91,16 @@ int main(void)
             for (uint32_t j = 0; j < 2 * q; j++) maxd = fmax(maxd, fabs(acc1[j] - acc2[j]) / 0x1p66); /* products are ~2^66 */
             CHECK(maxd < 1e-14, "%s ext_mac relative error %g", k->name, maxd);
         }
+        /* negacyclic rotation-difference, every shift class */
+        veil_rng_u64s(rng, in, N);
+        uint32_t shifts[] = {0, 1, 3, N / 2, N - 1, N, N + 1, 2 * N - 1};
+        for (size_t i = 0; i < sizeof shifts / sizeof shifts[0]; i++) {
+            ref->rotate_sub(in, o1, N, shifts[i]);
+            k->rotate_sub(in, o2, N, shifts[i]);
+            CHECK(memcmp(o1, o2, 8 * N) == 0, "%s rotate_sub t=%u", k->name, shifts[i]);
+        }
+        ref->rotate_sub(in, o1, N, N); /* X^N = -1: out = -2·in */
+        CHECK(o1[5] == (uint64_t)0 - 2 * in[5], "rotate_sub by N negates");
         /* key switching on a small random key */
         const uint32_t big = 256, n = 64, ell = 3, beta = 5;
         uint64_t *ksk = veil_malloc(8 * (size_t)big * ell * (n + 1)), *ct = veil_malloc(8 * (big + 1));
