@@ -68,6 +68,14 @@ static veil_status get_params(const veil_container *c, const veil_params *expect
     return VEIL_OK;
 }
 
+/* Container checks, then the parameters section: the common preamble of every reader. */
+static veil_status open_object(const uint8_t *buf, size_t len, veil_kind kind, uint32_t flags,
+                               const veil_params *expect, veil_container *c, veil_params *p)
+{
+    veil_status s = veil_container_parse(buf, len, kind, flags, c);
+    return s == VEIL_OK ? get_params(c, expect, p) : s;
+}
+
 /* ---- secret key ------------------------------------------------------------------------------- */
 
 veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out);
@@ -93,9 +101,8 @@ veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, 
     veil_buf_put_u32(&w.b, big);
     put_bits(&w.b, sk->lwe, sk->p.n);
     put_bits(&w.b, sk->glwe, big);
-    /* the buffer held key bits: wipe every copy the writer made on failure too */
-    veil_status s = veil_writer_finish(&w, out, len);
-    return s;
+    /* the writer wipes its intermediate buffers (veil_buf_* free secretly) */
+    return veil_writer_finish(&w, out, len);
 }
 
 veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
@@ -105,8 +112,7 @@ veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const ve
     *out = NULL;
     veil_container c;
     veil_params p;
-    veil_status s = veil_container_parse(buf, len, VEIL_KIND_SECRET_KEY, 0, &c);
-    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    veil_status s = open_object(buf, len, VEIL_KIND_SECRET_KEY, 0, expect, &c, &p);
     if (s != VEIL_OK) return s;
     const uint8_t *d;
     size_t dl;
@@ -181,8 +187,7 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
     veil_container c;
     veil_params p;
     uint64_t *bsk = NULL, *ksk = NULL;
-    veil_status s = veil_container_parse(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, &c);
-    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    veil_status s = open_object(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, expect, &c, &p);
     if (s != VEIL_OK) return s;
     const uint64_t N = veil_params_N(&p), k = p.k, n = p.n, rows = (k + 1) * p.pbs_levels;
     const uint64_t big = k * N, lk = p.ks_levels;
@@ -248,8 +253,7 @@ veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil
     *cts_out = NULL;
     veil_container c;
     veil_params p;
-    veil_status s = veil_container_parse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, &c);
-    if (s == VEIL_OK) s = get_params(&c, expect, &p);
+    veil_status s = open_object(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, expect, &c, &p);
     if (s != VEIL_OK) return s;
     const uint8_t *d;
     size_t dl;
