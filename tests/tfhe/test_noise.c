@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "tfhe/fixture.h"
 #include "veil/tfhe.h"
 
 static double torus_err(uint64_t phase, uint64_t expect) { return (double)(int64_t)(phase - expect) * 0x1p-64; }
@@ -20,16 +21,13 @@ static void check_ratio(const char *what, const char *set, double measured, doub
 
 static void run(const char *name, unsigned samples, unsigned pbs_samples, veil_rng *rng)
 {
-    veil_params p;
-    CHECK_OK(veil_params_named(name, &p));
-    veil_secret_key *sk;
-    veil_eval_keys *ek;
-    veil_pbs_scratch *scr;
-    CHECK_OK(veil_secret_key_new(&p, rng, &sk));
-    CHECK_OK(veil_eval_keys_new(sk, rng, &ek));
-    CHECK_OK(veil_pbs_scratch_new(&p, &scr));
-    const uint32_t big = veil_params_big_lwe_dim(&p), n = p.n;
-    uint64_t *ct = malloc(8 * (big + 1)), *small = malloc(8 * (n + 1)), *res = malloc(8 * (big + 1));
+    tfhe_fixture fx;
+    fixture_new(&fx, name, rng);
+    const veil_params p = fx.p;
+    veil_secret_key *sk = fx.sk;
+    veil_eval_keys *ek = fx.ek;
+    veil_pbs_scratch *scr = fx.scr;
+    uint64_t *ct = fx.ct, *res = fx.res, *small = fx.small;
     const unsigned bits = 2;
     uint64_t ident[4] = {0, 1, 2, 3};
     veil_lut *lut;
@@ -58,12 +56,7 @@ static void run(const char *name, unsigned samples, unsigned pbs_samples, veil_r
     check_ratio("pbs", name, s_pbs / pbs_samples, veil_var_pbs(&p));
     printf("%-4s p_error(4-bit TLU, ||w||=1) = %.3g\n", name, veil_tlu_p_error(&p, 4, 1.0));
     veil_lut_free(lut);
-    free(ct);
-    free(small);
-    free(res);
-    veil_pbs_scratch_free(scr);
-    veil_eval_keys_free(ek);
-    veil_secret_key_free(sk);
+    fixture_free(&fx);
 }
 
 int main(int argc, char **argv)

@@ -4,20 +4,18 @@
 #include <string.h>
 
 #include "check.h"
+#include "tfhe/fixture.h"
 #include "veil/tfhe.h"
 
 static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_rng *rng)
 {
-    veil_params p;
-    CHECK_OK(veil_params_named(name, &p));
-    veil_secret_key *sk;
-    veil_eval_keys *ek;
-    veil_pbs_scratch *scr;
-    CHECK_OK(veil_secret_key_new(&p, rng, &sk));
-    CHECK_OK(veil_eval_keys_new(sk, rng, &ek));
-    CHECK_OK(veil_pbs_scratch_new(&p, &scr));
-    const uint32_t big = veil_params_big_lwe_dim(&p), n = p.n;
-    uint64_t *ct = malloc(8 * (big + 1)), *res = malloc(8 * (big + 1)), *small = malloc(8 * (n + 1));
+    tfhe_fixture fx;
+    fixture_new(&fx, name, rng);
+    const veil_params p = fx.p;
+    veil_secret_key *sk = fx.sk;
+    veil_eval_keys *ek = fx.ek;
+    veil_pbs_scratch *scr = fx.scr;
+    uint64_t *ct = fx.ct, *res = fx.res, *small = fx.small;
     const unsigned M = 1u << bits;
     uint64_t *ident = malloc(8 * M), *rnd = malloc(8 * M);
     for (unsigned m = 0; m < M; m++) {
@@ -68,12 +66,7 @@ static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_r
     veil_lut_free(lrnd);
     free(ident);
     free(rnd);
-    free(ct);
-    free(res);
-    free(small);
-    veil_pbs_scratch_free(scr);
-    veil_eval_keys_free(ek);
-    veil_secret_key_free(sk);
+    fixture_free(&fx);
 }
 
 /* Arguments: the sets to run (default: all). ctest runs C7 and C8 as tests of their own so that
