@@ -44,6 +44,10 @@ typedef enum veil_status {
     VEIL_ERR_RNG = 12,           /* the operating system or OpenSSL failed to give randomness */
     VEIL_ERR_UNSUPPORTED = 13,   /* valid request that this build cannot serve */
     VEIL_ERR_INSECURE = 14,      /* parameters below the 128-bit security curve */
+    VEIL_ERR_GRAPH = 15,         /* an op-graph builder call was invalid (shapes, operands) */
+    VEIL_ERR_COMPILE = 16,       /* the graph cannot run in FHE (a check failed) */
+    VEIL_ERR_NO_PARAMS = 17,     /* no 128-bit parameters meet the precision and error target */
+    VEIL_ERR_EVAL = 18,          /* evaluation failed on these inputs (e.g. table index out of range) */
     VEIL_STATUS_COUNT
 } veil_status;
 

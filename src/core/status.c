@@ -16,6 +16,10 @@ static const char *const status_names[] = {
     [VEIL_ERR_RNG] = "random number generator failure",
     [VEIL_ERR_UNSUPPORTED] = "unsupported",
     [VEIL_ERR_INSECURE] = "parameters below 128-bit security",
+    [VEIL_ERR_GRAPH] = "invalid graph",
+    [VEIL_ERR_COMPILE] = "graph cannot be compiled",
+    [VEIL_ERR_NO_PARAMS] = "no parameters found",
+    [VEIL_ERR_EVAL] = "evaluation failed",
 };
 _Static_assert(sizeof(status_names) / sizeof(status_names[0]) == VEIL_STATUS_COUNT,
                "status_names must name every veil_status");

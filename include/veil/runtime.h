@@ -1,0 +1,63 @@
+/* veil/runtime.h — run a compiled circuit three ways with one meaning.
+ *
+ *     const int64_t x[1] = {3};  const int64_t *in[1] = {x};
+ *     int64_t y[1];              int64_t *out[1] = {y};
+ *     veil_circuit_clear(c, in, out);              // exact integers
+ *     veil_circuit_simulate(c, in, NULL, out);     // clear values + the noise of the parameters
+ *     veil_secret_key *sk;  veil_eval_keys *ek;    // execute: real TFHE
+ *     veil_circuit_keygen(c, NULL, &sk, &ek);
+ *     veil_circuit_encrypt_run_decrypt(c, sk, ek, in, out);            // y[0] == 8 for w@x+b
+ *
+ * Inputs and outputs are row-major int64 arrays, one per circuit input (declaration order; clear
+ * inputs included) and per output, of veil_circuit_input_size / veil_circuit_output_size elements.
+ * All values live modulo 2^(precision+1) with one padding bit, as ciphertexts do: an input outside
+ * the inputset's range gives the same (wrong) answer in all three modes.
+ */
+#ifndef VEIL_RUNTIME_H
+#define VEIL_RUNTIME_H
+
+#include "veil/compiler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exact clear evaluation of the lowered program. */
+VEIL_NODISCARD veil_status veil_circuit_clear(const veil_circuit *c, const int64_t *const *inputs,
+                                              int64_t *const *outputs);
+/* The program on clear torus values with noise drawn from the variance formulas of the chosen
+ * parameters (fresh encryption, key switch, modulus switch, PBS), so lookups fail as often as in
+ * FHE. rng: NULL draws a seed from the operating system. */
+VEIL_NODISCARD veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *inputs, veil_rng *rng,
+                                                 int64_t *const *outputs);
+
+/* ---- execute (real TFHE) --------------------------------------------------------------------- */
+typedef struct veil_ciphertexts veil_ciphertexts; /* LWE ciphertexts of a circuit's inputs or outputs */
+
+/* Secret key from the CSPRNG (rng = NULL: the operating system's; a seeded rng only for tests)
+ * and, when the circuit has lookups, evaluation keys (else *ek = NULL). Caller frees both. */
+VEIL_NODISCARD veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secret_key **sk,
+                                               veil_eval_keys **ek);
+/* Encrypt the encrypted inputs under the big key. rng NULL: the operating system's. */
+VEIL_NODISCARD veil_status veil_circuit_encrypt(const veil_circuit *c, const veil_secret_key *sk,
+                                                const int64_t *const *inputs, veil_rng *rng,
+                                                veil_ciphertexts **out);
+/* Server side: evaluate on ciphertexts; lookups of one instruction run on all cores (threads = 0)
+ * or `threads` threads. ek may be NULL for circuits without lookups. */
+VEIL_NODISCARD veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek,
+                                            const veil_ciphertexts *in, unsigned threads,
+                                            veil_ciphertexts **out);
+VEIL_NODISCARD veil_status veil_circuit_decrypt(const veil_circuit *c, const veil_secret_key *sk,
+                                                const veil_ciphertexts *out, int64_t *const *outputs);
+VEIL_NODISCARD veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *c, const veil_secret_key *sk,
+                                                            const veil_eval_keys *ek, const int64_t *const *inputs,
+                                                            int64_t *const *outputs);
+void veil_ciphertexts_free(veil_ciphertexts *v); /* accepts NULL */
+/* Total LWE ciphertexts held and the dimension + 1 of each. */
+size_t veil_ciphertexts_count(const veil_ciphertexts *v);
+uint32_t veil_ciphertexts_lwe_size(const veil_ciphertexts *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,364 @@
+/* veil_compile: bounds on the inputset, checks, lowering, parameters, statistics. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "circuit.h"
+#include "core/strbuf.h"
+#include "lower.h"
+
+static _Thread_local char *last_error;
+
+const char *veil_compiler_last_error(void) { return last_error ? last_error : ""; }
+
+static void set_error(char *msg) /* takes ownership */
+{
+    veil_free(last_error);
+    last_error = msg;
+}
+
+void veil_compile_config_default(veil_compile_config *cfg)
+{
+    if (!cfg) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->p_error = 0x1p-40;
+    cfg->max_tlu_bits = 16;
+}
+
+enum { MAX_MARKS = 64 };
+
+typedef struct {
+    veil_ir_mark marks[MAX_MARKS];
+    char *texts[MAX_MARKS];
+    int n;
+} marks;
+
+static void mark(marks *m, int node, char *text) /* takes ownership of text */
+{
+    if (m->n == MAX_MARKS || !text) {
+        veil_free(text);
+        return;
+    }
+    m->texts[m->n] = text;
+    m->marks[m->n] = (veil_ir_mark){node, text};
+    m->n++;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char buf[512];
+    vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    veil_sb b = {0};
+    veil_sb_printf(&b, "%s", buf);
+    return veil_sb_take(&b);
+}
+
+/* "node %3: first line, second line" then the annotated listing. */
+static void report(const veil_graph *g, marks *m)
+{
+    veil_sb b = {0};
+    if (m->n) {
+        veil_sb_printf(&b, "node %%%d: ", m->marks[0].node);
+        for (const char *s = m->marks[0].message; *s; s++) {
+            if (*s == '\n') veil_sb_printf(&b, ", ");
+            else veil_sb_printf(&b, "%c", *s);
+        }
+        /* a message split over the value and its lookup reads as one sentence */
+        if (m->n > 1 && m->marks[1].node != m->marks[0].node && strncmp(m->marks[1].message, "but ", 4) == 0)
+            veil_sb_printf(&b, ", %s", m->marks[1].message);
+    }
+    char *listing = veil_ir_format(g, 1, m->marks, m->n);
+    veil_sb_printf(&b, "\n\n%s", listing ? listing : "");
+    veil_free(listing);
+    for (int i = 0; i < m->n; i++) veil_free(m->texts[i]);
+    m->n = 0;
+    set_error(veil_sb_take(&b));
+}
+
+static void type_name(const veil_node_rec *n, char *buf, size_t cap)
+{
+    int sg;
+    unsigned bits = veil_ir_bits(n->lo, n->hi, &sg);
+    snprintf(buf, cap, "%s%u", sg ? "int" : "uint", bits);
+}
+
+/* Checks that need bounds but no lowering. */
+static void check_graph(const veil_graph *g, marks *m)
+{
+    uint8_t *dep = veil_calloc(g->count ? g->count : 1, 1);
+    if (!dep) return;
+    for (size_t i = 0; i < g->count; i++) {
+        const veil_node_rec *n = &g->nodes[i];
+        if (n->op == VEIL_OP_INPUT && !n->enc) dep[i] = 1;
+        for (int k = 0; k < n->nin; k++)
+            if (dep[n->in[k]] && !n->enc) dep[i] = 1;
+        if (n->has_bounds && (n->lo < -((int64_t)1 << 62) || n->hi >= ((int64_t)1 << 62)))
+            mark(m, (int)i, fmt("this value does not fit in 63 bits on the inputset"));
+        if (!n->enc) continue;
+        for (int k = 0; k < n->nin; k++)
+            if (dep[n->in[k]])
+                mark(m, n->in[k], fmt("this clear value depends on a clear input\n"
+                                      "but encrypted operations only take clear constants for now"));
+        if (n->op == VEIL_OP_CONV2D && (g->nodes[n->in[1]].enc || (n->nin > 2 && g->nodes[n->in[2]].enc)))
+            mark(m, (int)i, fmt("this convolution has encrypted weights or bias\n"
+                                "but only clear weights and bias are supported"));
+        if (n->op == VEIL_OP_TABLE) {
+            const veil_node_rec *x = &g->nodes[n->in[0]];
+            int sg;
+            unsigned bits = veil_ir_bits(x->lo, x->hi, &sg);
+            uint64_t need = bits >= 63 ? UINT64_MAX : (uint64_t)1 << (sg ? bits - 1 : bits);
+            if ((uint64_t)n->ndata < need) {
+                char t[32];
+                type_name(x, t, sizeof t);
+                mark(m, (int)i, fmt("this table of %zu entries cannot be looked up with a %s value\n"
+                                    "which needs at least %llu entries",
+                                    n->ndata, t, (unsigned long long)need));
+            }
+        }
+    }
+    for (size_t j = 0; j < g->noutputs; j++)
+        if (!g->nodes[g->outputs[j]].enc)
+            mark(m, g->outputs[j], fmt("this clear value is returned\nbut only encrypted values can be returned"));
+    veil_free(dep);
+}
+
+double veil_circuit_tlu_p_error(const veil_params *p, unsigned precision, double a, double b)
+{
+    double var = a * veil_var_pbs(p) + b * veil_var_fresh_big(p) + veil_var_keyswitch(p) + veil_var_modswitch(p);
+    return erfc(exp2(-(double)precision - 2.0) / sqrt(2.0 * var));
+}
+
+static void fill_stats(veil_circuit *c, double p_error_target)
+{
+    const veil_program *p = c->prog;
+    veil_circuit_stats *s = &c->stats;
+    veil_key_sizes ks = veil_params_key_sizes(&c->params);
+    uint64_t ct = 8 * ((uint64_t)veil_params_big_lwe_dim(&c->params) + 1);
+    memset(s, 0, sizeof *s);
+    s->precision = p->precision;
+    s->pbs_count = s->ks_count = p->n_tlu;
+    s->linear_terms = p->n_terms;
+    s->max_norm2 = sqrt(p->tlu_a);
+    s->bsk_bytes = p->n_tlu ? ks.bsk_bytes : 0;
+    s->ksk_bytes = p->n_tlu ? ks.ksk_bytes : 0;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].encrypted) s->input_bytes += ct * (uint64_t)p->inputs[i].size;
+    for (size_t j = 0; j < p->noutputs; j++) s->output_bytes += ct * (uint64_t)p->outputs[j].size;
+    s->cost = veil_params_cost(&c->params, p->n_tlu, p->n_terms);
+    s->p_error = p->n_tlu ? veil_circuit_tlu_p_error(&c->params, p->precision, p->tlu_a, p->tlu_b) : 0;
+    s->global_p_error = p->n_tlu ? -expm1((double)p->n_tlu * log1p(-s->p_error)) : 0;
+    (void)p_error_target;
+}
+
+veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t nsamples, const veil_compile_config *cfg,
+                         veil_circuit **out)
+{
+    if (!out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    set_error(NULL);
+    veil_compile_config dflt;
+    veil_compile_config_default(&dflt);
+    if (!cfg) cfg = &dflt;
+    if (!g) {
+        set_error(fmt("no graph"));
+        return VEIL_ERR_INVALID_ARG;
+    }
+    if (g->status != VEIL_OK) {
+        set_error(fmt("the graph has an error: %s", g->error));
+        return g->status;
+    }
+    if (g->noutputs == 0) {
+        set_error(fmt("the graph has no output (call veil_graph_output)"));
+        return VEIL_ERR_INVALID_ARG;
+    }
+    if (nsamples == 0 || (!inputset && g->ninputs)) {
+        set_error(fmt("an inputset of at least one sample is required"));
+        return VEIL_ERR_INVALID_ARG;
+    }
+    double p_error = cfg->p_error;
+    if (cfg->global_p_error > 0) {
+        if (!(cfg->global_p_error < 1)) {
+            set_error(fmt("global_p_error must be in (0, 1), got %g", cfg->global_p_error));
+            return VEIL_ERR_INVALID_ARG;
+        }
+    } else if (!(p_error > 0 && p_error < 1)) {
+        set_error(fmt("p_error must be in (0, 1), got %g", p_error));
+        return VEIL_ERR_INVALID_ARG;
+    }
+    unsigned max_bits = cfg->max_tlu_bits ? cfg->max_tlu_bits : 16;
+    if (max_bits > 24) max_bits = 24;
+
+    marks m = {0};
+    veil_status st = VEIL_OK;
+    int64_t **cv = NULL;
+    veil_program *prog = NULL;
+    veil_circuit *c = NULL;
+
+    /* 1. bounds */
+    for (size_t i = 0; i < g->count; i++)
+        if (g->nodes[i].op != VEIL_OP_CONST) g->nodes[i].has_bounds = 0;
+    for (size_t s = 0; s < nsamples; s++) {
+        int64_t **vals;
+        int bad;
+        for (size_t i = 0; i < g->ninputs; i++)
+            if (!inputset[s * g->ninputs + i]) {
+                set_error(fmt("inputset sample %zu has no value for input '%s'", s, g->nodes[g->inputs[i]].name));
+                st = VEIL_ERR_INVALID_ARG;
+                goto done;
+            }
+        st = veil_ir_eval_all(g, inputset + s * g->ninputs, &vals, &bad);
+        if (st == VEIL_ERR_EVAL) {
+            mark(&m, bad, fmt("this node fails on inputset sample %zu\n(a table index is out of range)", s));
+            report(g, &m);
+            goto done;
+        }
+        if (st != VEIL_OK) {
+            set_error(fmt("evaluating the inputset failed: %s", veil_status_str(st)));
+            goto done;
+        }
+        for (size_t i = 0; i < g->count; i++) {
+            veil_node_rec *n = &g->nodes[i];
+            for (int64_t e = 0; e < n->size; e++) {
+                int64_t v = vals[i][e];
+                if (!n->has_bounds) n->lo = n->hi = v, n->has_bounds = 1;
+                if (v < n->lo) n->lo = v;
+                if (v > n->hi) n->hi = v;
+            }
+        }
+        if (s == 0) cv = vals;
+        else veil_ir_vals_free(g, vals);
+    }
+
+    /* 2. checks */
+    check_graph(g, &m);
+    if (m.n) {
+        report(g, &m);
+        st = VEIL_ERR_COMPILE;
+        goto done;
+    }
+
+    /* 3. lowering */
+    veil_lower_issue issues[MAX_MARKS / 2];
+    size_t nissues = 0;
+    st = veil_lower(g, cv, max_bits, &prog, issues, MAX_MARKS / 2, &nissues);
+    if (st == VEIL_ERR_COMPILE) {
+        for (size_t i = 0; i < nissues && i < MAX_MARKS / 2; i++) {
+            veil_lower_issue *is = &issues[i];
+            if (is->input_node >= 0 && is->input_node != is->tlu_node) {
+                mark(&m, is->input_node, fmt("this %u-bit value is used as an input to a table lookup", is->bits));
+                mark(&m, is->tlu_node, fmt("but only up to %u-bit table lookups are supported", max_bits));
+            } else {
+                mark(&m, is->tlu_node, fmt("this %u-bit value is used as an input to a table lookup\n"
+                                           "but only up to %u-bit table lookups are supported",
+                                           is->bits, max_bits));
+            }
+        }
+        report(g, &m);
+        goto done;
+    }
+    if (st != VEIL_OK) {
+        set_error(fmt("lowering failed: %s", veil_status_str(st)));
+        goto done;
+    }
+
+    /* 4. parameters */
+    if (cfg->global_p_error > 0)
+        p_error = prog->n_tlu ? -expm1(log1p(-cfg->global_p_error) / (double)prog->n_tlu) : cfg->global_p_error;
+    veil_opt_problem pr = {.precision = prog->precision, .tlu_a = prog->tlu_a, .tlu_b = prog->tlu_b,
+                           .out_a = prog->out_a, .out_b = prog->out_b, .n_tlu = prog->n_tlu,
+                           .n_terms = prog->n_terms, .p_error = p_error};
+    if (!(c = veil_calloc(1, sizeof *c))) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    if (cfg->params) {
+        if (veil_params_check(cfg->params) != VEIL_OK || !veil_params_feasible(cfg->params, &pr)) {
+            set_error(fmt("parameters %s do not meet this circuit: %u-bit precision (needs log2 N >= %u), "
+                          "p_error %.3g per lookup, largest 2-norm %.3g",
+                          cfg->params->name, pr.precision, pr.precision + 1, p_error, sqrt(pr.tlu_a)));
+            st = VEIL_ERR_NO_PARAMS;
+            goto done;
+        }
+        c->params = *cfg->params;
+    } else {
+        st = veil_params_optimize(&pr, &c->params);
+        if (st == VEIL_ERR_NO_PARAMS) {
+            int node = prog->worst_tlu_origin >= 0 ? prog->worst_tlu_origin : g->outputs[0];
+            mark(&m, node, fmt("no 128-bit parameters give %u-bit table lookups with p_error %.3g\n"
+                               "at a 2-norm of %.3g: lower the bit-width (round_bit_pattern, a narrower inputset),\n"
+                               "the weights feeding this lookup, or raise p_error",
+                               pr.precision, p_error, sqrt(pr.tlu_a)));
+            report(g, &m);
+            goto done;
+        }
+        if (st != VEIL_OK) {
+            set_error(fmt("parameter search failed: %s", veil_status_str(st)));
+            goto done;
+        }
+    }
+
+    /* 5. the circuit */
+    c->prog = prog;
+    prog = NULL;
+    if (!(c->listing = veil_ir_format(g, 1, NULL, 0))) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < g->count; i++) {
+        const veil_node_rec *n = &g->nodes[i];
+        int sg;
+        if (n->enc && n->has_bounds) {
+            unsigned b = veil_ir_bits(n->lo, n->hi, &sg);
+            if (b > c->max_bit_width) c->max_bit_width = b;
+        }
+    }
+    fill_stats(c, p_error);
+    *out = c;
+    c = NULL;
+done:
+    if (cv) veil_ir_vals_free(g, cv);
+    veil_program_free(prog);
+    veil_circuit_free(c);
+    for (int i = 0; i < m.n; i++) veil_free(m.texts[i]);
+    return st;
+}
+
+void veil_circuit_free(veil_circuit *c)
+{
+    if (!c) return;
+    veil_program_free(c->prog);
+    veil_free(c->listing);
+    veil_free(c);
+}
+
+const char *veil_circuit_format(const veil_circuit *c) { return c && c->listing ? c->listing : ""; }
+unsigned veil_circuit_max_bit_width(const veil_circuit *c) { return c ? c->max_bit_width : 0; }
+const veil_params *veil_circuit_params(const veil_circuit *c) { return c ? &c->params : NULL; }
+
+void veil_circuit_get_stats(const veil_circuit *c, veil_circuit_stats *s)
+{
+    if (c && s) *s = c->stats;
+}
+
+size_t veil_circuit_input_count(const veil_circuit *c) { return c ? c->prog->ninputs : 0; }
+size_t veil_circuit_output_count(const veil_circuit *c) { return c ? c->prog->noutputs : 0; }
+
+int64_t veil_circuit_input_size(const veil_circuit *c, size_t i)
+{
+    return c && i < c->prog->ninputs ? c->prog->inputs[i].size : -1;
+}
+
+int64_t veil_circuit_output_size(const veil_circuit *c, size_t j)
+{
+    return c && j < c->prog->noutputs ? c->prog->outputs[j].size : -1;
+}
+
+int veil_circuit_input_encrypted(const veil_circuit *c, size_t i)
+{
+    return c && i < c->prog->ninputs ? c->prog->inputs[i].encrypted : 0;
+}

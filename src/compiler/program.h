@@ -1,0 +1,70 @@
+/* The lowered program: a list of crypto-level instructions over numbered ciphertext slots
+ * (DESIGN.md §1, §3). The compiler writes it; the runtime's three interpreters read it.
+ *   LINEAR: out[base+i] = Σ_t w_t · slot[s_t] + c_i          (exact integers / torus values)
+ *   TLU:    out[base+i] = table[slot[in_i]]                   (key switch + PBS, `bits`-bit index)
+ * Every slot is written once, before it is read. */
+#ifndef VEIL_COMPILER_PROGRAM_H
+#define VEIL_COMPILER_PROGRAM_H
+
+#include <stdint.h>
+
+#include "veil/graph.h"
+
+typedef enum { VEIL_INSTR_LINEAR, VEIL_INSTR_TLU, VEIL_INSTR_KIND_COUNT } veil_instr_kind;
+
+typedef struct {
+    veil_instr_kind kind;
+    int origin;     /* graph node the instruction comes from */
+    int input_node; /* TLU: graph node whose value is looked up, -1 for an internal value */
+    uint32_t out_base, count;
+    /* LINEAR */
+    uint64_t *term_off; /* count + 1 */
+    uint32_t *term_slot;
+    int64_t *term_w;
+    int64_t *cst; /* count */
+    /* TLU */
+    uint32_t *in_slot; /* count */
+    unsigned bits;     /* table index width; inputs lie in [0, 2^bits) */
+    int64_t *table;    /* 2^bits entries */
+} veil_instr;
+
+typedef struct {
+    char name[65];
+    int encrypted;
+    int64_t size;
+    int ndim;
+    int64_t shape[VEIL_MAX_DIMS];
+    uint32_t base; /* encrypted inputs: slots [base, base + size) */
+} veil_prog_input;
+
+typedef struct {
+    int64_t size;
+    int ndim;
+    int64_t shape[VEIL_MAX_DIMS];
+    int is_signed;
+    uint32_t *slots; /* size */
+} veil_prog_output;
+
+typedef struct {
+    uint32_t nslots;
+    size_t ninputs, noutputs, ninstr;
+    veil_prog_input *inputs;
+    veil_prog_output *outputs;
+    veil_instr *instr;
+    unsigned precision; /* message bits of the encoding */
+    size_t n_tlu, n_terms;
+    double tlu_a, tlu_b, out_a, out_b; /* worst noise multipliers (veil_opt_problem) */
+    int worst_tlu_origin;              /* node of the lookup with the largest tlu_a */
+} veil_program;
+
+void veil_program_free(veil_program *p); /* accepts NULL */
+
+/* Exact clear interpretation with the circuit's modular meaning: values live modulo 2^(p+1)
+ * (p = precision, one padding bit); a lookup index with the padding bit set reads the negated
+ * table (the negacyclic wrap of the PBS). Outputs are decoded as in FHE. */
+VEIL_NODISCARD veil_status veil_program_run_clear(const veil_program *p, const int64_t *const *inputs,
+                                                  int64_t *const *outputs);
+/* Decoding of an output value from p+1 bits: unsigned, or sign-extended. */
+int64_t veil_program_decode(const veil_program *p, const veil_prog_output *o, uint64_t m);
+
+#endif

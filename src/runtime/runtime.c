@@ -1,0 +1,319 @@
+/* The three interpreters of a compiled program: clear, simulate, execute. */
+#include <math.h>
+#include <string.h>
+
+#include "compiler/circuit.h"
+#include "veil/runtime.h"
+
+veil_status veil_circuit_clear(const veil_circuit *c, const int64_t *const *inputs, int64_t *const *outputs)
+{
+    if (!c) return VEIL_ERR_INVALID_ARG;
+    return veil_program_run_clear(c->prog, inputs, outputs);
+}
+
+static unsigned delta_shift(const veil_program *p) { return 63 - p->precision; }
+
+static uint64_t decode_m(const veil_program *p, uint64_t phase)
+{
+    unsigned sh = delta_shift(p);
+    return (phase + (1ull << (sh - 1))) >> sh; /* rounding; the top p+1 bits */
+}
+
+/* Torus values of a lookup's table over all 2^p indices (entries past the table are never read). */
+static void lut_values(const veil_program *p, const veil_instr *I, uint64_t *vals)
+{
+    size_t n = (size_t)1 << p->precision, used = (size_t)1 << I->bits;
+    for (size_t i = 0; i < n; i++) vals[i] = i < used ? (uint64_t)I->table[i] << delta_shift(p) : 0;
+}
+
+/* ---- simulate ------------------------------------------------------------------------------- */
+static uint64_t gauss(veil_rng *rng, double sd) { return (uint64_t)(int64_t)llround(veil_rng_normal(rng) * sd); }
+
+veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *inputs, veil_rng *rng,
+                                  int64_t *const *outputs)
+{
+    if (!c || (!inputs && c->prog->ninputs) || (!outputs && c->prog->noutputs)) return VEIL_ERR_INVALID_ARG;
+    const veil_program *p = c->prog;
+    const veil_params *P = &c->params;
+    veil_rng *own = NULL;
+    veil_status st = VEIL_OK;
+    if (!rng) {
+        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
+        rng = own;
+    }
+    const double two64 = 0x1p64;
+    const uint32_t N = veil_params_N(P), box = N >> p->precision;
+    /* key switch, and the mask part of the modulus switch (the body's rounding happens below) */
+    const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
+    const double sd_ksms = sqrt(veil_var_keyswitch(P) + veil_var_modswitch(P) - 1.0 / (48.0 * N * N)) * two64;
+    const double sd_pbs = sqrt(veil_var_pbs(P)) * two64;
+    uint64_t *v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
+    uint64_t *vals = veil_malloc(sizeof(uint64_t) << p->precision);
+    if (!v || !vals) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < p->ninputs; i++) {
+        const veil_prog_input *in = &p->inputs[i];
+        if (!in->encrypted) continue;
+        if (!inputs[i]) {
+            st = VEIL_ERR_INVALID_ARG;
+            goto done;
+        }
+        for (int64_t e = 0; e < in->size; e++)
+            v[in->base + e] = ((uint64_t)inputs[i][e] << delta_shift(p)) + gauss(rng, sd_fresh);
+    }
+    for (size_t k = 0; k < p->ninstr; k++) {
+        const veil_instr *I = &p->instr[k];
+        if (I->kind == VEIL_INSTR_LINEAR) {
+            for (uint32_t o = 0; o < I->count; o++) {
+                uint64_t r = (uint64_t)I->cst[o] << delta_shift(p);
+                for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++)
+                    r += (uint64_t)I->term_w[t] * v[I->term_slot[t]];
+                v[I->out_base + o] = r;
+            }
+            continue;
+        }
+        lut_values(p, I, vals);
+        for (uint32_t o = 0; o < I->count; o++) {
+            uint64_t x = v[I->in_slot[o]] + gauss(rng, sd_ksms);
+            /* modulus switch to 2N, then the coefficient the blind rotation brings to position 0 of
+             * the half-box-rotated test polynomial (src/tfhe/pbs.c) */
+            uint32_t b = (uint32_t)(((x >> (62 - P->log2_N)) + 1) >> 1) & (2 * N - 1);
+            uint32_t t = b < N ? b : b - N, m = (t + box / 2) / box;
+            uint64_t coef = m < (1u << p->precision) ? vals[m] : 0 - vals[0];
+            v[I->out_base + o] = (b < N ? coef : 0 - coef) + gauss(rng, sd_pbs);
+        }
+    }
+    for (size_t j = 0; j < p->noutputs; j++) {
+        const veil_prog_output *o = &p->outputs[j];
+        for (int64_t e = 0; e < o->size; e++) outputs[j][e] = veil_program_decode(p, o, decode_m(p, v[o->slots[e]]));
+    }
+done:
+    veil_free(v);
+    veil_free(vals);
+    veil_rng_free(own);
+    return st;
+}
+
+/* ---- execute -------------------------------------------------------------------------------- */
+struct veil_ciphertexts {
+    uint64_t fingerprint;
+    uint32_t lwe_size; /* k·N + 1 */
+    size_t count;
+    uint64_t *data; /* count · lwe_size */
+};
+
+void veil_ciphertexts_free(veil_ciphertexts *v)
+{
+    if (!v) return;
+    veil_free(v->data);
+    veil_free(v);
+}
+
+size_t veil_ciphertexts_count(const veil_ciphertexts *v) { return v ? v->count : 0; }
+uint32_t veil_ciphertexts_lwe_size(const veil_ciphertexts *v) { return v ? v->lwe_size : 0; }
+
+static veil_ciphertexts *cts_new(const veil_params *P, size_t count)
+{
+    veil_ciphertexts *v = veil_calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->fingerprint = veil_params_fingerprint(P);
+    v->lwe_size = veil_params_big_lwe_dim(P) + 1;
+    v->count = count;
+    if (!(v->data = veil_calloc(count ? count : 1, sizeof(uint64_t) * v->lwe_size))) {
+        veil_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static size_t enc_input_count(const veil_program *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].encrypted) n += (size_t)p->inputs[i].size;
+    return n;
+}
+
+static size_t output_count(const veil_program *p)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < p->noutputs; j++) n += (size_t)p->outputs[j].size;
+    return n;
+}
+
+static int same_params(const veil_params *a, const veil_params *b)
+{
+    return veil_params_fingerprint(a) == veil_params_fingerprint(b);
+}
+
+veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secret_key **sk, veil_eval_keys **ek)
+{
+    if (!c || !sk || !ek) return VEIL_ERR_INVALID_ARG;
+    *sk = NULL;
+    *ek = NULL;
+    veil_rng *own = NULL;
+    veil_status st = VEIL_OK;
+    if (!rng) {
+        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
+        rng = own;
+    }
+    st = veil_secret_key_new(&c->params, rng, sk);
+    if (st == VEIL_OK && c->prog->n_tlu) st = veil_eval_keys_new(*sk, rng, ek);
+    if (st != VEIL_OK) {
+        veil_secret_key_free(*sk);
+        *sk = NULL;
+    }
+    veil_rng_free(own);
+    return st;
+}
+
+veil_status veil_circuit_encrypt(const veil_circuit *c, const veil_secret_key *sk, const int64_t *const *inputs,
+                                 veil_rng *rng, veil_ciphertexts **out)
+{
+    if (!c || !sk || !out || (!inputs && c->prog->ninputs)) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    const veil_program *p = c->prog;
+    if (!same_params(veil_secret_key_params(sk), &c->params)) return VEIL_ERR_PARAMS_MISMATCH;
+    veil_rng *own = NULL;
+    veil_status st = VEIL_OK;
+    if (!rng) {
+        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
+        rng = own;
+    }
+    veil_ciphertexts *v = cts_new(&c->params, enc_input_count(p));
+    if (!v) st = VEIL_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++) {
+        const veil_prog_input *in = &p->inputs[i];
+        if (!in->encrypted) continue;
+        if (!inputs[i]) {
+            st = VEIL_ERR_INVALID_ARG;
+            break;
+        }
+        for (int64_t e = 0; e < in->size && st == VEIL_OK; e++, k++)
+            st = veil_lwe_encrypt(sk, VEIL_KEY_BIG, (uint64_t)inputs[i][e] << delta_shift(p), rng,
+                                  v->data + k * v->lwe_size);
+    }
+    veil_rng_free(own);
+    if (st != VEIL_OK) {
+        veil_ciphertexts_free(v);
+        return st;
+    }
+    *out = v;
+    return VEIL_OK;
+}
+
+typedef struct {
+    const veil_instr *I;
+    uint64_t *slots;
+    size_t lwe;
+    uint64_t delta_shift;
+} linear_job;
+
+static void linear_one(void *ctx, size_t o, unsigned thread)
+{
+    (void)thread;
+    const linear_job *j = ctx;
+    const veil_instr *I = j->I;
+    uint64_t *dst = j->slots + ((size_t)I->out_base + o) * j->lwe;
+    memset(dst, 0, 8 * j->lwe);
+    for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++) {
+        const uint64_t *src = j->slots + (size_t)I->term_slot[t] * j->lwe;
+        uint64_t w = (uint64_t)I->term_w[t];
+        for (size_t q = 0; q < j->lwe; q++) dst[q] += w * src[q];
+    }
+    dst[j->lwe - 1] += (uint64_t)I->cst[o] << j->delta_shift;
+}
+
+veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, const veil_ciphertexts *in,
+                             unsigned threads, veil_ciphertexts **out)
+{
+    if (!c || !in || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    const veil_program *p = c->prog;
+    const veil_params *P = &c->params;
+    if (in->fingerprint != veil_params_fingerprint(P)) return VEIL_ERR_PARAMS_MISMATCH;
+    if (in->count != enc_input_count(p) || in->lwe_size != veil_params_big_lwe_dim(P) + 1) return VEIL_ERR_MALFORMED;
+    if (p->n_tlu && !ek) return VEIL_ERR_INVALID_ARG;
+    if (ek && !same_params(veil_eval_keys_params(ek), P)) return VEIL_ERR_PARAMS_MISMATCH;
+    const size_t lwe = in->lwe_size;
+    veil_status st = VEIL_OK;
+    uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
+    uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->precision);
+    veil_ciphertexts *res = cts_new(P, output_count(p));
+    size_t max_tlu = 0;
+    for (size_t k = 0; k < p->ninstr; k++)
+        if (p->instr[k].kind == VEIL_INSTR_TLU && p->instr[k].count > max_tlu) max_tlu = p->instr[k].count;
+    if (max_tlu) gather = veil_malloc(sizeof(uint64_t) * lwe * max_tlu);
+    if (!slots || !vals || !res || (max_tlu && !gather)) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < p->ninputs; i++) {
+        const veil_prog_input *pi = &p->inputs[i];
+        if (!pi->encrypted) continue;
+        memcpy(slots + (size_t)pi->base * lwe, in->data + k * lwe, sizeof(uint64_t) * lwe * (size_t)pi->size);
+        k += (size_t)pi->size;
+    }
+    for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
+        const veil_instr *I = &p->instr[q];
+        if (I->kind == VEIL_INSTR_LINEAR) {
+            linear_job job = {I, slots, lwe, delta_shift(p)};
+            veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
+            continue;
+        }
+        lut_values(p, I, vals);
+        veil_lut *lut = NULL;
+        if ((st = veil_lut_new_torus(P, p->precision, vals, &lut)) != VEIL_OK) break;
+        for (uint32_t o = 0; o < I->count; o++)
+            memcpy(gather + (size_t)o * lwe, slots + (size_t)I->in_slot[o] * lwe, sizeof(uint64_t) * lwe);
+        st = veil_ks_pbs_batch(ek, lut, gather, slots + (size_t)I->out_base * lwe, I->count, threads);
+        veil_lut_free(lut);
+    }
+    if (st != VEIL_OK) goto done;
+    k = 0;
+    for (size_t j = 0; j < p->noutputs; j++)
+        for (int64_t e = 0; e < p->outputs[j].size; e++, k++)
+            memcpy(res->data + k * lwe, slots + (size_t)p->outputs[j].slots[e] * lwe, sizeof(uint64_t) * lwe);
+    *out = res;
+    res = NULL;
+done:
+    veil_free(slots);
+    veil_free(gather);
+    veil_free(vals);
+    veil_ciphertexts_free(res);
+    return st;
+}
+
+veil_status veil_circuit_decrypt(const veil_circuit *c, const veil_secret_key *sk, const veil_ciphertexts *v,
+                                 int64_t *const *outputs)
+{
+    if (!c || !sk || !v || !outputs) return VEIL_ERR_INVALID_ARG;
+    const veil_program *p = c->prog;
+    if (!same_params(veil_secret_key_params(sk), &c->params) || v->fingerprint != veil_params_fingerprint(&c->params))
+        return VEIL_ERR_PARAMS_MISMATCH;
+    if (v->count != output_count(p)) return VEIL_ERR_MALFORMED;
+    size_t k = 0;
+    for (size_t j = 0; j < p->noutputs; j++)
+        for (int64_t e = 0; e < p->outputs[j].size; e++, k++) {
+            uint64_t ph = veil_lwe_phase(sk, VEIL_KEY_BIG, v->data + k * v->lwe_size);
+            outputs[j][e] = veil_program_decode(p, &p->outputs[j], decode_m(p, ph));
+        }
+    return VEIL_OK;
+}
+
+veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *c, const veil_secret_key *sk,
+                                             const veil_eval_keys *ek, const int64_t *const *inputs,
+                                             int64_t *const *outputs)
+{
+    veil_ciphertexts *in = NULL, *out = NULL;
+    veil_status st = veil_circuit_encrypt(c, sk, inputs, NULL, &in);
+    if (st == VEIL_OK) st = veil_circuit_run(c, ek, in, 0, &out);
+    if (st == VEIL_OK) st = veil_circuit_decrypt(c, sk, out, outputs);
+    veil_ciphertexts_free(in);
+    veil_ciphertexts_free(out);
+    return st;
+}
