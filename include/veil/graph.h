@@ -124,6 +124,10 @@ int veil_graph_truncate_bit_pattern(veil_graph *g, int x, unsigned lsbs_to_remov
 
 /* ---- inspection ------------------------------------------------------------------------------ */
 size_t veil_graph_node_count(const veil_graph *g);
+size_t veil_graph_input_count(const veil_graph *g);
+int veil_graph_input_node(const veil_graph *g, size_t i); /* node id of input i, -1 out of range */
+size_t veil_graph_output_count(const veil_graph *g);
+int veil_graph_output_node(const veil_graph *g, size_t j);
 /* Shape of a node; returns ndim (0 for scalars), -1 for a bad id. */
 int veil_graph_shape(const veil_graph *g, int node, int64_t shape[VEIL_MAX_DIMS]);
 int veil_graph_is_encrypted(const veil_graph *g, int node);

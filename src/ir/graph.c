@@ -47,6 +47,10 @@ void veil_graph_free(veil_graph *g)
 veil_status veil_graph_status(const veil_graph *g) { return g ? g->status : VEIL_ERR_INVALID_ARG; }
 const char *veil_graph_last_error(const veil_graph *g) { return g ? g->error : "no graph"; }
 size_t veil_graph_node_count(const veil_graph *g) { return g ? g->count : 0; }
+size_t veil_graph_input_count(const veil_graph *g) { return g ? g->ninputs : 0; }
+int veil_graph_input_node(const veil_graph *g, size_t i) { return g && i < g->ninputs ? g->inputs[i] : -1; }
+size_t veil_graph_output_count(const veil_graph *g) { return g ? g->noutputs : 0; }
+int veil_graph_output_node(const veil_graph *g, size_t j) { return g && j < g->noutputs ? g->outputs[j] : -1; }
 
 /* Records the first error; always returns -1 so builders can `return fail(...)`. */
 static int fail(veil_graph *g, veil_status s, const char *fmt, ...)
