@@ -213,7 +213,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
             }
         st = veil_ir_eval_all(g, inputset + s * g->ninputs, &vals, &bad);
         if (st == VEIL_ERR_EVAL) {
-            mark(&m, bad, fmt("this node fails on inputset sample %zu\n(a table index is out of range)", s));
+            mark(&m, bad, fmt("this node fails on inputset sample %zu\nbecause a table index is out of range", s));
             report(g, &m);
             goto done;
         }
