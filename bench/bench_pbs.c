@@ -10,26 +10,8 @@
 #include <time.h>
 
 #include "bench_pbs.h"
+#include "bench_util.h"
 #include "veil/tfhe.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef struct {
     const veil_eval_keys *ek;
@@ -69,9 +51,9 @@ static int bench_one(const char *name, int runs, unsigned threads)
     double *t = malloc(sizeof(double) * (size_t)runs);
     if (!ct || !res || !small || !t) goto done;
     if (veil_rng_new_os(&rng) != VEIL_OK || veil_secret_key_new(&p, rng, &sk) != VEIL_OK) goto done;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (veil_eval_keys_new(sk, rng, &ek) != VEIL_OK) goto done;
-    double keygen_s = now_s() - t0;
+    double keygen_s = bench_now_s() - t0;
     veil_key_sizes sz = veil_params_key_sizes(&p);
     if (veil_pbs_scratch_new(&p, &scr) != VEIL_OK) goto done;
     uint64_t table[16];
@@ -81,23 +63,23 @@ static int bench_one(const char *name, int runs, unsigned threads)
     veil_keyswitch(ek, ct, small);
     veil_pbs(ek, lut, small, res, scr); /* warm-up */
     for (int r = 0; r < runs; r++) {
-        double a = now_s();
+        double a = bench_now_s();
         veil_pbs(ek, lut, small, res, scr);
-        t[r] = now_s() - a;
+        t[r] = bench_now_s() - a;
     }
-    double pbs_ms = 1e3 * median(t, runs);
+    double pbs_ms = 1e3 * bench_median(t, runs);
     for (int r = 0; r < runs; r++) {
-        double a = now_s();
+        double a = bench_now_s();
         veil_keyswitch(ek, ct, small);
-        t[r] = now_s() - a;
+        t[r] = bench_now_s() - a;
     }
-    double ks_ms = 1e3 * median(t, runs);
+    double ks_ms = 1e3 * bench_median(t, runs);
     for (int r = 0; r < runs; r++) {
-        double a = now_s();
+        double a = bench_now_s();
         veil_ks_pbs(ek, lut, ct, res, scr);
-        t[r] = now_s() - a;
+        t[r] = bench_now_s() - a;
     }
-    double kspbs_ms = 1e3 * median(t, runs);
+    double kspbs_ms = 1e3 * bench_median(t, runs);
     if (veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, res), bits) != table[3]) {
         fprintf(stderr, "veil bench pbs: %s: wrong PBS result\n", name);
         goto done;
@@ -113,9 +95,9 @@ static int bench_one(const char *name, int runs, unsigned threads)
     for (unsigned th = 0; th < threads; th++)
         if (veil_pbs_scratch_new(&p, &pscr[th]) != VEIL_OK) goto done;
     par_ctx pc = {ek, lut, pin, pout, n + 1, big + 1, pscr};
-    double a = now_s();
+    double a = bench_now_s();
     veil_parallel_for(count, threads, par_pbs, &pc);
-    double pbs_per_s = (double)count / (now_s() - a);
+    double pbs_per_s = (double)count / (bench_now_s() - a);
     printf("params=%s pbs_ms=%.3f ks_ms=%.3f kspbs_ms=%.3f keygen_s=%.3f bsk_bytes=%llu bsk_fourier_bytes=%llu "
            "bsk_seeded_bytes=%llu ksk_bytes=%llu ksk_seeded_bytes=%llu pbs_per_s=%.1f\n",
            name, pbs_ms, ks_ms, kspbs_ms, keygen_s, (unsigned long long)sz.bsk_bytes,

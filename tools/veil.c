@@ -10,6 +10,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: veil <command> [args]\n"
                "commands:\n"
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
+               "  bench circuit  compile/keygen/encrypt/run/decrypt/simulate benchmark (veil bench circuit --help)\n"
                "  version     print the version\n");
 }
 
