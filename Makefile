@@ -19,6 +19,8 @@ test: build
 
 demo: build
 	@./$(BUILD)/demo_tlu
+	@echo
+	@./$(BUILD)/linear_model
 
 bench: build
 	@./$(BUILD)/veil bench pbs
