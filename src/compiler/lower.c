@@ -53,6 +53,14 @@ typedef struct {
 static int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 static int64_t wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
 
+/* a saturated product only widens a range, which then fails the lookup-width check */
+static int64_t sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
 static void *alloc(lower_ctx *L, size_t n)
 {
     void *p = veil_arena_alloc(L->ar, n ? n : 1);
@@ -509,7 +517,7 @@ static form **lower_pool(lower_ctx *L, int id)
         for (size_t o = 0; o < total && L->st == VEIL_OK; o++) {
             for (int64_t j = 0; j < m[o]; j++) acc_add(L, win[o][j], 1);
             sums[o] = acc_take(L);
-            int64_t l = m[o] * X->lo, h = m[o] * X->hi;
+            int64_t l = sat_mul(m[o], X->lo), h = sat_mul(m[o], X->hi);
             if (l < lo) lo = l;
             if (h > hi) hi = h;
         }

@@ -57,14 +57,11 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
     if (!pr || !out || pr->precision < 1 || pr->precision > 24 || !(pr->p_error > 0 && pr->p_error < 1))
         return VEIL_ERR_INVALID_ARG;
     const double vmax = pow(sigma_max(pr->precision, pr->p_error), 2);
-    static double lwe_var[N_MAX + 1];
-    static int lwe_var_ready;
-    if (!lwe_var_ready) { /* benign race: every thread writes the same values */
-        for (uint32_t n = N_MIN; n <= N_MAX; n++) {
-            veil_noise nz = curve(n);
-            lwe_var[n] = veil_noise_variance(&nz);
-        }
-        lwe_var_ready = 1;
+    double *lwe_var = veil_malloc(sizeof(double) * (N_MAX + 1));
+    if (!lwe_var) return VEIL_ERR_NOMEM;
+    for (uint32_t n = N_MIN; n <= N_MAX; n++) {
+        veil_noise nz = curve(n);
+        lwe_var[n] = veil_noise_variance(&nz);
     }
     double best = INFINITY;
     veil_params bp = {0};
@@ -140,6 +137,7 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
             }
         }
     }
+    veil_free(lwe_var);
     if (!isfinite(best)) return VEIL_ERR_NO_PARAMS;
     snprintf(bp.name, sizeof bp.name, "auto-p%u", pr->precision);
     *out = bp;

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "veil/compiler.h"
+#include "veil/graph.h"
 
 int main(void)
 {
@@ -51,5 +52,30 @@ int main(void)
     veil_opt_problem huge = {.precision = 16, .tlu_a = 1, .out_a = 1, .n_tlu = 1, .p_error = p_err};
     veil_params h;
     CHECK(veil_params_optimize(&huge, &h) == VEIL_ERR_NO_PARAMS, "16-bit lookups cannot have parameters");
+
+    /* a circuit-wide bound: 24 lookups sharing global_p_error = 0.01 */
+    veil_graph *g;
+    CHECK_OK(veil_graph_new(&g));
+    int x = veil_graph_input(g, "x", VEIL_ENCRYPTED, 1, (int64_t[]){24});
+    CHECK_OK(veil_graph_output(g, veil_graph_relu(g, x)));
+    int64_t lo[24], hi[24];
+    for (int i = 0; i < 24; i++) lo[i] = -8, hi[i] = 7;
+    const int64_t *set[2] = {lo, hi};
+    veil_compile_config cfg;
+    veil_compile_config_default(&cfg);
+    cfg.global_p_error = 0.01;
+    veil_circuit *c;
+    CHECK_OK(veil_compile(g, set, 2, &cfg, &c));
+    veil_circuit_stats st;
+    veil_circuit_get_stats(c, &st);
+    CHECK(st.pbs_count == 24 && st.ks_count == 24, "24 lookups, got %zu", st.pbs_count);
+    CHECK(st.global_p_error <= 0.01 && st.p_error <= 0.01 / 24 * 1.001, "global %.4g, per lookup %.4g",
+          st.global_p_error, st.p_error);
+    CHECK(st.global_p_error > 1e-4, "the bound should be used, not overshot by far (%.3g)", st.global_p_error);
+    printf("global_p_error 0.01 over %zu lookups: per lookup %.3g, global %.3g, params n=%u k=%u N=2^%u\n",
+           st.pbs_count, st.p_error, st.global_p_error, veil_circuit_params(c)->n, veil_circuit_params(c)->k,
+           veil_circuit_params(c)->log2_N);
+    veil_circuit_free(c);
+    veil_graph_free(g);
     return check_done("test_optimizer");
 }
