@@ -79,23 +79,29 @@ static void strides_of(const veil_node_rec *n, int64_t *st)
     }
 }
 
-void veil_ir_broadcast_index(const veil_node_rec *out, const veil_node_rec *op, int64_t *idx)
+/* Row-major walk over `shape` (nd axes, count elements): idx[e] = base + Σ_d ctr[d]·st[d]. */
+static void walk(int nd, const int64_t *shape, const int64_t *st, int64_t base, int64_t count, int64_t *idx)
 {
-    int64_t st[VEIL_MAX_DIMS], ost[VEIL_MAX_DIMS] = {0}, ctr[VEIL_MAX_DIMS] = {0};
-    strides_of(op, st);
-    int off = out->ndim - op->ndim;
-    for (int i = 0; i < op->ndim; i++) ost[i + off] = op->shape[i] == 1 ? 0 : st[i];
-    int64_t cur = 0;
-    for (int64_t e = 0; e < out->size; e++) {
+    int64_t ctr[VEIL_MAX_DIMS] = {0}, cur = base;
+    for (int64_t e = 0; e < count; e++) {
         idx[e] = cur;
-        for (int d = out->ndim - 1; d >= 0; d--) { /* odometer */
+        for (int d = nd - 1; d >= 0; d--) { /* odometer */
             ctr[d]++;
-            cur += ost[d];
-            if (ctr[d] < out->shape[d]) break;
-            cur -= ost[d] * ctr[d];
+            cur += st[d];
+            if (ctr[d] < shape[d]) break;
+            cur -= st[d] * ctr[d];
             ctr[d] = 0;
         }
     }
+}
+
+void veil_ir_broadcast_index(const veil_node_rec *out, const veil_node_rec *op, int64_t *idx)
+{
+    int64_t st[VEIL_MAX_DIMS], ost[VEIL_MAX_DIMS] = {0};
+    strides_of(op, st);
+    int off = out->ndim - op->ndim;
+    for (int i = 0; i < op->ndim; i++) ost[i + off] = op->shape[i] == 1 ? 0 : st[i];
+    walk(out->ndim, out->shape, ost, 0, out->size, idx);
 }
 
 void veil_ir_gather_index(const veil_graph *g, const veil_node_rec *n, int64_t *idx)
@@ -110,23 +116,14 @@ void veil_ir_gather_index(const veil_graph *g, const veil_node_rec *n, int64_t *
         return;
     case VEIL_OP_TRANSPOSE: {
         /* the output walked with the source's strides permuted */
-        int64_t pst[VEIL_MAX_DIMS], ctr[VEIL_MAX_DIMS] = {0}, cur = 0;
+        int64_t pst[VEIL_MAX_DIMS];
         for (int i = 0; i < n->ndim; i++) pst[i] = st[n->axes[i]];
-        for (int64_t e = 0; e < n->size; e++) {
-            idx[e] = cur;
-            for (int d = n->ndim - 1; d >= 0; d--) {
-                ctr[d]++;
-                cur += pst[d];
-                if (ctr[d] < n->shape[d]) break;
-                cur -= pst[d] * ctr[d];
-                ctr[d] = 0;
-            }
-        }
+        walk(n->ndim, n->shape, pst, 0, n->size, idx);
         return;
     }
     case VEIL_OP_SLICE: {
         /* iterate over the kept axes; index axes contribute a fixed offset */
-        int64_t base = 0, kst[VEIL_MAX_DIMS], klen[VEIL_MAX_DIMS], ctr[VEIL_MAX_DIMS] = {0};
+        int64_t base = 0, kst[VEIL_MAX_DIMS], klen[VEIL_MAX_DIMS];
         int nk = 0;
         for (int d = 0; d < s->ndim; d++) {
             const veil_slice *e = &n->slices[d];
@@ -137,17 +134,7 @@ void veil_ir_gather_index(const veil_graph *g, const veil_node_rec *n, int64_t *
                 nk++;
             }
         }
-        int64_t cur = base;
-        for (int64_t e = 0; e < n->size; e++) {
-            idx[e] = cur;
-            for (int d = nk - 1; d >= 0; d--) {
-                ctr[d]++;
-                cur += kst[d];
-                if (ctr[d] < klen[d]) break;
-                cur -= kst[d] * ctr[d];
-                ctr[d] = 0;
-            }
-        }
+        walk(nk, klen, kst, base, n->size, idx);
         return;
     }
     case VEIL_OP_CONCAT: {
@@ -172,22 +159,12 @@ void veil_ir_sum_index(const veil_node_rec *s, const veil_node_rec *n, int64_t *
 {
     int reduce[VEIL_MAX_DIMS] = {0};
     for (int i = 0; i < n->naxes; i++) reduce[n->axes[i]] = 1;
-    int64_t ost[VEIL_MAX_DIMS], acc = 1, ctr[VEIL_MAX_DIMS] = {0};
+    int64_t ost[VEIL_MAX_DIMS], acc = 1;
     for (int d = s->ndim - 1; d >= 0; d--) {
         ost[d] = reduce[d] ? 0 : acc;
         if (!reduce[d]) acc *= s->shape[d];
     }
-    int64_t cur = 0;
-    for (int64_t e = 0; e < s->size; e++) {
-        idx[e] = cur;
-        for (int d = s->ndim - 1; d >= 0; d--) {
-            ctr[d]++;
-            cur += ost[d];
-            if (ctr[d] < s->shape[d]) break;
-            cur -= ost[d] * ctr[d];
-            ctr[d] = 0;
-        }
-    }
+    walk(s->ndim, s->shape, ost, 0, s->size, idx);
 }
 
 static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)

@@ -16,6 +16,13 @@ static void fmt_tuple(veil_sb *b, int n, const int64_t *v)
     veil_sb_printf(b, n == 1 ? ",)" : ")");
 }
 
+static void fmt_axes(veil_sb *b, int n, const int *axes)
+{
+    int64_t ax[VEIL_MAX_DIMS];
+    for (int i = 0; i < n; i++) ax[i] = axes[i];
+    fmt_tuple(b, n, ax);
+}
+
 static void fmt_array(veil_sb *b, const int64_t *v, int ndim, const int64_t *shape, int64_t *pos)
 {
     if (ndim == 0) {
@@ -82,21 +89,15 @@ static void fmt_expr(veil_sb *b, const veil_graph *g, const veil_node_rec *n)
         if (!A[1]) {
             veil_sb_printf(b, ", axis=");
             if (n->naxes == 1) veil_sb_printf(b, "%d", n->axes[0]);
-            else {
-                int64_t ax[VEIL_MAX_DIMS];
-                for (int i = 0; i < n->naxes; i++) ax[i] = n->axes[i];
-                fmt_tuple(b, n->naxes, ax);
-            }
+            else fmt_axes(b, n->naxes, n->axes);
         }
         if (A[VEIL_A_KEEPDIMS]) veil_sb_printf(b, ", keepdims=True");
         break;
     case VEIL_OP_RESHAPE: veil_sb_printf(b, ", newshape="); fmt_tuple(b, n->ndim, n->shape); break;
     case VEIL_OP_TRANSPOSE:
         if (A[0]) {
-            int64_t ax[VEIL_MAX_DIMS];
-            for (int i = 0; i < n->naxes; i++) ax[i] = n->axes[i];
             veil_sb_printf(b, ", axes=");
-            fmt_tuple(b, n->naxes, ax);
+            fmt_axes(b, n->naxes, n->axes);
         }
         break;
     case VEIL_OP_CLIP: veil_sb_printf(b, ", %lld, %lld", (long long)A[VEIL_A_LO], (long long)A[VEIL_A_HI]); break;
@@ -107,24 +108,18 @@ static void fmt_expr(veil_sb *b, const veil_graph *g, const veil_node_rec *n)
         fmt_const(b, n->data, 1, &len);
         break;
     }
-    case VEIL_OP_CONV2D:
+    case VEIL_OP_CONV2D: case VEIL_OP_AVGPOOL: case VEIL_OP_MAXPOOL:
+        if (n->op != VEIL_OP_CONV2D) {
+            veil_sb_printf(b, ", kernel_shape=");
+            fmt_tuple(b, 2, A + VEIL_A_KERNEL);
+        }
         veil_sb_printf(b, ", strides=");
         fmt_tuple(b, 2, A + VEIL_A_STRIDE);
         veil_sb_printf(b, ", pads=");
         fmt_tuple(b, 4, A + VEIL_A_PAD);
         veil_sb_printf(b, ", dilations=");
         fmt_tuple(b, 2, A + VEIL_A_DIL);
-        veil_sb_printf(b, ", group=%lld", (long long)A[VEIL_A_GROUPS]);
-        break;
-    case VEIL_OP_AVGPOOL: case VEIL_OP_MAXPOOL:
-        veil_sb_printf(b, ", kernel_shape=");
-        fmt_tuple(b, 2, A + VEIL_A_KERNEL);
-        veil_sb_printf(b, ", strides=");
-        fmt_tuple(b, 2, A + VEIL_A_STRIDE);
-        veil_sb_printf(b, ", pads=");
-        fmt_tuple(b, 4, A + VEIL_A_PAD);
-        veil_sb_printf(b, ", dilations=");
-        fmt_tuple(b, 2, A + VEIL_A_DIL);
+        if (n->op == VEIL_OP_CONV2D) veil_sb_printf(b, ", group=%lld", (long long)A[VEIL_A_GROUPS]);
         break;
     default: break;
     }
