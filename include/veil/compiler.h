@@ -40,8 +40,10 @@ void veil_compile_config_default(veil_compile_config *cfg);
 typedef struct veil_circuit veil_circuit;
 
 /* inputset[s * ninputs + i] points to sample s of input i (row-major, the input's size), for
- * nsamples >= 1 samples. The graph is annotated with its bounds (hence not const); fn/ctx of
- * apply nodes are only used during this call. On failure *out = NULL and
+ * nsamples >= 1 samples. The graph is annotated with its bounds (hence not const). fn/ctx of
+ * apply nodes are used during this call only — except when clear inputs reach encrypted
+ * operations: the circuit then keeps a copy of the graph, lowers it again with each evaluation's
+ * clear values, and fn/ctx must outlive the circuit. On failure *out = NULL and
  * veil_compiler_last_error() explains (VEIL_ERR_COMPILE, VEIL_ERR_NO_PARAMS, VEIL_ERR_EVAL ...). */
 VEIL_NODISCARD veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t nsamples,
                                         const veil_compile_config *cfg, veil_circuit **out);

@@ -103,7 +103,8 @@ int veil_graph_max_pool2d(veil_graph *g, int x, const veil_pool2d_opts *o);
  * of x's type: 2^bits entries (copied). */
 int veil_graph_table(veil_graph *g, int x, size_t n, const int64_t *table);
 /* out = fn(x, ctx) element-wise; fn is called by veil over x's value range at compile time and by
- * clear evaluation. fn and ctx are borrowed until the circuit is compiled; `name` is copied. */
+ * clear evaluation. fn and ctx are borrowed until the circuit is compiled (for the circuit's life
+ * when clear inputs reach encrypted operations, see veil_compile); `name` is copied. */
 typedef int64_t (*veil_unary_fn)(int64_t x, void *ctx);
 int veil_graph_apply(veil_graph *g, int x, veil_unary_fn fn, void *ctx, const char *name);
 int veil_graph_relu(veil_graph *g, int x);

@@ -38,7 +38,8 @@ typedef struct veil_ciphertexts veil_ciphertexts; /* LWE ciphertexts of a circui
  * and, when the circuit has lookups, evaluation keys (else *ek = NULL). Caller frees both. */
 VEIL_NODISCARD veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secret_key **sk,
                                                veil_eval_keys **ek);
-/* Encrypt the encrypted inputs under the big key. rng NULL: the operating system's. */
+/* Encrypt the encrypted inputs under the big key; clear inputs are copied along, in the clear, for
+ * the server. rng NULL: the operating system's. */
 VEIL_NODISCARD veil_status veil_circuit_encrypt(const veil_circuit *c, const veil_secret_key *sk,
                                                 const int64_t *const *inputs, veil_rng *rng,
                                                 veil_ciphertexts **out);

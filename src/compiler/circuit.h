@@ -11,7 +11,15 @@ struct veil_circuit {
     char *listing;
     unsigned max_bit_width;
     veil_circuit_stats stats;
+    /* Set when clear inputs reach encrypted operations: the program is lowered again with the
+     * clear values of each evaluation (veil_circuit_program). */
+    veil_graph *graph;
 };
+
+/* The program for one evaluation: c->prog, or (when c->graph) a program lowered with the clear
+ * inputs among `inputs`, returned in *tmp for the caller to free with veil_program_free. */
+VEIL_NODISCARD veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *inputs,
+                                                const veil_program **use, veil_program **tmp);
 
 /* Error probability of one lookup / one output with these parameters and noise multipliers. */
 double veil_circuit_tlu_p_error(const veil_params *p, unsigned precision, double a, double b);

@@ -26,7 +26,7 @@ void veil_compile_config_default(veil_compile_config *cfg)
     cfg->max_tlu_bits = 16;
 }
 
-enum { MAX_MARKS = 64 };
+enum { MAX_MARKS = 64, CLEAR_SAMPLES = 64 };
 
 typedef struct {
     veil_ir_mark marks[MAX_MARKS];
@@ -88,7 +88,7 @@ static void type_name(const veil_node_rec *n, char *buf, size_t cap)
 }
 
 /* Checks that need bounds but no lowering. */
-static void check_graph(const veil_graph *g, marks *m)
+static void check_graph(const veil_graph *g, marks *m, int *runtime_clear)
 {
     uint8_t *dep = veil_calloc(g->count ? g->count : 1, 1);
     if (!dep) return;
@@ -101,9 +101,7 @@ static void check_graph(const veil_graph *g, marks *m)
             mark(m, (int)i, fmt("this value does not fit in 63 bits on the inputset"));
         if (!n->enc) continue;
         for (int k = 0; k < n->nin; k++)
-            if (dep[n->in[k]])
-                mark(m, n->in[k], fmt("this clear value depends on a clear input\n"
-                                      "but encrypted operations only take clear constants for now"));
+            if (dep[n->in[k]]) *runtime_clear = 1;
         if (n->op == VEIL_OP_CONV2D && (g->nodes[n->in[1]].enc || (n->nin > 2 && g->nodes[n->in[2]].enc)))
             mark(m, (int)i, fmt("this convolution has encrypted weights or bias\n"
                                 "but only clear weights and bias are supported"));
@@ -235,7 +233,8 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
     }
 
     /* 2. checks */
-    check_graph(g, &m);
+    int runtime_clear = 0;
+    check_graph(g, &m, &runtime_clear);
     if (m.n) {
         report(g, &m);
         st = VEIL_ERR_COMPILE;
@@ -264,6 +263,29 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
     if (st != VEIL_OK) {
         set_error(fmt("lowering failed: %s", veil_status_str(st)));
         goto done;
+    }
+
+    /* with clear inputs, the program depends on their values: the noise bound must hold for
+     * the programs of every inputset sample (up to CLEAR_SAMPLES of them) */
+    for (size_t smp = 1; runtime_clear && smp < nsamples && smp < CLEAR_SAMPLES; smp++) {
+        int64_t **cs;
+        int bad;
+        veil_program *other = NULL;
+        st = veil_ir_eval_clear(g, inputset + smp * g->ninputs, &cs, &bad);
+        if (st == VEIL_OK) st = veil_lower(g, cs, max_bits, &other, issues, MAX_MARKS / 2, &nissues);
+        if (st == VEIL_OK) {
+            prog->tlu_a = prog->tlu_a > other->tlu_a ? prog->tlu_a : other->tlu_a;
+            prog->tlu_b = prog->tlu_b > other->tlu_b ? prog->tlu_b : other->tlu_b;
+            prog->out_a = prog->out_a > other->out_a ? prog->out_a : other->out_a;
+            prog->out_b = prog->out_b > other->out_b ? prog->out_b : other->out_b;
+            if (other->precision != prog->precision) st = VEIL_ERR_EVAL;
+        }
+        veil_program_free(other);
+        if (cs) veil_ir_vals_free(g, cs);
+        if (st != VEIL_OK) {
+            set_error(fmt("lowering with the clear inputs of inputset sample %zu failed: %s", smp, veil_status_str(st)));
+            goto done;
+        }
     }
 
     /* 4. parameters */
@@ -317,6 +339,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
             if (b > c->max_bit_width) c->max_bit_width = b;
         }
     }
+    if (runtime_clear && (st = veil_ir_clone(g, &c->graph)) != VEIL_OK) goto done;
     fill_stats(c, p_error);
     *out = c;
     c = NULL;
@@ -332,6 +355,7 @@ void veil_circuit_free(veil_circuit *c)
 {
     if (!c) return;
     veil_program_free(c->prog);
+    veil_graph_free(c->graph);
     veil_free(c->listing);
     veil_free(c);
 }
@@ -361,4 +385,28 @@ int64_t veil_circuit_output_size(const veil_circuit *c, size_t j)
 int veil_circuit_input_encrypted(const veil_circuit *c, size_t i)
 {
     return c && i < c->prog->ninputs ? c->prog->inputs[i].encrypted : 0;
+}
+
+veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *inputs, const veil_program **use,
+                                 veil_program **tmp)
+{
+    *tmp = NULL;
+    *use = c->prog;
+    if (!c->graph) return VEIL_OK;
+    int64_t **cv;
+    int bad;
+    veil_lower_issue issue;
+    size_t nissues;
+    veil_status st = veil_ir_eval_clear(c->graph, inputs, &cv, &bad);
+    if (st != VEIL_OK) return st;
+    st = veil_lower(c->graph, cv, 24, tmp, &issue, 1, &nissues);
+    veil_ir_vals_free(c->graph, cv);
+    if (st == VEIL_OK && (*tmp)->precision != c->prog->precision) st = VEIL_ERR_EVAL;
+    if (st != VEIL_OK) {
+        veil_program_free(*tmp);
+        *tmp = NULL;
+        return st == VEIL_ERR_COMPILE ? VEIL_ERR_EVAL : st;
+    }
+    *use = *tmp;
+    return VEIL_OK;
 }

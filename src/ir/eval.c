@@ -295,7 +295,8 @@ void veil_ir_vals_free(const veil_graph *g, int64_t **vals)
     veil_free(vals);
 }
 
-veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, int64_t ***out, int *bad_node)
+static veil_status eval_some(const veil_graph *g, const int64_t *const *inputs, int clear_only, int64_t ***out,
+                             int *bad_node)
 {
     *out = NULL;
     *bad_node = -1;
@@ -303,13 +304,15 @@ veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, 
     if (!vals) return VEIL_ERR_NOMEM;
     veil_status st = VEIL_OK;
     for (size_t i = 0; i < g->count && st == VEIL_OK; i++)
-        if (!(vals[i] = veil_malloc(sizeof(int64_t) * (size_t)g->nodes[i].size))) st = VEIL_ERR_NOMEM;
+        if (!(vals[i] = veil_calloc((size_t)g->nodes[i].size, sizeof(int64_t)))) st = VEIL_ERR_NOMEM;
     for (size_t i = 0; i < g->ninputs && st == VEIL_OK; i++) {
         const veil_node_rec *n = &g->nodes[g->inputs[i]];
+        if (clear_only && n->enc) continue;
         if (!inputs[i]) st = VEIL_ERR_INVALID_ARG;
         else memcpy(vals[g->inputs[i]], inputs[i], sizeof(int64_t) * (size_t)n->size);
     }
     for (size_t i = 0; i < g->count && st == VEIL_OK; i++) {
+        if (clear_only && g->nodes[i].enc) continue;
         st = eval_node(g, (int)i, vals);
         if (st != VEIL_OK) *bad_node = (int)i;
     }
@@ -319,6 +322,16 @@ veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, 
     }
     *out = vals;
     return VEIL_OK;
+}
+
+veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, int64_t ***out, int *bad_node)
+{
+    return eval_some(g, inputs, 0, out, bad_node);
+}
+
+veil_status veil_ir_eval_clear(const veil_graph *g, const int64_t *const *inputs, int64_t ***out, int *bad_node)
+{
+    return eval_some(g, inputs, 1, out, bad_node);
 }
 
 veil_status veil_graph_eval(const veil_graph *g, const int64_t *const *inputs, int64_t *const *outputs)

@@ -648,3 +648,42 @@ int veil_graph_is_encrypted(const veil_graph *g, int node)
     if (!g || node < 0 || (size_t)node >= g->count) return 0;
     return g->nodes[node].enc;
 }
+
+veil_status veil_ir_clone(const veil_graph *g, veil_graph **out)
+{
+    *out = NULL;
+    veil_graph *c;
+    veil_status st = veil_graph_new(&c);
+    if (st != VEIL_OK) return st;
+    c->nodes = veil_malloc(sizeof(veil_node_rec) * (g->count ? g->count : 1));
+    c->inputs = veil_malloc(sizeof(int) * (g->ninputs ? g->ninputs : 1));
+    c->outputs = veil_malloc(sizeof(int) * (g->noutputs ? g->noutputs : 1));
+    if (!c->nodes || !c->inputs || !c->outputs) goto nomem;
+    c->count = c->cap = g->count;
+    c->ninputs = g->ninputs;
+    c->noutputs = c->cap_out = g->noutputs;
+    if (g->ninputs) memcpy(c->inputs, g->inputs, sizeof(int) * g->ninputs);
+    if (g->noutputs) memcpy(c->outputs, g->outputs, sizeof(int) * g->noutputs);
+    c->status = g->status;
+    memcpy(c->error, g->error, sizeof c->error);
+    for (size_t i = 0; i < g->count; i++) {
+        const veil_node_rec *s = &g->nodes[i];
+        veil_node_rec *d = &c->nodes[i];
+        *d = *s;
+        if (s->nin && !(d->in = veil_arena_alloc(c->arena, sizeof(int) * (size_t)s->nin))) goto nomem;
+        if (s->nin) memcpy(d->in, s->in, sizeof(int) * (size_t)s->nin);
+        if (s->data && !(d->data = copy_i64(c, s->data, s->ndata))) goto nomem;
+        if (s->name && !(d->name = copy_str(c, s->name))) goto nomem;
+        if (s->slices) {
+            const veil_node_rec *src = &g->nodes[s->in[0]];
+            size_t bytes = sizeof(veil_slice) * (size_t)src->ndim;
+            if (!(d->slices = veil_arena_alloc(c->arena, bytes))) goto nomem;
+            memcpy(d->slices, s->slices, bytes);
+        }
+    }
+    *out = c;
+    return VEIL_OK;
+nomem:
+    veil_graph_free(c);
+    return VEIL_ERR_NOMEM;
+}

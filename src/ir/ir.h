@@ -105,6 +105,13 @@ void veil_ir_gather_index(const veil_graph *g, const veil_node_rec *n, int64_t *
 /* SUM: the output flat index of every input element. */
 void veil_ir_sum_index(const veil_node_rec *in, const veil_node_rec *sum, int64_t *idx);
 
+/* Deep copy (nodes, bounds, tables; apply functions are shared). */
+VEIL_NODISCARD veil_status veil_ir_clone(const veil_graph *g, veil_graph **out);
+
+/* Evaluate every clear node only (encrypted inputs may be NULL; encrypted nodes are left 0). */
+VEIL_NODISCARD veil_status veil_ir_eval_clear(const veil_graph *g, const int64_t *const *inputs, int64_t ***vals,
+                                              int *bad_node);
+
 /* Evaluate every node; vals[i] (caller frees each with veil_free, then the array) has size nodes[i].
  * On VEIL_ERR_EVAL, *bad_node names the failing node. */
 VEIL_NODISCARD veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, int64_t ***vals,

@@ -7,8 +7,13 @@
 
 veil_status veil_circuit_clear(const veil_circuit *c, const int64_t *const *inputs, int64_t *const *outputs)
 {
-    if (!c) return VEIL_ERR_INVALID_ARG;
-    return veil_program_run_clear(c->prog, inputs, outputs);
+    if (!c || (!inputs && c->prog->ninputs)) return VEIL_ERR_INVALID_ARG;
+    const veil_program *p;
+    veil_program *tmp;
+    veil_status st = veil_circuit_program(c, inputs, &p, &tmp);
+    if (st == VEIL_OK) st = veil_program_run_clear(p, inputs, outputs);
+    veil_program_free(tmp);
+    return st;
 }
 
 static unsigned delta_shift(const veil_program *p) { return 63 - p->precision; }
@@ -33,22 +38,23 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
                                   int64_t *const *outputs)
 {
     if (!c || (!inputs && c->prog->ninputs) || (!outputs && c->prog->noutputs)) return VEIL_ERR_INVALID_ARG;
-    const veil_program *p = c->prog;
+    const veil_program *p;
+    veil_program *tmp = NULL;
     const veil_params *P = &c->params;
     veil_rng *own = NULL;
-    veil_status st = VEIL_OK;
-    if (!rng) {
-        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
-        rng = own;
-    }
+    uint64_t *v = NULL, *vals = NULL;
+    veil_status st = veil_circuit_program(c, inputs, &p, &tmp);
+    if (st != VEIL_OK) return st;
+    if (!rng && (st = veil_rng_new_os(&own)) != VEIL_OK) goto done;
+    if (!rng) rng = own;
     const double two64 = 0x1p64;
     const uint32_t N = veil_params_N(P), box = N >> p->precision;
     /* key switch, and the mask part of the modulus switch (the body's rounding happens below) */
     const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
     const double sd_ksms = sqrt(veil_var_keyswitch(P) + veil_var_modswitch(P) - 1.0 / (48.0 * N * N)) * two64;
     const double sd_pbs = sqrt(veil_var_pbs(P)) * two64;
-    uint64_t *v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
-    uint64_t *vals = veil_malloc(sizeof(uint64_t) << p->precision);
+    v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
+    vals = veil_malloc(sizeof(uint64_t) << p->precision);
     if (!v || !vals) {
         st = VEIL_ERR_NOMEM;
         goto done;
@@ -93,6 +99,7 @@ done:
     veil_free(v);
     veil_free(vals);
     veil_rng_free(own);
+    veil_program_free(tmp);
     return st;
 }
 
@@ -101,13 +108,16 @@ struct veil_ciphertexts {
     uint64_t fingerprint;
     uint32_t lwe_size; /* k·N + 1 */
     size_t count;
-    uint64_t *data; /* count · lwe_size */
+    uint64_t *data;  /* count · lwe_size */
+    size_t nclear;   /* clear input values sent along (declaration order, concatenated) */
+    int64_t *clear;
 };
 
 void veil_ciphertexts_free(veil_ciphertexts *v)
 {
     if (!v) return;
     veil_free(v->data);
+    veil_free(v->clear);
     veil_free(v);
 }
 
@@ -184,10 +194,18 @@ veil_status veil_circuit_encrypt(const veil_circuit *c, const veil_secret_key *s
     }
     veil_ciphertexts *v = cts_new(&c->params, enc_input_count(p));
     if (!v) st = VEIL_ERR_NOMEM;
-    size_t k = 0;
+    for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++)
+        if (!p->inputs[i].encrypted) v->nclear += (size_t)p->inputs[i].size;
+    if (st == VEIL_OK && v->nclear && !(v->clear = veil_calloc(v->nclear, sizeof(int64_t)))) st = VEIL_ERR_NOMEM;
+    size_t k = 0, kc = 0;
     for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++) {
         const veil_prog_input *in = &p->inputs[i];
-        if (!in->encrypted) continue;
+        if (!in->encrypted) {
+            if (inputs[i]) memcpy(v->clear + kc, inputs[i], sizeof(int64_t) * (size_t)in->size);
+            else if (c->graph) st = VEIL_ERR_INVALID_ARG; /* the server needs it */
+            kc += (size_t)in->size;
+            continue;
+        }
         if (!inputs[i]) {
             st = VEIL_ERR_INVALID_ARG;
             break;
@@ -232,14 +250,31 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
 {
     if (!c || !in || !out) return VEIL_ERR_INVALID_ARG;
     *out = NULL;
-    const veil_program *p = c->prog;
     const veil_params *P = &c->params;
     if (in->fingerprint != veil_params_fingerprint(P)) return VEIL_ERR_PARAMS_MISMATCH;
-    if (in->count != enc_input_count(p) || in->lwe_size != veil_params_big_lwe_dim(P) + 1) return VEIL_ERR_MALFORMED;
-    if (p->n_tlu && !ek) return VEIL_ERR_INVALID_ARG;
+    if (in->count != enc_input_count(c->prog) || in->lwe_size != veil_params_big_lwe_dim(P) + 1)
+        return VEIL_ERR_MALFORMED;
+    if (c->prog->n_tlu && !ek) return VEIL_ERR_INVALID_ARG;
     if (ek && !same_params(veil_eval_keys_params(ek), P)) return VEIL_ERR_PARAMS_MISMATCH;
+    /* the clear inputs travel with the ciphertexts */
+    const veil_program *p = c->prog;
+    veil_program *tmp = NULL;
+    const int64_t **clear_in = veil_calloc(p->ninputs ? p->ninputs : 1, sizeof(int64_t *));
+    if (!clear_in) return VEIL_ERR_NOMEM;
+    size_t kc = 0;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (!p->inputs[i].encrypted) {
+            if (kc + (size_t)p->inputs[i].size > in->nclear) {
+                veil_free(clear_in);
+                return VEIL_ERR_MALFORMED;
+            }
+            clear_in[i] = in->clear + kc;
+            kc += (size_t)p->inputs[i].size;
+        }
+    veil_status st = veil_circuit_program(c, clear_in, &p, &tmp);
+    veil_free(clear_in);
+    if (st != VEIL_OK) return st;
     const size_t lwe = in->lwe_size;
-    veil_status st = VEIL_OK;
     uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
     uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->precision);
     veil_ciphertexts *res = cts_new(P, output_count(p));
@@ -281,6 +316,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     *out = res;
     res = NULL;
 done:
+    veil_program_free(tmp);
     veil_free(slots);
     veil_free(gather);
     veil_free(vals);

@@ -294,6 +294,19 @@ int main(int argc, char **argv)
         OUT(g, veil_graph_truncate_bit_pattern(g, x, 2));
         run_case("bit_patterns", g, SH(0), SH(27), 2);
     }
+    CASE("clear_inputs") {
+        g = G();
+        x = ENC(g, "x", 1, 3);
+        y = veil_graph_input(g, "y", VEIL_CLEAR, 1, SH(3));
+        w = veil_graph_input(g, "w", VEIL_CLEAR, 2, SH(3, 2));
+        int k = veil_graph_input(g, "k", VEIL_CLEAR, 0, NULL);
+        OUT(g, veil_graph_add(g, x, y));
+        OUT(g, veil_graph_multiply(g, x, y));
+        OUT(g, veil_graph_matmul(g, x, veil_graph_add(g, w, veil_graph_scalar(g, 1))));
+        OUT(g, veil_graph_less(g, x, y));
+        OUT(g, veil_graph_relu(g, veil_graph_sub(g, veil_graph_multiply(g, x, k), veil_graph_scalar(g, 4))));
+        run_case("clear_inputs", g, SH(0, -2, -1, 1), SH(3, 2, 1, 3), 2);
+    }
     CASE("two_layer") {
         g = G();
         x = ENC(g, "x", 1, 4);
