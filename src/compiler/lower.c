@@ -453,63 +453,62 @@ static form **lower_matmul(lower_ctx *L, int id)
     return out;
 }
 
+typedef struct {
+    lower_ctx *L;
+    form **x, **out, ***win;
+    const int64_t *w, *bias;
+    int64_t *m, plane, F;
+} window_lower;
+
+static void conv_tap(void *ctx, int64_t o, int64_t in, int64_t w)
+{
+    (void)o;
+    window_lower *c = ctx;
+    if (c->w[w]) acc_add(c->L, c->x[in], c->w[w]);
+}
+
+static void conv_end(void *ctx, int64_t o, int64_t taps)
+{
+    (void)taps;
+    window_lower *c = ctx;
+    if (c->bias) c->L->acc_c = wadd(c->L->acc_c, c->bias[o / c->plane % c->F]);
+    c->out[o] = acc_take(c->L);
+}
+
+static void pool_tap(void *ctx, int64_t o, int64_t in, int64_t w)
+{
+    (void)w;
+    window_lower *c = ctx;
+    c->win[o][c->m[o]++] = c->x[in];
+}
+
+static void pool_end(void *ctx, int64_t o, int64_t taps) { (void)ctx, (void)o, (void)taps; }
+
 static form **lower_conv(lower_ctx *L, int id)
 {
-    const veil_node_rec *n = &L->g->nodes[id], *X = &L->g->nodes[n->in[0]], *W = &L->g->nodes[n->in[1]];
-    const int64_t *w = L->cv[n->in[1]], *bias = n->nin > 2 ? L->cv[n->in[2]] : NULL, *A = n->attr;
-    form **xf = L->forms[n->in[0]], **out = alloc(L, sizeof(form *) * (size_t)n->size);
-    if (!out) return NULL;
-    int64_t C = X->shape[1], H = X->shape[2], Wd = X->shape[3], F = W->shape[0], CG = W->shape[1];
-    int64_t KH = W->shape[2], KW = W->shape[3], OH = n->shape[2], OW = n->shape[3], FG = F / A[VEIL_A_GROUPS];
-    for (int64_t bn = 0; bn < n->shape[0]; bn++)
-        for (int64_t f = 0; f < F; f++)
-            for (int64_t oy = 0; oy < OH; oy++)
-                for (int64_t ox = 0; ox < OW && L->st == VEIL_OK; ox++) {
-                    int64_t grp = f / FG;
-                    for (int64_t c = 0; c < CG; c++)
-                        for (int64_t ky = 0; ky < KH; ky++) {
-                            int64_t iy = oy * A[VEIL_A_STRIDE] - A[VEIL_A_PAD] + ky * A[VEIL_A_DIL];
-                            if (iy < 0 || iy >= H) continue;
-                            for (int64_t kx = 0; kx < KW; kx++) {
-                                int64_t ix = ox * A[VEIL_A_STRIDE + 1] - A[VEIL_A_PAD + 1] + kx * A[VEIL_A_DIL + 1];
-                                if (ix < 0 || ix >= Wd) continue;
-                                int64_t wv = w[((f * CG + c) * KH + ky) * KW + kx];
-                                if (wv) acc_add(L, xf[((bn * C + grp * CG + c) * H + iy) * Wd + ix], wv);
-                            }
-                        }
-                    if (bias) L->acc_c = wadd(L->acc_c, bias[f]);
-                    out[((bn * F + f) * OH + oy) * OW + ox] = acc_take(L);
-                }
-    return out;
+    const veil_node_rec *n = &L->g->nodes[id];
+    window_lower c = {L, L->forms[n->in[0]], alloc(L, sizeof(form *) * (size_t)n->size), NULL, L->cv[n->in[1]],
+                      n->nin > 2 ? L->cv[n->in[2]] : NULL, NULL, n->shape[2] * n->shape[3], n->shape[1]};
+    if (!c.out) return NULL;
+    veil_ir_window_cb cb = {conv_tap, conv_end, &c};
+    veil_ir_windows(L->g, n, &cb);
+    return L->st == VEIL_OK ? c.out : NULL;
 }
 
 /* Pool windows: win[o] lists the input elements of output o (padding skipped). */
 static form **lower_pool(lower_ctx *L, int id)
 {
     const veil_node_rec *n = &L->g->nodes[id], *X = &L->g->nodes[n->in[0]];
-    const int64_t *A = n->attr;
-    form **xf = L->forms[n->in[0]];
-    int64_t H = X->shape[2], Wd = X->shape[3], OH = n->shape[2], OW = n->shape[3];
-    int64_t KH = A[VEIL_A_KERNEL], KW = A[VEIL_A_KERNEL + 1], cnt = KH * KW;
+    int64_t cnt = n->attr[VEIL_A_KERNEL] * n->attr[VEIL_A_KERNEL + 1];
     size_t total = (size_t)n->size;
     form ***win = alloc(L, sizeof(form **) * total);
+    form **cells = alloc(L, sizeof(form *) * total * (size_t)cnt);
     int64_t *m = alloc(L, sizeof(int64_t) * total);
-    if (!win || !m) return NULL;
-    for (int64_t p = 0; p < n->shape[0] * n->shape[1]; p++)
-        for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox++) {
-                int64_t o = (p * OH + oy) * OW + ox;
-                if (!(win[o] = alloc(L, sizeof(form *) * (size_t)cnt))) return NULL;
-                m[o] = 0;
-                for (int64_t ky = 0; ky < KH; ky++) {
-                    int64_t iy = oy * A[VEIL_A_STRIDE] - A[VEIL_A_PAD] + ky * A[VEIL_A_DIL];
-                    if (iy < 0 || iy >= H) continue;
-                    for (int64_t kx = 0; kx < KW; kx++) {
-                        int64_t ix = ox * A[VEIL_A_STRIDE + 1] - A[VEIL_A_PAD + 1] + kx * A[VEIL_A_DIL + 1];
-                        if (ix >= 0 && ix < Wd) win[o][m[o]++] = xf[(p * H + iy) * Wd + ix];
-                    }
-                }
-            }
+    if (!win || !cells || !m) return NULL;
+    for (size_t o = 0; o < total; o++) win[o] = cells + o * (size_t)cnt;
+    window_lower c = {L, L->forms[n->in[0]], NULL, win, NULL, NULL, m, 0, 0};
+    veil_ir_window_cb cb = {pool_tap, pool_end, &c};
+    veil_ir_windows(L->g, n, &cb);
     if (n->op == VEIL_OP_AVGPOOL) {
         form **sums = alloc(L, sizeof(form *) * total);
         if (!sums) return NULL;

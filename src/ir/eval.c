@@ -167,6 +167,73 @@ void veil_ir_sum_index(const veil_node_rec *s, const veil_node_rec *n, int64_t *
     walk(s->ndim, s->shape, ost, 0, s->size, idx);
 }
 
+void veil_ir_windows(const veil_graph *g, const veil_node_rec *n, const veil_ir_window_cb *cb)
+{
+    const veil_node_rec *X = &g->nodes[n->in[0]];
+    const int64_t *A = n->attr;
+    const int conv = n->op == VEIL_OP_CONV2D;
+    const veil_node_rec *W = conv ? &g->nodes[n->in[1]] : NULL;
+    int64_t C = X->shape[1], H = X->shape[2], Wd = X->shape[3], OH = n->shape[2], OW = n->shape[3];
+    int64_t F = n->shape[1], CG = conv ? W->shape[1] : 1, FG = conv ? F / A[VEIL_A_GROUPS] : 1;
+    int64_t KH = conv ? W->shape[2] : A[VEIL_A_KERNEL], KW = conv ? W->shape[3] : A[VEIL_A_KERNEL + 1];
+    int64_t o = 0;
+    for (int64_t bn = 0; bn < n->shape[0]; bn++)
+        for (int64_t f = 0; f < F; f++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++, o++) {
+                    /* a convolution reads CG channels of its group; a pool reads channel f */
+                    int64_t c0 = conv ? f / FG * CG : f, taps = 0;
+                    for (int64_t c = 0; c < CG; c++)
+                        for (int64_t ky = 0; ky < KH; ky++) {
+                            int64_t iy = oy * A[VEIL_A_STRIDE] - A[VEIL_A_PAD] + ky * A[VEIL_A_DIL];
+                            if (iy < 0 || iy >= H) continue;
+                            for (int64_t kx = 0; kx < KW; kx++) {
+                                int64_t ix = ox * A[VEIL_A_STRIDE + 1] - A[VEIL_A_PAD + 1] + kx * A[VEIL_A_DIL + 1];
+                                if (ix < 0 || ix >= Wd) continue;
+                                int64_t in = ((bn * C + c0 + c) * H + iy) * Wd + ix;
+                                int64_t w = conv ? ((f * CG + c) * KH + ky) * KW + kx : ky * KW + kx;
+                                cb->tap(cb->ctx, o, in, w);
+                                taps++;
+                            }
+                        }
+                    cb->end(cb->ctx, o, taps);
+                }
+}
+
+typedef struct {
+    const veil_node_rec *n;
+    const int64_t *x, *w, *bias;
+    int64_t *out, acc, any;
+} window_eval;
+
+static void window_tap(void *ctx, int64_t o, int64_t in, int64_t w)
+{
+    (void)o;
+    window_eval *e = ctx;
+    int64_t v = e->x[in];
+    if (e->n->op == VEIL_OP_CONV2D) e->acc = wadd(e->acc, wmul(v, e->w[w]));
+    else if (e->n->op == VEIL_OP_AVGPOOL) e->acc = wadd(e->acc, v);
+    else if (!e->any || v > e->acc) e->acc = v;
+    e->any = 1;
+}
+
+static void window_end(void *ctx, int64_t o, int64_t taps)
+{
+    (void)taps;
+    window_eval *e = ctx;
+    const veil_node_rec *n = e->n;
+    int64_t acc = e->acc;
+    if (n->op == VEIL_OP_CONV2D && e->bias) acc = wadd(acc, e->bias[o / (n->shape[2] * n->shape[3]) % n->shape[1]]);
+    if (n->op == VEIL_OP_AVGPOOL) { /* floor division by the whole kernel (count_include_pad) */
+        int64_t cnt = n->attr[VEIL_A_KERNEL] * n->attr[VEIL_A_KERNEL + 1], q = acc / cnt;
+        if (acc % cnt != 0 && acc < 0) q--;
+        acc = q;
+    }
+    e->out[o] = acc;
+    e->acc = 0;
+    e->any = 0;
+}
+
 static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
 {
     const veil_node_rec *n = &g->nodes[id];
@@ -224,61 +291,10 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
             else out[e] = a[ia[e]];
         }
         break;
-    case VEIL_OP_CONV2D: {
-        const veil_node_rec *X = &g->nodes[n->in[0]], *W = &g->nodes[n->in[1]];
-        const int64_t *bias = n->nin > 2 ? vals[n->in[2]] : NULL, *A = n->attr;
-        int64_t C = X->shape[1], H = X->shape[2], Wd = X->shape[3], F = W->shape[0], CG = W->shape[1];
-        int64_t KH = W->shape[2], KW = W->shape[3], OH = n->shape[2], OW = n->shape[3], G = A[VEIL_A_GROUPS];
-        int64_t FG = F / G;
-        for (int64_t bn = 0; bn < n->shape[0]; bn++)
-            for (int64_t f = 0; f < F; f++)
-                for (int64_t oy = 0; oy < OH; oy++)
-                    for (int64_t ox = 0; ox < OW; ox++) {
-                        int64_t acc = bias ? bias[f] : 0, grp = f / FG;
-                        for (int64_t c = 0; c < CG; c++)
-                            for (int64_t ky = 0; ky < KH; ky++) {
-                                int64_t iy = oy * A[VEIL_A_STRIDE] - A[VEIL_A_PAD] + ky * A[VEIL_A_DIL];
-                                if (iy < 0 || iy >= H) continue;
-                                for (int64_t kx = 0; kx < KW; kx++) {
-                                    int64_t ix = ox * A[VEIL_A_STRIDE + 1] - A[VEIL_A_PAD + 1] + kx * A[VEIL_A_DIL + 1];
-                                    if (ix < 0 || ix >= Wd) continue;
-                                    int64_t xv = a[((bn * C + grp * CG + c) * H + iy) * Wd + ix];
-                                    acc = wadd(acc, wmul(xv, b[((f * CG + c) * KH + ky) * KW + kx]));
-                                }
-                            }
-                        out[((bn * F + f) * OH + oy) * OW + ox] = acc;
-                    }
-        break;
-    }
-    case VEIL_OP_AVGPOOL: case VEIL_OP_MAXPOOL: {
-        const veil_node_rec *X = &g->nodes[n->in[0]];
-        const int64_t *A = n->attr;
-        int64_t H = X->shape[2], Wd = X->shape[3], OH = n->shape[2], OW = n->shape[3];
-        int64_t KH = A[VEIL_A_KERNEL], KW = A[VEIL_A_KERNEL + 1];
-        for (int64_t p = 0; p < n->shape[0] * n->shape[1]; p++)
-            for (int64_t oy = 0; oy < OH; oy++)
-                for (int64_t ox = 0; ox < OW; ox++) {
-                    int64_t acc = 0;
-                    int any = 0;
-                    for (int64_t ky = 0; ky < KH; ky++) {
-                        int64_t iy = oy * A[VEIL_A_STRIDE] - A[VEIL_A_PAD] + ky * A[VEIL_A_DIL];
-                        if (iy < 0 || iy >= H) continue;
-                        for (int64_t kx = 0; kx < KW; kx++) {
-                            int64_t ix = ox * A[VEIL_A_STRIDE + 1] - A[VEIL_A_PAD + 1] + kx * A[VEIL_A_DIL + 1];
-                            if (ix < 0 || ix >= Wd) continue;
-                            int64_t v = a[(p * H + iy) * Wd + ix];
-                            if (n->op == VEIL_OP_AVGPOOL) acc = wadd(acc, v);
-                            else if (!any || v > acc) acc = v;
-                            any = 1;
-                        }
-                    }
-                    if (n->op == VEIL_OP_AVGPOOL) {
-                        int64_t cnt = KH * KW, q = acc / cnt;
-                        if ((acc % cnt != 0) && (acc < 0)) q--; /* floor division */
-                        acc = q;
-                    }
-                    out[(p * OH + oy) * OW + ox] = acc;
-                }
+    case VEIL_OP_CONV2D: case VEIL_OP_AVGPOOL: case VEIL_OP_MAXPOOL: {
+        window_eval w = {n, a, b, n->nin > 2 ? vals[n->in[2]] : NULL, out, 0, 0};
+        veil_ir_window_cb cb = {window_tap, window_end, &w};
+        veil_ir_windows(g, n, &cb);
         break;
     }
     default: st = VEIL_ERR_UNSUPPORTED; break;

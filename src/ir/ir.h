@@ -102,6 +102,16 @@ void veil_ir_broadcast_index(const veil_node_rec *out, const veil_node_rec *opnd
  * SLICE) — or, for CONCAT, the pair (operand, index) packed as operand·2^40 + index. */
 void veil_ir_gather_index(const veil_graph *g, const veil_node_rec *n, int64_t *idx);
 
+/* The windows of a CONV2D or pool node, outputs in row-major order: tap(ctx, o, in, w) for every
+ * input element inside the padded window of output o (in: flat index into the input; w: flat
+ * index into the weight for CONV2D, the kernel position for pools), then end(ctx, o, taps). */
+typedef struct {
+    void (*tap)(void *ctx, int64_t o, int64_t in, int64_t w);
+    void (*end)(void *ctx, int64_t o, int64_t taps);
+    void *ctx;
+} veil_ir_window_cb;
+void veil_ir_windows(const veil_graph *g, const veil_node_rec *n, const veil_ir_window_cb *cb);
+
 /* SUM: the output flat index of every input element. */
 void veil_ir_sum_index(const veil_node_rec *in, const veil_node_rec *sum, int64_t *idx);
 
