@@ -131,7 +131,7 @@ double veil_circuit_tlu_p_error(const veil_params *p, unsigned precision, double
     return erfc(exp2(-(double)precision - 2.0) / sqrt(2.0 * var));
 }
 
-static void fill_stats(veil_circuit *c, double p_error_target)
+static void fill_stats(veil_circuit *c)
 {
     const veil_program *p = c->prog;
     veil_circuit_stats *s = &c->stats;
@@ -150,7 +150,6 @@ static void fill_stats(veil_circuit *c, double p_error_target)
     s->cost = veil_params_cost(&c->params, p->n_tlu, p->n_terms);
     s->p_error = p->n_tlu ? veil_circuit_tlu_p_error(&c->params, p->precision, p->tlu_a, p->tlu_b) : 0;
     s->global_p_error = p->n_tlu ? -expm1((double)p->n_tlu * log1p(-s->p_error)) : 0;
-    (void)p_error_target;
 }
 
 veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t nsamples, const veil_compile_config *cfg,
@@ -340,7 +339,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
         }
     }
     if (runtime_clear && (st = veil_ir_clone(g, &c->graph)) != VEIL_OK) goto done;
-    fill_stats(c, p_error);
+    fill_stats(c);
     *out = c;
     c = NULL;
 done:

@@ -50,8 +50,6 @@ typedef struct {
     veil_status st;
 } lower_ctx;
 
-static int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
-static int64_t wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
 
 /* a saturated product only widens a range, which then fails the lookup-width check */
 static int64_t sat_mul(int64_t a, int64_t b)
@@ -107,14 +105,14 @@ static uint32_t new_slots(lower_ctx *L, uint32_t count, double a, double b)
 
 static void acc_add(lower_ctx *L, const form *f, int64_t w)
 {
-    L->acc_c = wadd(L->acc_c, wmul(w, f->c));
+    L->acc_c = veil_wadd(L->acc_c, veil_wmul(w, f->c));
     for (uint32_t t = 0; t < f->n; t++) {
         uint32_t s = f->slot[t];
         if (!L->hit[s]) {
             L->hit[s] = 1;
             L->touched[L->ntouched++] = s;
         }
-        L->acc[s] = wadd(L->acc[s], wmul(w, f->w[t]));
+        L->acc[s] = veil_wadd(L->acc[s], veil_wmul(w, f->w[t]));
     }
 }
 
@@ -173,7 +171,7 @@ static form *combine(lower_ctx *L, const form *x, int64_t a, const form *y, int6
 {
     if (x) acc_add(L, x, a);
     if (y) acc_add(L, y, b);
-    L->acc_c = wadd(L->acc_c, k);
+    L->acc_c = veil_wadd(L->acc_c, k);
     return acc_take(L);
 }
 
@@ -254,8 +252,8 @@ static int64_t chain_eval(const step *st, int n, int64_t x)
         int ok = 1;
         switch (s->kind) {
         case ST_NODE: x = veil_ir_unary(s->node, x, &ok); break; /* out of a table: 0, never reached */
-        case ST_ADDK: x = wadd(x, s->k); break;
-        case ST_MULK: x = wmul(x, s->k); break;
+        case ST_ADDK: x = veil_wadd(x, s->k); break;
+        case ST_MULK: x = veil_wmul(x, s->k); break;
         case ST_RSUBK: x = (int64_t)((uint64_t)s->k - (uint64_t)x); break;
         case ST_CMP0: x = veil_ir_binary((veil_op)s->k, x, 0); break;
         case ST_RELU: x = x > 0 ? x : 0; break;
@@ -268,7 +266,7 @@ static int64_t chain_eval(const step *st, int n, int64_t x)
         case ST_SQ4: {
             /* ⌊x²/4⌋ without overflow for |x| < 2^31 */
             int64_t h = x / 2, r = x - 2 * h; /* x = 2h + r, r in {-1, 0, 1} */
-            x = wadd(wmul(h, h), wmul(h, r));
+            x = veil_wadd(veil_wmul(h, h), veil_wmul(h, r));
             break;
         }
         }
@@ -379,17 +377,25 @@ static int chain_start(lower_ctx *L, int t, step *steps, int *nsteps, uint8_t *f
 }
 
 /* ---- operations ------------------------------------------------------------------------------ */
-static form **elementwise_diff(lower_ctx *L, const veil_node_rec *n, int64_t **ia, int64_t **ib)
+/* Operand indices of a broadcasting binary node; 0 and L->st set when out of memory. The caller
+ * frees *ia and *ib with veil_free. */
+static int broadcast_pair(lower_ctx *L, const veil_node_rec *n, int64_t **ia, int64_t **ib)
 {
-    form **d = alloc(L, sizeof(form *) * (size_t)n->size);
     *ia = veil_malloc(sizeof(int64_t) * (size_t)n->size);
     *ib = veil_malloc(sizeof(int64_t) * (size_t)n->size);
-    if (!d || !*ia || !*ib) {
+    if (!*ia || !*ib) {
         L->st = VEIL_ERR_NOMEM;
-        return NULL;
+        return 0;
     }
     veil_ir_broadcast_index(n, &L->g->nodes[n->in[0]], *ia);
     veil_ir_broadcast_index(n, &L->g->nodes[n->in[1]], *ib);
+    return 1;
+}
+
+static form **elementwise_diff(lower_ctx *L, const veil_node_rec *n, int64_t **ia, int64_t **ib)
+{
+    form **d = alloc(L, sizeof(form *) * (size_t)n->size);
+    if (!d || !broadcast_pair(L, n, ia, ib)) return NULL;
     for (int64_t e = 0; e < n->size && L->st == VEIL_OK; e++)
         d[e] = combine(L, operand(L, n->in[0], (*ia)[e]), 1, operand(L, n->in[1], (*ib)[e]), -1, 0);
     return d;
@@ -471,7 +477,7 @@ static void conv_end(void *ctx, int64_t o, int64_t taps)
 {
     (void)taps;
     window_lower *c = ctx;
-    if (c->bias) c->L->acc_c = wadd(c->L->acc_c, c->bias[o / c->plane % c->F]);
+    if (c->bias) c->L->acc_c = veil_wadd(c->L->acc_c, c->bias[o / c->plane % c->F]);
     c->out[o] = acc_take(c->L);
 }
 
@@ -525,16 +531,14 @@ static form **lower_pool(lower_ctx *L, int id)
     }
     /* max: pairwise rounds, max(a, b) = b + relu(a − b) */
     form **as = alloc(L, sizeof(form *) * total * (size_t)cnt), **bs = alloc(L, sizeof(form *) * total * (size_t)cnt);
-    size_t *where = alloc(L, sizeof(size_t) * total * (size_t)cnt);
-    if (!as || !bs || !where) return NULL;
+    if (!as || !bs) return NULL;
     step relu = {ST_RELU, 0, NULL};
     for (;;) {
         size_t np = 0;
         for (size_t o = 0; o < total && L->st == VEIL_OK; o++)
             for (int64_t j = 0; j + 1 < m[o]; j += 2) {
                 as[np] = combine(L, win[o][j], 1, win[o][j + 1], -1, 0);
-                bs[np] = win[o][j + 1];
-                where[np++] = o;
+                bs[np++] = win[o][j + 1];
             }
         if (np == 0 || L->st != VEIL_OK) break;
         form **r = emit_tlu(L, id, -1, as, np, X->lo - X->hi, X->hi - X->lo, &relu, 1);
@@ -573,15 +577,7 @@ static form **lower_node(lower_ctx *L, int id)
     }
     case VEIL_OP_ADD: case VEIL_OP_SUB: case VEIL_OP_MUL: {
         int both = g->nodes[n->in[0]].enc && g->nodes[n->in[1]].enc;
-        if (!(out = alloc(L, sizeof(form *) * (size_t)n->size))) break;
-        ia = veil_malloc(sizeof(int64_t) * (size_t)n->size);
-        ib = veil_malloc(sizeof(int64_t) * (size_t)n->size);
-        if (!ia || !ib) {
-            L->st = VEIL_ERR_NOMEM;
-            break;
-        }
-        veil_ir_broadcast_index(n, &g->nodes[n->in[0]], ia);
-        veil_ir_broadcast_index(n, &g->nodes[n->in[1]], ib);
+        if (!(out = alloc(L, sizeof(form *) * (size_t)n->size)) || !broadcast_pair(L, n, &ia, &ib)) break;
         if (n->op == VEIL_OP_MUL && both) {
             form **xs = alloc(L, sizeof(form *) * (size_t)n->size), **ys = alloc(L, sizeof(form *) * (size_t)n->size);
             if (!xs || !ys) break;

@@ -21,11 +21,16 @@ static double cost_pbs(double n, double k, double N, double l)
 
 static double cost_ks(double n, double kN, double l) { return kN * l * (n + 1) * 2; }
 
+/* one evaluation: n_tlu KS-PBS and n_terms linear terms */
+static double cost(double n_tlu, double n_terms, double n, uint32_t k, uint32_t logN, double l_pbs, double l_ks)
+{
+    double N = (double)(1u << logN), kN = k * N;
+    return n_tlu * (cost_pbs(n, k, N, l_pbs) + cost_ks(n, kN, l_ks)) + n_terms * (kN + 1) * 2;
+}
+
 double veil_params_cost(const veil_params *p, size_t n_tlu, size_t n_terms)
 {
-    double N = veil_params_N(p), kN = veil_params_big_lwe_dim(p);
-    return (double)n_tlu * (cost_pbs(p->n, p->k, N, p->pbs_levels) + cost_ks(p->n, kN, p->ks_levels)) +
-           (double)n_terms * (kN + 1) * 2;
+    return cost((double)n_tlu, (double)n_terms, p->n, p->k, p->log2_N, p->pbs_levels, p->ks_levels);
 }
 
 /* Largest noise standard deviation (torus) with P(|e| >= Δ/2) <= p_error for `bits`-bit messages. */
@@ -99,8 +104,7 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
                     K1[l][b] = with - K2[l][b];
                 }
             for (uint32_t n = N_MIN; n <= N_MAX; n++) {
-                double lower = (double)pr->n_tlu * (cost_pbs(n, k, 1u << logN, 1) + cost_ks(n, kN, 1)) +
-                               (double)pr->n_terms * (kN + 1) * 2;
+                double lower = cost((double)pr->n_tlu, (double)pr->n_terms, n, k, logN, 1, 1);
                 if (lower >= best) break; /* cost grows with n */
                 q.n = n;
                 double vms = veil_var_modswitch(&q), s2 = lwe_var[n];
@@ -121,10 +125,9 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
                     if (pr->n_tlu && base_t > vmax) continue;
                     for (uint32_t lk = 1; lk <= KS_L_MAX; lk++) {
                         if (pr->n_tlu && base_t + ksmin[lk] > vmax) continue;
-                        double c = (double)pr->n_tlu * (cost_pbs(n, k, 1u << logN, lp) + cost_ks(n, kN, lk)) +
-                                   (double)pr->n_terms * (kN + 1) * 2;
+                        double c = cost((double)pr->n_tlu, (double)pr->n_terms, n, k, logN, lp, lk);
                         /* without lookups every candidate costs the same per term: prefer cheap PBS */
-                        if (pr->n_tlu == 0) c += 1e-12 * (cost_pbs(n, k, 1u << logN, lp) + cost_ks(n, kN, lk));
+                        if (pr->n_tlu == 0) c += 1e-12 * cost(1, 0, n, k, logN, lp, lk);
                         if (c < best) {
                             best = c;
                             bp = (veil_params){.n = n, .k = k, .log2_N = logN, .lwe_noise = curve(n),

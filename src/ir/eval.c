@@ -17,16 +17,13 @@ unsigned veil_ir_bits(int64_t lo, int64_t hi, int *is_signed)
     return n;
 }
 
-static int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
-static int64_t wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
-static int64_t wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
 
 int64_t veil_ir_binary(veil_op op, int64_t a, int64_t b)
 {
     switch (op) {
-    case VEIL_OP_ADD: return wadd(a, b);
-    case VEIL_OP_SUB: return wsub(a, b);
-    case VEIL_OP_MUL: return wmul(a, b);
+    case VEIL_OP_ADD: return veil_wadd(a, b);
+    case VEIL_OP_SUB: return veil_wsub(a, b);
+    case VEIL_OP_MUL: return veil_wmul(a, b);
     case VEIL_OP_LT: return a < b;
     case VEIL_OP_LE: return a <= b;
     case VEIL_OP_GT: return a > b;
@@ -55,16 +52,16 @@ int64_t veil_ir_unary(const veil_node_rec *n, int64_t x, int *ok)
     }
     case VEIL_OP_APPLY: return n->fn(x, n->ctx);
     case VEIL_OP_RELU: return x > 0 ? x : 0;
-    case VEIL_OP_ABS: return x < 0 ? wsub(0, x) : x;
-    case VEIL_OP_NEG: return wsub(0, x);
+    case VEIL_OP_ABS: return x < 0 ? veil_wsub(0, x) : x;
+    case VEIL_OP_NEG: return veil_wsub(0, x);
     case VEIL_OP_CLIP: return x < n->attr[VEIL_A_LO] ? n->attr[VEIL_A_LO] : x > n->attr[VEIL_A_HI] ? n->attr[VEIL_A_HI] : x;
     case VEIL_OP_ROUND: {
         unsigned l = (unsigned)n->attr[VEIL_A_LSBS];
-        return wmul(floor_shift(wadd(x, (int64_t)1 << (l - 1)), l), (int64_t)1 << l);
+        return veil_wmul(floor_shift(veil_wadd(x, (int64_t)1 << (l - 1)), l), (int64_t)1 << l);
     }
     case VEIL_OP_TRUNC: {
         unsigned l = (unsigned)n->attr[VEIL_A_LSBS];
-        return wmul(floor_shift(x, l), (int64_t)1 << l);
+        return veil_wmul(floor_shift(x, l), (int64_t)1 << l);
     }
     default: *ok = 0; return 0;
     }
@@ -211,8 +208,8 @@ static void window_tap(void *ctx, int64_t o, int64_t in, int64_t w)
     (void)o;
     window_eval *e = ctx;
     int64_t v = e->x[in];
-    if (e->n->op == VEIL_OP_CONV2D) e->acc = wadd(e->acc, wmul(v, e->w[w]));
-    else if (e->n->op == VEIL_OP_AVGPOOL) e->acc = wadd(e->acc, v);
+    if (e->n->op == VEIL_OP_CONV2D) e->acc = veil_wadd(e->acc, veil_wmul(v, e->w[w]));
+    else if (e->n->op == VEIL_OP_AVGPOOL) e->acc = veil_wadd(e->acc, v);
     else if (!e->any || v > e->acc) e->acc = v;
     e->any = 1;
 }
@@ -223,7 +220,7 @@ static void window_end(void *ctx, int64_t o, int64_t taps)
     window_eval *e = ctx;
     const veil_node_rec *n = e->n;
     int64_t acc = e->acc;
-    if (n->op == VEIL_OP_CONV2D && e->bias) acc = wadd(acc, e->bias[o / (n->shape[2] * n->shape[3]) % n->shape[1]]);
+    if (n->op == VEIL_OP_CONV2D && e->bias) acc = veil_wadd(acc, e->bias[o / (n->shape[2] * n->shape[3]) % n->shape[1]]);
     if (n->op == VEIL_OP_AVGPOOL) { /* floor division by the whole kernel (count_include_pad) */
         int64_t cnt = n->attr[VEIL_A_KERNEL] * n->attr[VEIL_A_KERNEL + 1], q = acc / cnt;
         if (acc % cnt != 0 && acc < 0) q--;
@@ -270,7 +267,7 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < P; j++) {
                 int64_t acc = 0;
-                for (int64_t k = 0; k < K; k++) acc = wadd(acc, wmul(a[i * K + k], b[k * P + j]));
+                for (int64_t k = 0; k < K; k++) acc = veil_wadd(acc, veil_wmul(a[i * K + k], b[k * P + j]));
                 out[i * P + j] = acc;
             }
         break;
@@ -280,7 +277,7 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
         if (!(ia = veil_malloc(sizeof(int64_t) * (size_t)s->size))) return VEIL_ERR_NOMEM;
         veil_ir_sum_index(s, n, ia);
         memset(out, 0, sizeof(int64_t) * (size_t)n->size);
-        for (int64_t e = 0; e < s->size; e++) out[ia[e]] = wadd(out[ia[e]], a[e]);
+        for (int64_t e = 0; e < s->size; e++) out[ia[e]] = veil_wadd(out[ia[e]], a[e]);
         break;
     }
     case VEIL_OP_RESHAPE: case VEIL_OP_FLATTEN: case VEIL_OP_TRANSPOSE: case VEIL_OP_SLICE: case VEIL_OP_CONCAT:

@@ -89,6 +89,11 @@ struct veil_graph {
 
 extern const char *const veil_op_names[VEIL_OP_COUNT];
 
+/* Wrapping int64 arithmetic (two's complement, no undefined behavior on overflow). */
+static inline int64_t veil_wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t veil_wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static inline int64_t veil_wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+
 /* Smallest uintN / intN holding [lo, hi]; *is_signed says which. */
 unsigned veil_ir_bits(int64_t lo, int64_t hi, int *is_signed);
 /* Element-wise univariate ops (TABLE, APPLY, RELU, ABS, CLIP, ROUND, TRUNC): *ok = 0 when x is
