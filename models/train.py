@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Trains veil's bundled test models on datasets scikit-learn ships offline, exports them to ONNX
+and writes the data veil's tests and demo use. Run through `models/make`, which creates the
+virtual environment (models/setup-venv) first.
+
+Writes, for each model NAME, into models/NAME/:
+  model.onnx      the exported model (torch.onnx.export, or Brevitas's QONNX export)
+  train.npy       float32 inputset for calibration (a subset of the training split)
+  test.npy        float32 test inputs (the held-out split)
+  labels.npy      int64 test labels
+  ort.npy         float32 outputs of onnxruntime on test.npy (the float reference); for the
+                  QONNX model, which onnxruntime cannot run, torch.npy (the Brevitas model's)
+and prints the float accuracy on the test split (also written to NAME/float_accuracy.txt).
+"""
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = 7
+
+
+def fit(model, x, y, epochs, lr):
+    torch.manual_seed(SEED)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.tensor(x, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.int64)
+    g = torch.Generator().manual_seed(SEED)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), 32):
+            idx = perm[i:i + 32]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+def save_set(name, x_train, x_test, y_test, export, reference=None):
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    export(path, x_test[:1])
+    np.save(os.path.join(out, "train.npy"), x_train.astype(np.float32))
+    np.save(os.path.join(out, "test.npy"), x_test.astype(np.float32))
+    np.save(os.path.join(out, "labels.npy"), y_test.astype(np.int64))
+    if reference is None:
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        iname = sess.get_inputs()[0].name
+        outs = np.concatenate([sess.run(None, {iname: x_test[i:i + 1].astype(np.float32)})[0]
+                               for i in range(len(x_test))])
+        np.save(os.path.join(out, "ort.npy"), outs.astype(np.float32))
+    else:
+        # onnxruntime cannot run QONNX `Quant` nodes: the reference is the trained torch model
+        outs = reference(x_test)
+        np.save(os.path.join(out, "torch.npy"), outs.astype(np.float32))
+    acc = float((outs.argmax(axis=1) == y_test).mean())
+    with open(os.path.join(out, "float_accuracy.txt"), "w") as f:
+        f.write(f"{acc:.6f}\n")
+    print(f"{name}: float accuracy {acc:.4f} on {len(y_test)} test samples")
+
+
+def torch_export(model):
+    def export(path, x1):
+        torch.onnx.export(model, torch.tensor(x1, dtype=torch.float32), path, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return export
+
+
+def breast_cancer_mlp():
+    data = load_breast_cancer()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
+                                              random_state=SEED, stratify=data.target)
+    sc = StandardScaler().fit(x_tr)
+    x_tr, x_te = sc.transform(x_tr), sc.transform(x_te)
+    torch.manual_seed(SEED)
+    model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    fit(model, x_tr, y_tr, epochs=60, lr=1e-3)
+    save_set("breast_cancer_mlp", x_tr, x_te, y_te, torch_export(model))
+
+
+def digits_split():
+    data = load_digits()
+    x = (data.images / 16.0).reshape(-1, 1, 8, 8)
+    return train_test_split(x, data.target, test_size=0.25, random_state=SEED, stratify=data.target)
+
+
+def digits_cnn():
+    x_tr, x_te, y_tr, y_te = digits_split()
+    torch.manual_seed(SEED)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AvgPool2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 10))
+    fit(model, x_tr, y_tr, epochs=60, lr=3e-3)
+    save_set("digits_cnn", x_tr, x_te, y_te, torch_export(model))
+
+
+def digits_qat():
+    import brevitas.nn as qnn
+    from brevitas.export import export_qonnx
+    x_tr, x_te, y_tr, y_te = digits_split()
+    x_tr, x_te = x_tr.reshape(-1, 64), x_te.reshape(-1, 64)
+    torch.manual_seed(SEED)
+    model = nn.Sequential(
+        qnn.QuantIdentity(bit_width=4, return_quant_tensor=True),
+        qnn.QuantLinear(64, 16, bias=True, weight_bit_width=4),
+        qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+        qnn.QuantLinear(16, 10, bias=True, weight_bit_width=4),
+    )
+    fit(model, x_tr, y_tr, epochs=80, lr=3e-3)
+
+    def export(path, x1):
+        export_qonnx(model, torch.tensor(x1, dtype=torch.float32), export_path=path)
+    def reference(x):
+        with torch.no_grad():
+            return model(torch.tensor(x, dtype=torch.float32)).numpy()
+    save_set("digits_qat", x_tr, x_te, y_te, export, reference)
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["breast_cancer_mlp", "digits_cnn", "digits_qat"]
+    for w in which:
+        globals()[w]()
