@@ -1,0 +1,109 @@
+/* veil/model.h — quantized machine-learning models: ONNX in, an FHE circuit out.
+ *
+ * The equivalent of Concrete ML's compile_onnx_model / compile_brevitas_qat_model and of its
+ * QuantizedModule. A float ONNX model (post-training quantization) or a quantization-aware one
+ * (QONNX `Quant` nodes from Brevitas, or QuantizeLinear/DequantizeLinear pairs) is imported,
+ * calibrated on an inputset, quantized to integers and compiled:
+ *
+ *     veil_model_options o;  veil_model_options_default(&o);   // n_bits 8, p_error 2^-40
+ *     o.n_bits.op_inputs = o.n_bits.op_weights = 6;  o.rounding_bits = 6;
+ *     veil_model *m;
+ *     if (veil_model_compile_file("mlp.onnx", inputset, nsamples, &o, &m) != VEIL_OK)
+ *         fprintf(stderr, "%s\n", veil_model_last_error());
+ *     double y[2];
+ *     veil_model_forward(m, VEIL_MODE_SIMULATE, x, y);            // x: one sample, row-major
+ *     veil_model_keygen(m, NULL);                                  // for VEIL_MODE_EXECUTE
+ *     veil_model_forward(m, VEIL_MODE_EXECUTE, x, y);
+ *
+ * Inputs and outputs are one sample at a time, with the model's batch axis of size 1. The model's
+ * single input and single output are supported. Quantization follows Concrete ML: per-tensor
+ * uniform affine quantizers calibrated by min/max over the inputset (zero always representable),
+ * weights symmetric signed when their range straddles zero evenly, integer Gemm/Conv with the
+ * zero points folded into the constants, and every element-wise float chain between two linear
+ * layers fused into one table lookup per element. A final Softmax, LogSoftmax, ArgMax or Sigmoid
+ * runs in the clear after decryption (on the client).
+ */
+#ifndef VEIL_MODEL_H
+#define VEIL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/compiler.h"
+#include "veil/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { VEIL_MODE_CLEAR, VEIL_MODE_SIMULATE, VEIL_MODE_EXECUTE, VEIL_MODE_COUNT } veil_mode;
+extern const char *const veil_mode_names[VEIL_MODE_COUNT]; /* "clear", "simulate", "execute" */
+
+/* Bit-widths of the quantizers. 0 in model_inputs / model_outputs means max(5, op_inputs) for
+ * post-training models. For quantization-aware models op_inputs and op_weights are ignored (the
+ * model's own Quant nodes decide); model_inputs quantizes a model input that no Quant node reads
+ * first, model_outputs an output that no Quant node sets. */
+typedef struct {
+    int op_inputs, op_weights, model_inputs, model_outputs;
+} veil_n_bits;
+
+typedef enum { VEIL_ROUNDING_EXACT, VEIL_ROUNDING_APPROXIMATE, VEIL_ROUNDING_COUNT } veil_rounding_method;
+
+typedef struct {
+    veil_n_bits n_bits;     /* default {8, 8, 0, 0} */
+    int qat;                /* 1: the model is quantization-aware; refuse float linear layers without Quant inputs */
+    int rounding_bits;      /* 0: off; 2..8: round accumulators wider than this before each lookup */
+    veil_rounding_method rounding_method;
+    double p_error;         /* per lookup (default 2^-40) */
+    double global_p_error;  /* > 0: for the whole circuit instead */
+} veil_model_options;
+
+void veil_model_options_default(veil_model_options *o);
+
+typedef struct veil_model veil_model;
+
+/* Compile from an ONNX file or buffer (borrowed) and an inputset of `nsamples` samples of the
+ * model's input, row-major, one after another (nsamples · input size doubles, borrowed). */
+VEIL_NODISCARD veil_status veil_model_compile_file(const char *onnx_path, const double *inputset, size_t nsamples,
+                                                   const veil_model_options *o, veil_model **out);
+VEIL_NODISCARD veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset,
+                                                     size_t nsamples, const veil_model_options *o, veil_model **out);
+/* The calling thread's last model error, one line naming the node at fault ("" when none). */
+const char *veil_model_last_error(void);
+void veil_model_free(veil_model *m); /* wipes the keys it holds; accepts NULL */
+
+/* Shapes (batch axis included, of size 1) and sizes of the model's input and output, and of the
+ * circuit's integer output (before dequantization and client-side post-processing). */
+int veil_model_input_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]);  /* returns ndim */
+int veil_model_output_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]); /* returns ndim */
+int64_t veil_model_input_size(const veil_model *m);
+int64_t veil_model_output_size(const veil_model *m);
+int64_t veil_model_quantized_output_size(const veil_model *m);
+/* The compiled circuit (borrowed): listing, parameters, statistics. */
+const veil_circuit *veil_model_circuit(const veil_model *m);
+/* Per-layer ranges and bit-widths (like Concrete ML's bitwidth_and_range_report) and the maximum
+ * bit-width. Borrowed text. */
+const char *veil_model_report(const veil_model *m);
+unsigned veil_model_max_bit_width(const veil_model *m);
+
+/* The three steps of one inference, and all of them in one call. */
+VEIL_NODISCARD veil_status veil_model_quantize_input(const veil_model *m, const double *x, int64_t *q);
+/* mode EXECUTE needs keys (veil_model_keygen); SIMULATE draws noise from the model's generator. */
+VEIL_NODISCARD veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const int64_t *q,
+                                                        int64_t *q_out);
+/* Dequantize, then apply the client-side post-processing (Softmax, ArgMax, ...). */
+VEIL_NODISCARD veil_status veil_model_dequantize_output(const veil_model *m, const int64_t *q_out, double *y);
+VEIL_NODISCARD veil_status veil_model_forward(veil_model *m, veil_mode mode, const double *x, double *y);
+/* The imported float graph, before quantization (the reference onnxruntime is compared with). */
+VEIL_NODISCARD veil_status veil_model_float_forward(const veil_model *m, const double *x, double *y);
+
+/* Secret and evaluation keys for mode EXECUTE, held by the model. seed = NULL: from the
+ * operating system's CSPRNG; a seed is for tests only. */
+VEIL_NODISCARD veil_status veil_model_keygen(veil_model *m, const uint8_t *seed);
+/* Seed the simulation noise (tests); by default it comes from the operating system. */
+VEIL_NODISCARD veil_status veil_model_seed_simulation(veil_model *m, const uint8_t seed[VEIL_SEED_BYTES]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

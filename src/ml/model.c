@@ -1,0 +1,277 @@
+/* The quantized model object: import → quantize → compile, and inference in the three modes. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/container.h"
+#include "model_impl.h"
+
+const char *const veil_mode_names[VEIL_MODE_COUNT] = {"clear", "simulate", "execute"};
+_Static_assert(sizeof veil_mode_names / sizeof *veil_mode_names == VEIL_MODE_COUNT, "one name per mode");
+
+static _Thread_local char model_err[512];
+
+const char *veil_model_last_error(void) { return model_err; }
+
+veil_status ml_model_fail(veil_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(model_err, sizeof model_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void veil_model_options_default(veil_model_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_bits = (veil_n_bits){8, 8, 0, 0};
+    o->p_error = ldexp(1, -40);
+    o->rounding_method = VEIL_ROUNDING_EXACT;
+}
+
+void veil_model_free(veil_model *m)
+{
+    if (!m) return;
+    ml_graph_free(m->fg);
+    veil_circuit_free(m->circuit);
+    veil_secret_key_free(m->sk);
+    veil_eval_keys_free(m->ek);
+    veil_rng_free(m->rng);
+    veil_free(m->report);
+    veil_free(m);
+}
+
+static veil_status check_options(const veil_model_options *o, veil_model_options *eff)
+{
+    *eff = *o;
+    veil_n_bits *nb = &eff->n_bits;
+    if (nb->op_inputs < 1 || nb->op_inputs > 16 || nb->op_weights < 1 || nb->op_weights > 16)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "n_bits: op_inputs and op_weights must be in 1..16 (got %d, %d)",
+                             nb->op_inputs, nb->op_weights);
+    if (nb->model_inputs == 0) nb->model_inputs = nb->op_inputs > 5 ? nb->op_inputs : 5;
+    if (nb->model_outputs == 0) nb->model_outputs = nb->op_inputs > 5 ? nb->op_inputs : 5;
+    if (nb->model_inputs < 1 || nb->model_inputs > 16 || nb->model_outputs < 1 || nb->model_outputs > 16)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "n_bits: model_inputs and model_outputs must be in 1..16");
+    if (o->rounding_bits != 0 && (o->rounding_bits < 2 || o->rounding_bits > 8))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "rounding_threshold_bits must be in 2..8 (got %d)", o->rounding_bits);
+    if ((unsigned)o->rounding_method >= VEIL_ROUNDING_COUNT)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown rounding method");
+    if (!(o->p_error > 0 && o->p_error < 1) || !(o->global_p_error >= 0 && o->global_p_error < 1))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "p_error must be in (0, 1)");
+    return VEIL_OK;
+}
+
+veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
+                                      const veil_model_options *opts, veil_model **out)
+{
+    model_err[0] = 0;
+    if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    veil_model_options o;
+    if (!opts) veil_model_options_default(&o);
+    else if (check_options(opts, &o) != VEIL_OK) return VEIL_ERR_INVALID_ARG;
+    if (!opts && check_options(&o, &o) != VEIL_OK) return VEIL_ERR_INVALID_ARG;
+    if (!inputset || nsamples == 0) return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset is empty");
+    char err[400] = "";
+    veil_model *m = veil_calloc(1, sizeof *m);
+    if (!m) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    m->opts = o;
+    veil_status st = ml_onnx_read(onnx, len, &m->fg, err, sizeof err);
+    if (st != VEIL_OK) {
+        veil_model_free(m);
+        return ml_model_fail(st, "%s", err);
+    }
+    ml_quantized q;
+    st = ml_quantize(m->fg, inputset, nsamples, &o, &q, err, sizeof err);
+    if (st != VEIL_OK) {
+        veil_model_free(m);
+        return ml_model_fail(st, "%s", err);
+    }
+    m->in_q = q.in_q;
+    m->out_scale = q.out_scale;
+    m->out_zp = q.out_zp;
+    m->in_ndim = q.in_ndim, m->out_ndim = q.out_ndim, m->qout_ndim = q.qout_ndim;
+    memcpy(m->in_shape, q.in_shape, sizeof m->in_shape);
+    memcpy(m->out_shape, q.out_shape, sizeof m->out_shape);
+    memcpy(m->qout_shape, q.qout_shape, sizeof m->qout_shape);
+    m->npost = q.npost;
+    memcpy(m->post, q.post, sizeof m->post);
+    m->report = q.report;
+    q.report = NULL;
+    /* compile the integer graph on the quantized inputset */
+    int64_t isz = 1;
+    for (int i = 0; i < m->in_ndim; i++) isz *= m->in_shape[i];
+    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples);
+    if (!samples) {
+        ml_quantized_free(&q);
+        veil_model_free(m);
+        return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    }
+    for (size_t s = 0; s < nsamples; s++) samples[s] = q.inputset_q + s * (size_t)isz;
+    veil_compile_config cfg;
+    veil_compile_config_default(&cfg);
+    cfg.p_error = o.p_error;
+    cfg.global_p_error = o.global_p_error;
+    st = veil_compile(q.g, samples, nsamples, &cfg, &m->circuit);
+    free(samples);
+    ml_quantized_free(&q);
+    if (st != VEIL_OK) {
+        /* the compiler's first line is its one-line summary (the annotated listing follows) */
+        const char *ce = veil_compiler_last_error();
+        int first = (int)strcspn(ce, "\n");
+        ml_model_fail(st, "compiling the quantized model: %.*s", first, ce);
+        veil_model_free(m);
+        return st;
+    }
+    m->max_bits = veil_circuit_max_bit_width(m->circuit);
+    *out = m;
+    return VEIL_OK;
+}
+
+veil_status veil_model_compile_file(const char *path, const double *inputset, size_t nsamples,
+                                    const veil_model_options *o, veil_model **out)
+{
+    if (out) *out = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    veil_status st = veil_file_read_all(path, (size_t)1 << 31, &buf, &len);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s: cannot read the model (%s)", path, veil_status_str(st));
+    st = veil_model_compile_buffer(buf, len, inputset, nsamples, o, out);
+    veil_free(buf);
+    if (st != VEIL_OK) {
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s", model_err);
+        ml_model_fail(st, "%s: %s", path, tmp);
+    }
+    return st;
+}
+
+int veil_model_input_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS])
+{
+    memcpy(shape, m->in_shape, sizeof(int64_t) * VEIL_MAX_DIMS);
+    return m->in_ndim;
+}
+
+int veil_model_output_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS])
+{
+    memcpy(shape, m->out_shape, sizeof(int64_t) * VEIL_MAX_DIMS);
+    return m->out_ndim;
+}
+
+static int64_t prod(int nd, const int64_t *s)
+{
+    int64_t p = 1;
+    for (int i = 0; i < nd; i++) p *= s[i];
+    return p;
+}
+
+int64_t veil_model_input_size(const veil_model *m) { return prod(m->in_ndim, m->in_shape); }
+int64_t veil_model_output_size(const veil_model *m) { return prod(m->out_ndim, m->out_shape); }
+int64_t veil_model_quantized_output_size(const veil_model *m) { return prod(m->qout_ndim, m->qout_shape); }
+const veil_circuit *veil_model_circuit(const veil_model *m) { return m->circuit; }
+const char *veil_model_report(const veil_model *m) { return m->report ? m->report : ""; }
+unsigned veil_model_max_bit_width(const veil_model *m) { return m->max_bits; }
+
+veil_status veil_model_quantize_input(const veil_model *m, const double *x, int64_t *q)
+{
+    int64_t n = veil_model_input_size(m);
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) return ml_model_fail(VEIL_ERR_INVALID_ARG, "input element %lld is not finite", (long long)i);
+        q[i] = (int64_t)ml_quantize_value(&m->in_q, x[i]);
+    }
+    return VEIL_OK;
+}
+
+static veil_status ensure_rng(veil_model *m)
+{
+    if (m->rng) return VEIL_OK;
+    veil_status st = veil_rng_new_os(&m->rng);
+    return st == VEIL_OK ? st : ml_model_fail(st, "no randomness from the operating system");
+}
+
+veil_status veil_model_seed_simulation(veil_model *m, const uint8_t seed[VEIL_SEED_BYTES])
+{
+    veil_rng_free(m->rng);
+    m->rng = NULL;
+    return veil_rng_new_seeded(&m->rng, seed);
+}
+
+veil_status veil_model_keygen(veil_model *m, const uint8_t *seed)
+{
+    veil_rng *rng = NULL;
+    veil_status st = seed ? veil_rng_new_seeded(&rng, seed) : veil_rng_new_os(&rng);
+    if (st != VEIL_OK) return ml_model_fail(st, "no randomness for key generation");
+    veil_secret_key_free(m->sk);
+    veil_eval_keys_free(m->ek);
+    m->sk = NULL, m->ek = NULL;
+    st = veil_circuit_keygen(m->circuit, rng, &m->sk, &m->ek);
+    veil_rng_free(rng);
+    if (st != VEIL_OK) return ml_model_fail(st, "key generation failed: %s", veil_status_str(st));
+    return VEIL_OK;
+}
+
+veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const int64_t *q, int64_t *q_out)
+{
+    const int64_t *ins[1] = {q};
+    int64_t *outs[1] = {q_out};
+    veil_status st;
+    switch (mode) {
+    case VEIL_MODE_CLEAR: st = veil_circuit_clear(m->circuit, ins, outs); break;
+    case VEIL_MODE_SIMULATE:
+        if ((st = ensure_rng(m)) != VEIL_OK) return st;
+        st = veil_circuit_simulate(m->circuit, ins, m->rng, outs);
+        break;
+    case VEIL_MODE_EXECUTE:
+        if (!m->sk || !m->ek) return ml_model_fail(VEIL_ERR_INVALID_ARG, "execute needs keys: call veil_model_keygen first");
+        st = veil_circuit_encrypt_run_decrypt(m->circuit, m->sk, m->ek, ins, outs);
+        break;
+    default: return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown mode %d", (int)mode);
+    }
+    if (st != VEIL_OK) return ml_model_fail(st, "%s evaluation failed: %s", veil_mode_names[mode], veil_status_str(st));
+    return VEIL_OK;
+}
+
+veil_status veil_model_dequantize_output(const veil_model *m, const int64_t *q_out, double *y)
+{
+    ml_tensor t, r;
+    veil_status st = ml_tensor_alloc(&t, m->qout_ndim, m->qout_shape);
+    if (st != VEIL_OK) return ml_model_fail(st, "out of memory");
+    for (int64_t i = 0; i < t.size; i++) t.data[i] = m->out_scale * ((double)q_out[i] - m->out_zp);
+    st = ml_post_apply(m->post, m->npost, &t, &r);
+    ml_tensor_free(&t);
+    if (st != VEIL_OK) return ml_model_fail(st, "post-processing failed");
+    memcpy(y, r.data, sizeof(double) * (size_t)r.size);
+    ml_tensor_free(&r);
+    return VEIL_OK;
+}
+
+veil_status veil_model_forward(veil_model *m, veil_mode mode, const double *x, double *y)
+{
+    int64_t n = veil_model_input_size(m), k = veil_model_quantized_output_size(m);
+    int64_t *q = malloc(sizeof(int64_t) * (size_t)(n + k) + 1);
+    if (!q) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_status st = veil_model_quantize_input(m, x, q);
+    if (st == VEIL_OK) st = veil_model_quantized_forward(m, mode, q, q + n);
+    if (st == VEIL_OK) st = veil_model_dequantize_output(m, q + n, y);
+    free(q);
+    return st;
+}
+
+veil_status veil_model_float_forward(const veil_model *m, const double *x, double *y)
+{
+    if (!m->fg) return ml_model_fail(VEIL_ERR_UNSUPPORTED, "this model was loaded from a bundle: it has no float graph");
+    ml_tensor in, out;
+    char err[256] = "";
+    veil_status st = ml_tensor_alloc(&in, m->in_ndim, m->in_shape);
+    if (st != VEIL_OK) return ml_model_fail(st, "out of memory");
+    memcpy(in.data, x, sizeof(double) * (size_t)in.size);
+    st = ml_forward(m->fg, &in, &out, err, sizeof err);
+    ml_tensor_free(&in);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s", err);
+    memcpy(y, out.data, sizeof(double) * (size_t)out.size);
+    ml_tensor_free(&out);
+    return VEIL_OK;
+}

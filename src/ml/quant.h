@@ -1,0 +1,47 @@
+/* Quantization of an imported float graph into veil's integer op-graph. Internal to src/ml/. */
+#ifndef VEIL_ML_QUANT_H
+#define VEIL_ML_QUANT_H
+
+#include "ml.h"
+#include "veil/model.h"
+
+/* real = scale · (q − zp), q an integer in [qmin, qmax] */
+typedef struct {
+    double scale, zp, qmin, qmax;
+} ml_quantizer;
+
+double ml_quantize_value(const ml_quantizer *q, double x); /* clamp(round_half_even(x/scale) + zp) */
+
+/* Client-side post-processing after dequantization (a trailing Softmax / LogSoftmax / ArgMax /
+ * Sigmoid). */
+typedef struct {
+    ml_op op;
+    int64_t axis, keepdims, select_last;
+} ml_post_op;
+
+typedef struct {
+    veil_graph *g;            /* one encrypted input, one output */
+    ml_quantizer in_q;        /* model input → integers */
+    double out_scale, out_zp; /* circuit output → real */
+    int in_ndim, out_ndim, qout_ndim;
+    int64_t in_shape[VEIL_MAX_DIMS], out_shape[VEIL_MAX_DIMS], qout_shape[VEIL_MAX_DIMS];
+    int npost;
+    ml_post_op post[8];
+    int64_t *inputset_q; /* nsamples × input size */
+    char *report;
+    unsigned max_bits;
+    void **ctxs; /* table closures borrowed by g until compile */
+    size_t nctx;
+} ml_quantized;
+
+veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamples, const veil_model_options *o,
+                        ml_quantized *out, char *err, size_t errlen);
+void ml_quantized_free(ml_quantized *q); /* accepts a zeroed struct */
+
+/* Post-processing in place: y (shape, size) → out (allocated). */
+veil_status ml_post_apply(const ml_post_op *p, int npost, const ml_tensor *y, ml_tensor *out);
+
+void ml_quant_bounds(int is_signed, int narrow, double bits, double *lo, double *hi);
+double ml_quant_round(const char *mode, double v);
+
+#endif

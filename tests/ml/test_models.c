@@ -1,0 +1,133 @@
+/* The bundled models (models/, made by models/train.py with torch, Brevitas and onnxruntime):
+ *  - the imported float graph equals the reference outputs (onnxruntime's, or the Brevitas torch
+ *    model's for the QONNX export) within 1e-4 on the whole test set;
+ *  - quantized accuracy in clear is close to the float accuracy; simulate's accuracy is within one
+ *    point of clear's on the whole test set;
+ *  - execute (real TFHE) on the first samples agrees with clear.
+ * Usage: ml_test_models [MODEL ...]; VEIL_MODELS_DIR overrides the models folder. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "veil/model.h"
+#include "veil/npy.h"
+
+#ifndef VEIL_SOURCE_DIR
+#define VEIL_SOURCE_DIR "."
+#endif
+
+typedef struct {
+    const char *name;
+    const char *ref;      /* reference outputs file */
+    int op_bits, rounding, qat;
+    double max_float_drop; /* clear accuracy may be this far below float */
+    int execute_samples;
+} model_case;
+
+static int argmax(const double *y, int64_t n)
+{
+    int a = 0;
+    for (int64_t k = 1; k < n; k++)
+        if (y[k] > y[a]) a = (int)k;
+    return a;
+}
+
+static void load(const char *dir, const char *file, veil_array *a)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    veil_status st = veil_npy_load(p, a);
+    CHECK(st == VEIL_OK, "%s", veil_npy_last_error());
+    if (st != VEIL_OK) exit(1);
+}
+
+static void run_case(const char *root, const model_case *mc)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/%s", root, mc->name);
+    veil_array tr, te, lab, ref;
+    load(dir, "train.npy", &tr);
+    load(dir, "test.npy", &te);
+    load(dir, "labels.npy", &lab);
+    load(dir, mc->ref, &ref);
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.n_bits.op_inputs = o.n_bits.op_weights = mc->op_bits;
+    o.rounding_bits = mc->rounding;
+    o.qat = mc->qat;
+    if (mc->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    veil_model *m = NULL;
+    veil_status st = veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], &o, &m);
+    CHECK(st == VEIL_OK, "%s: %s", mc->name, veil_model_last_error());
+    if (st != VEIL_OK) return;
+    int64_t n = te.shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);
+    CHECK(isz * n == te.size, "%s: input size %lld", mc->name, (long long)isz);
+    CHECK(osz * n == ref.size, "%s: output size %lld", mc->name, (long long)osz);
+    double *y = malloc(sizeof(double) * (size_t)osz), *yc = malloc(sizeof(double) * (size_t)osz);
+    double *ys = malloc(sizeof(double) * (size_t)osz);
+    double maxd = 0;
+    int okf = 0, okc = 0, oks = 0;
+    uint8_t seed[VEIL_SEED_BYTES] = {42};
+    CHECK_OK(veil_model_seed_simulation(m, seed));
+    for (int64_t i = 0; i < n; i++) {
+        const double *x = te.data + i * isz;
+        CHECK_OK(veil_model_float_forward(m, x, y));
+        for (int64_t k = 0; k < osz; k++) maxd = fmax(maxd, fabs(y[k] - ref.data[i * osz + k]));
+        okf += argmax(y, osz) == (int)lab.data[i];
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
+        okc += argmax(yc, osz) == (int)lab.data[i];
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
+        oks += argmax(ys, osz) == (int)lab.data[i];
+    }
+    double af = okf / (double)n, ac = okc / (double)n, as = oks / (double)n;
+    const veil_circuit *c = veil_model_circuit(m);
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c, &s);
+    printf("%s: n_bits %d rounding %d: max |float - reference| %.3g; accuracy float %.4f clear %.4f simulate %.4f "
+           "(%lld samples); max bit-width %u, %zu PBS, params %s\n",
+           mc->name, mc->op_bits, mc->rounding, maxd, af, ac, as, (long long)n, veil_model_max_bit_width(m),
+           s.pbs_count, veil_circuit_params(c)->name);
+    CHECK(maxd < 1e-4, "%s: float outputs differ from the reference by %g", mc->name, maxd);
+    CHECK(ac >= af - mc->max_float_drop, "%s: clear accuracy %.4f vs float %.4f", mc->name, ac, af);
+    CHECK(fabs(as - ac) <= 0.01, "%s: simulate accuracy %.4f vs clear %.4f", mc->name, as, ac);
+    CHECK(veil_model_max_bit_width(m) >= 2, "%s", mc->name);
+    if (mc->execute_samples > 0 && !check_quick()) {
+        CHECK_OK(veil_model_keygen(m, NULL));
+        int agree_c = 0, agree_s = 0, ne = mc->execute_samples;
+        for (int i = 0; i < ne; i++) {
+            const double *x = te.data + (int64_t)i * isz;
+            CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
+            CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
+            CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
+            int same = 1;
+            for (int64_t k = 0; k < osz; k++) same &= y[k] == yc[k];
+            agree_c += same;
+            agree_s += argmax(y, osz) == argmax(ys, osz);
+        }
+        printf("%s: execute on %d samples: outputs equal to clear on %d, prediction equal to simulate on %d\n",
+               mc->name, ne, agree_c, agree_s);
+        CHECK(agree_c >= (ne * 95 + 99) / 100, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
+        CHECK(agree_s >= (ne * 95 + 99) / 100, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
+    }
+    free(y), free(yc), free(ys);
+    veil_model_free(m);
+    veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab), veil_array_free(&ref);
+}
+
+int main(int argc, char **argv)
+{
+    const char *root = getenv("VEIL_MODELS_DIR");
+    if (!root) root = VEIL_SOURCE_DIR "/models";
+    static const model_case cases[] = {
+        {"breast_cancer_mlp", "ort.npy", 3, 0, 0, 0.08, 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int run = argc < 2;
+        for (int a = 1; a < argc; a++) run |= strcmp(argv[a], cases[i].name) == 0;
+        if (run) run_case(root, &cases[i]);
+    }
+    return check_done("ml_test_models");
+}
