@@ -122,6 +122,11 @@ int veil_graph_maximum(veil_graph *g, int a, int b);
 /* round(x / 2^lsbs)·2^lsbs (ties up) and ⌊x / 2^lsbs⌋·2^lsbs: the low bits cleared. */
 int veil_graph_round_bit_pattern(veil_graph *g, int x, unsigned lsbs_to_remove);
 int veil_graph_truncate_bit_pattern(veil_graph *g, int x, unsigned lsbs_to_remove);
+/* Approximate rounding (Concrete's Exactness.APPROXIMATE): when it feeds a table lookup, the
+ * bootstrapping reads only the kept high bits, so the lookup costs the precision of the rounded
+ * value, not of x. Clear evaluation rounds exactly; in FHE a value whose low bits lie within the
+ * noise of the midpoint may round either way (off by one in the rounded value). */
+int veil_graph_round_bit_pattern_approx(veil_graph *g, int x, unsigned lsbs_to_remove);
 
 /* ---- inspection ------------------------------------------------------------------------------ */
 size_t veil_graph_node_count(const veil_graph *g);

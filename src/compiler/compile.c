@@ -148,7 +148,9 @@ static void fill_stats(veil_circuit *c)
         if (p->inputs[i].encrypted) s->input_bytes += ct * (uint64_t)p->inputs[i].size;
     for (size_t j = 0; j < p->noutputs; j++) s->output_bytes += ct * (uint64_t)p->outputs[j].size;
     s->cost = veil_params_cost(&c->params, p->n_tlu, p->n_terms);
-    s->p_error = p->n_tlu ? veil_circuit_tlu_p_error(&c->params, p->precision, p->tlu_a, p->tlu_b) : 0;
+    s->p_error = p->n_tlu ? veil_circuit_tlu_p_error(&c->params, p->tlu_precision, p->tlu_a * p->noise_scale,
+                                                     p->tlu_b * p->noise_scale)
+                          : 0;
     s->global_p_error = p->n_tlu ? -expm1((double)p->n_tlu * log1p(-s->p_error)) : 0;
 }
 
@@ -277,7 +279,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
             prog->tlu_b = prog->tlu_b > other->tlu_b ? prog->tlu_b : other->tlu_b;
             prog->out_a = prog->out_a > other->out_a ? prog->out_a : other->out_a;
             prog->out_b = prog->out_b > other->out_b ? prog->out_b : other->out_b;
-            if (other->precision != prog->precision) st = VEIL_ERR_EVAL;
+            if (other->precision != prog->precision || other->tlu_precision != prog->tlu_precision) st = VEIL_ERR_EVAL;
         }
         veil_program_free(other);
         if (cs) veil_ir_vals_free(g, cs);
@@ -290,8 +292,9 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
     /* 4. parameters */
     if (cfg->global_p_error > 0)
         p_error = prog->n_tlu ? -expm1(log1p(-cfg->global_p_error) / (double)prog->n_tlu) : cfg->global_p_error;
-    veil_opt_problem pr = {.precision = prog->precision, .tlu_a = prog->tlu_a, .tlu_b = prog->tlu_b,
-                           .out_a = prog->out_a, .out_b = prog->out_b, .n_tlu = prog->n_tlu,
+    const double ns = prog->noise_scale;
+    veil_opt_problem pr = {.precision = prog->tlu_precision, .tlu_a = prog->tlu_a * ns, .tlu_b = prog->tlu_b * ns,
+                           .out_a = prog->out_a * ns, .out_b = prog->out_b * ns, .n_tlu = prog->n_tlu,
                            .n_terms = prog->n_terms, .p_error = p_error};
     if (!(c = veil_calloc(1, sizeof *c))) {
         st = VEIL_ERR_NOMEM;
@@ -400,7 +403,8 @@ veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *in
     if (st != VEIL_OK) return st;
     st = veil_lower(c->graph, cv, 24, tmp, &issue, 1, &nissues);
     veil_ir_vals_free(c->graph, cv);
-    if (st == VEIL_OK && (*tmp)->precision != c->prog->precision) st = VEIL_ERR_EVAL;
+    if (st == VEIL_OK && ((*tmp)->precision != c->prog->precision || (*tmp)->tlu_precision != c->prog->tlu_precision))
+        st = VEIL_ERR_EVAL;
     if (st != VEIL_OK) {
         veil_program_free(*tmp);
         *tmp = NULL;

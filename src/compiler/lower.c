@@ -10,6 +10,7 @@
  *   max pool       a tree of max(a, b);  average pool: ⌊Σ / (KH·KW)⌋ */
 #include "lower.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,8 +282,17 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
     form **out = alloc(L, sizeof(form *) * count);
     if (!out || L->st != VEIL_OK) return NULL;
     int sg;
-    unsigned bits = veil_ir_bits(lo, hi, &sg);
-    int64_t off = sg ? (int64_t)1 << (bits - 1) : 0;
+    unsigned width = veil_ir_bits(lo, hi, &sg), bits = width, shift = 0;
+    int64_t off = sg ? (int64_t)1 << (width - 1) : 0;
+    /* approximate rounding first in the chain: the bootstrapping reads only the kept high bits of
+     * x + off, rounded to nearest by the half-box test polynomial itself */
+    if (nsteps > 0 && steps[0].kind == ST_NODE && steps[0].node->op == VEIL_OP_ROUND &&
+        steps[0].node->attr[VEIL_A_APPROX] && steps[0].node->attr[VEIL_A_LSBS] < width) {
+        shift = (unsigned)steps[0].node->attr[VEIL_A_LSBS];
+        int64_t khi = (hi + off + ((int64_t)1 << (shift - 1))) >> shift;
+        bits = veil_ir_bits(0, khi, &sg);
+        steps++, nsteps--;
+    }
     if (bits > L->max_bits) {
         if (L->nissues < L->max_issues) L->issues[L->nissues] = (veil_lower_issue){origin, input_node, bits};
         L->nissues++;
@@ -300,6 +310,7 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
     ins->input_node = input_node;
     ins->out_base = base;
     ins->bits = bits;
+    ins->shift = shift;
     ins->in_slot = veil_malloc(sizeof(uint32_t) * count);
     ins->table = veil_malloc(sizeof(int64_t) << bits);
     if (!ins->in_slot || !ins->table) {
@@ -307,13 +318,18 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
         return NULL;
     }
     memcpy(ins->in_slot, src, sizeof(uint32_t) * count);
-    for (int64_t i = 0; i < ((int64_t)1 << bits); i++) ins->table[i] = chain_eval(steps, nsteps, i - off);
+    for (int64_t i = 0; i < ((int64_t)1 << bits); i++)
+        ins->table[i] = chain_eval(steps, nsteps, (i << shift) - off);
+    /* the input noise counts relative to the read bits: a shift of l gives it 4^l more room */
+    double room = ldexp(1.0, -2 * (int)shift);
     for (size_t e = 0; e < count; e++) {
-        if (L->na[src[e]] > L->p->tlu_a) L->p->tlu_a = L->na[src[e]], L->p->worst_tlu_origin = origin;
-        if (L->nb[src[e]] > L->p->tlu_b) L->p->tlu_b = L->nb[src[e]];
+        if (L->na[src[e]] * room > L->p->tlu_a) L->p->tlu_a = L->na[src[e]] * room, L->p->worst_tlu_origin = origin;
+        if (L->nb[src[e]] * room > L->p->tlu_b) L->p->tlu_b = L->nb[src[e]] * room;
         out[e] = form_slot(L, base + (uint32_t)e);
     }
-    if (bits > L->p->precision) L->p->precision = bits;
+    if (width > L->p->precision) L->p->precision = width;
+    if (bits + shift > L->p->precision) L->p->precision = bits + shift;
+    if (bits > L->p->tlu_precision) L->p->tlu_precision = bits;
     L->p->n_tlu += count;
     return out;
 }
@@ -762,6 +778,8 @@ veil_status veil_lower(const veil_graph *g, int64_t *const *cv, unsigned max_tlu
         }
     }
     if (L.st == VEIL_OK && L.nissues) L.st = VEIL_ERR_COMPILE;
+    if (p->tlu_precision == 0 || p->tlu_precision > p->precision) p->tlu_precision = p->precision;
+    p->noise_scale = ldexp(1.0, 2 * (int)(p->precision - p->tlu_precision));
 done:
     *nissues = L.nissues;
     veil_free(fused);

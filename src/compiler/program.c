@@ -14,7 +14,7 @@ int64_t veil_program_decode(const veil_program *p, const veil_prog_output *o, ui
 veil_status veil_program_run_clear(const veil_program *p, const int64_t *const *inputs, int64_t *const *outputs)
 {
     if (!p || (!inputs && p->ninputs) || (!outputs && p->noutputs)) return VEIL_ERR_INVALID_ARG;
-    const uint64_t M = 2ull << p->precision, half = M / 2;
+    const uint64_t M = 2ull << p->precision;
     uint64_t *v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
     if (!v) return VEIL_ERR_NOMEM;
     for (size_t i = 0; i < p->ninputs; i++) {
@@ -35,9 +35,13 @@ veil_status veil_program_run_clear(const veil_program *p, const int64_t *const *
                 for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++)
                     r += (uint64_t)I->term_w[t] * v[I->term_slot[t]];
             } else {
-                uint64_t x = v[I->in_slot[o]] & (M - 1), i = x >= half ? x - half : x;
-                uint64_t f = i < (1ull << I->bits) ? (uint64_t)I->table[i] : 0;
-                r = x >= half ? 0 - f : f; /* negacyclic wrap when the padding bit is set */
+                /* the phase as the bootstrapping sees it, at bits+1 bits, rounded to nearest */
+                unsigned up = p->precision - I->bits - I->shift, drop = p->precision - I->bits;
+                uint64_t x = (v[I->in_slot[o]] << up) & (M - 1);
+                uint64_t m = drop ? ((x + (1ull << (drop - 1))) >> drop) & ((2ull << I->bits) - 1) : x;
+                uint64_t hb = 1ull << I->bits, i = m >= hb ? m - hb : m;
+                uint64_t f = (uint64_t)I->table[i];
+                r = m >= hb ? 0 - f : f; /* negacyclic wrap when the padding bit is set */
             }
             v[I->out_base + o] = r & (M - 1);
         }

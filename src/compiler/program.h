@@ -24,7 +24,8 @@ typedef struct {
     int64_t *cst; /* count */
     /* TLU */
     uint32_t *in_slot; /* count */
-    unsigned bits;     /* table index width; inputs lie in [0, 2^bits) */
+    unsigned bits;     /* table index width: the bootstrapping reads `bits` bits (plus padding) */
+    unsigned shift;    /* low bits dropped first: index = round(x / 2^shift), x in [0, 2^(bits+shift)) */
     int64_t *table;    /* 2^bits entries */
 } veil_instr;
 
@@ -51,7 +52,11 @@ typedef struct {
     veil_prog_input *inputs;
     veil_prog_output *outputs;
     veil_instr *instr;
-    unsigned precision; /* message bits of the encoding */
+    unsigned precision;     /* message bits of the encoding: every encrypted value fits */
+    unsigned tlu_precision; /* widest lookup read (bits), which sizes the bootstrapping */
+    double noise_scale;     /* 4^(precision − tlu_precision): the noise multipliers below are
+                             * relative to the encoding; times this they are relative to a
+                             * tlu_precision-bit lookup (veil_opt_problem) */
     size_t n_tlu, n_terms;
     double tlu_a, tlu_b, out_a, out_b; /* worst noise multipliers (veil_opt_problem) */
     int worst_tlu_origin;              /* node of the lookup with the largest tlu_a */
@@ -60,8 +65,9 @@ typedef struct {
 void veil_program_free(veil_program *p); /* accepts NULL */
 
 /* Exact clear interpretation with the circuit's modular meaning: values live modulo 2^(p+1)
- * (p = precision, one padding bit); a lookup index with the padding bit set reads the negated
- * table (the negacyclic wrap of the PBS). Outputs are decoded as in FHE. */
+ * (p = precision, one padding bit). A lookup scales its input by 2^(p − bits − shift), reads the
+ * top bits+1 bits rounded to nearest (ties up), and an index with the padding bit set reads the
+ * negated table (the negacyclic wrap of the PBS). Outputs are decoded as in FHE. */
 VEIL_NODISCARD veil_status veil_program_run_clear(const veil_program *p, const int64_t *const *inputs,
                                                   int64_t *const *outputs);
 /* Decoding of an output value from p+1 bits: unsigned, or sign-extended. */

@@ -302,6 +302,12 @@ int veil_graph_round_bit_pattern(veil_graph *g, int x, unsigned lsbs)
     return unary(g, VEIL_OP_ROUND, x, lsbs, 0);
 }
 
+int veil_graph_round_bit_pattern_approx(veil_graph *g, int x, unsigned lsbs)
+{
+    if (g && (lsbs < 1 || lsbs > 62)) return fail(g, VEIL_ERR_GRAPH, "round_bit_pattern: lsbs_to_remove must be in [1, 62]");
+    return unary(g, VEIL_OP_ROUND, x, lsbs, 1);
+}
+
 int veil_graph_truncate_bit_pattern(veil_graph *g, int x, unsigned lsbs)
 {
     if (g && (lsbs < 1 || lsbs > 62)) return fail(g, VEIL_ERR_GRAPH, "truncate_bit_pattern: lsbs_to_remove must be in [1, 62]");

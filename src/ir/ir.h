@@ -48,6 +48,7 @@ enum {
     VEIL_A_AXIS = 0,                      /* CONCAT */
     VEIL_A_LO = 0, VEIL_A_HI = 1,         /* CLIP */
     VEIL_A_LSBS = 0,                      /* ROUND, TRUNC */
+    VEIL_A_APPROX = 1,                    /* ROUND: 1 for approximate rounding */
     VEIL_A_STRIDE = 0, VEIL_A_PAD = 2, VEIL_A_DIL = 6, VEIL_A_GROUPS = 8, /* CONV2D */
     VEIL_A_KERNEL = 10                    /* pools: KERNEL, STRIDE, PAD, DIL as in CONV2D */
 };

@@ -101,7 +101,10 @@ static void fmt_expr(veil_sb *b, const veil_graph *g, const veil_node_rec *n)
         }
         break;
     case VEIL_OP_CLIP: veil_sb_printf(b, ", %lld, %lld", (long long)A[VEIL_A_LO], (long long)A[VEIL_A_HI]); break;
-    case VEIL_OP_ROUND: case VEIL_OP_TRUNC: veil_sb_printf(b, ", lsbs_to_remove=%lld", (long long)A[VEIL_A_LSBS]); break;
+    case VEIL_OP_ROUND: case VEIL_OP_TRUNC:
+        veil_sb_printf(b, ", lsbs_to_remove=%lld", (long long)A[VEIL_A_LSBS]);
+        if (n->op == VEIL_OP_ROUND && A[VEIL_A_APPROX]) veil_sb_printf(b, ", exactness=approximate");
+        break;
     case VEIL_OP_TABLE: {
         veil_sb_printf(b, ", table=");
         int64_t len = (int64_t)n->ndata;

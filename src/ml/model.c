@@ -29,7 +29,7 @@ void veil_model_options_default(veil_model_options *o)
     memset(o, 0, sizeof *o);
     o->n_bits = (veil_n_bits){8, 8, 0, 0};
     o->p_error = ldexp(1, -40);
-    o->rounding_method = VEIL_ROUNDING_EXACT;
+    o->rounding_method = VEIL_ROUNDING_APPROXIMATE;
 }
 
 void veil_model_free(veil_model *m)

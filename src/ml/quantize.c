@@ -327,7 +327,8 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
     if (Q->o->rounding_bits > 0 && bb > (unsigned)Q->o->rounding_bits) {
         unsigned l = bb - (unsigned)Q->o->rounding_bits;
         step = (int64_t)1 << l;
-        bnode = veil_graph_round_bit_pattern(Q->g, bnode, l);
+        bnode = Q->o->rounding_method == VEIL_ROUNDING_APPROXIMATE ? veil_graph_round_bit_pattern_approx(Q->g, bnode, l)
+                                                                   : veil_graph_round_bit_pattern(Q->g, bnode, l);
         lo = (int64_t)floor((double)lo / (double)step + 0.5) * step;
         hi = (int64_t)floor((double)hi / (double)step + 0.5) * step;
     }
@@ -1364,6 +1365,15 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             if (Q.qv[r].kind == QV_FN) {
                 int ob = o->n_bits.model_outputs;
                 r = last ? materialize(&Q, r, NULL, ob, last) : -1;
+            } else if (o->rounding_bits > 0 && last) {
+                /* a wide output accumulator: decrypting all its bits would need noise below its
+                 * last bit; keep its rounded high bits through one lookup per element instead */
+                int64_t lo, hi;
+                quant_range(&Q, &Q.qv[r], &lo, &hi);
+                if (bits_of(lo, hi) > (unsigned)o->rounding_bits) {
+                    ml_quantizer id = {Q.qv[r].scale, Q.qv[r].zp, -INFINITY, INFINITY};
+                    r = materialize(&Q, r, &id, 0, last);
+                }
             }
             if (r >= 0) {
                 const qval *v = &Q.qv[r];

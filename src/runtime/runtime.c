@@ -24,12 +24,16 @@ static uint64_t decode_m(const veil_program *p, uint64_t phase)
     return (phase + (1ull << (sh - 1))) >> sh; /* rounding; the top p+1 bits */
 }
 
-/* Torus values of a lookup's table over all 2^p indices (entries past the table are never read). */
+/* Torus values of a lookup's table (2^bits entries, at the encoding's scale). */
 static void lut_values(const veil_program *p, const veil_instr *I, uint64_t *vals)
 {
-    size_t n = (size_t)1 << p->precision, used = (size_t)1 << I->bits;
-    for (size_t i = 0; i < n; i++) vals[i] = i < used ? (uint64_t)I->table[i] << delta_shift(p) : 0;
+    size_t n = (size_t)1 << I->bits;
+    for (size_t i = 0; i < n; i++) vals[i] = (uint64_t)I->table[i] << delta_shift(p);
 }
+
+/* A lookup reads `bits` bits of its input scaled by 2^(precision − bits − shift): the value's top
+ * bits become the top of the torus, so the bootstrapping only needs the lookup's own precision. */
+static unsigned lut_up(const veil_program *p, const veil_instr *I) { return p->precision - I->bits - I->shift; }
 
 /* ---- simulate ------------------------------------------------------------------------------- */
 static uint64_t gauss(veil_rng *rng, double sd) { return (uint64_t)(int64_t)llround(veil_rng_normal(rng) * sd); }
@@ -48,13 +52,13 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     if (!rng && (st = veil_rng_new_os(&own)) != VEIL_OK) goto done;
     if (!rng) rng = own;
     const double two64 = 0x1p64;
-    const uint32_t N = veil_params_N(P), box = N >> p->precision;
+    const uint32_t N = veil_params_N(P);
     /* key switch, and the mask part of the modulus switch (the body's rounding happens below) */
     const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
     const double sd_ksms = sqrt(veil_var_keyswitch(P) + veil_var_modswitch(P) - 1.0 / (48.0 * N * N)) * two64;
     const double sd_pbs = sqrt(veil_var_pbs(P)) * two64;
     v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
-    vals = veil_malloc(sizeof(uint64_t) << p->precision);
+    vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
     if (!v || !vals) {
         st = VEIL_ERR_NOMEM;
         goto done;
@@ -81,13 +85,15 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
             continue;
         }
         lut_values(p, I, vals);
+        const uint32_t box = N >> I->bits;
+        const unsigned up = lut_up(p, I);
         for (uint32_t o = 0; o < I->count; o++) {
-            uint64_t x = v[I->in_slot[o]] + gauss(rng, sd_ksms);
+            uint64_t x = (v[I->in_slot[o]] << up) + gauss(rng, sd_ksms);
             /* modulus switch to 2N, then the coefficient the blind rotation brings to position 0 of
              * the half-box-rotated test polynomial (src/tfhe/pbs.c) */
             uint32_t b = (uint32_t)(((x >> (62 - P->log2_N)) + 1) >> 1) & (2 * N - 1);
             uint32_t t = b < N ? b : b - N, m = (t + box / 2) / box;
-            uint64_t coef = m < (1u << p->precision) ? vals[m] : 0 - vals[0];
+            uint64_t coef = m < (1u << I->bits) ? vals[m] : 0 - vals[0];
             v[I->out_base + o] = (b < N ? coef : 0 - coef) + gauss(rng, sd_pbs);
         }
     }
@@ -276,7 +282,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     if (st != VEIL_OK) return st;
     const size_t lwe = in->lwe_size;
     uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
-    uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->precision);
+    uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
     veil_ciphertexts *res = cts_new(P, output_count(p));
     size_t max_tlu = 0;
     for (size_t k = 0; k < p->ninstr; k++)
@@ -302,9 +308,13 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
         }
         lut_values(p, I, vals);
         veil_lut *lut = NULL;
-        if ((st = veil_lut_new_torus(P, p->precision, vals, &lut)) != VEIL_OK) break;
-        for (uint32_t o = 0; o < I->count; o++)
-            memcpy(gather + (size_t)o * lwe, slots + (size_t)I->in_slot[o] * lwe, sizeof(uint64_t) * lwe);
+        if ((st = veil_lut_new_torus(P, I->bits, vals, &lut)) != VEIL_OK) break;
+        const unsigned up = lut_up(p, I);
+        for (uint32_t o = 0; o < I->count; o++) {
+            uint64_t *dst = gather + (size_t)o * lwe;
+            const uint64_t *src = slots + (size_t)I->in_slot[o] * lwe;
+            for (size_t t = 0; t < lwe; t++) dst[t] = src[t] << up;
+        }
         st = veil_ks_pbs_batch(ek, lut, gather, slots + (size_t)I->out_base * lwe, I->count, threads);
         veil_lut_free(lut);
     }

@@ -3,7 +3,9 @@
  *    model's for the QONNX export) within 1e-4 on the whole test set;
  *  - quantized accuracy in clear is close to the float accuracy; simulate's accuracy is within one
  *    point of clear's on the whole test set;
- *  - execute (real TFHE) on the first samples agrees with clear.
+ *  - execute (real TFHE) on the first samples predicts as clear and as simulate (approximate
+ *    rounding lets values at a rounding midpoint go either way, so outputs may differ by one
+ *    rounded step; predictions are compared).
  * Usage: ml_test_models [MODEL ...]; VEIL_MODELS_DIR overrides the models folder. */
 #include <math.h>
 #include <stdio.h>
@@ -102,12 +104,10 @@ static void run_case(const char *root, const model_case *mc)
             CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
             CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
             CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
-            int same = 1;
-            for (int64_t k = 0; k < osz; k++) same &= y[k] == yc[k];
-            agree_c += same;
+            agree_c += argmax(y, osz) == argmax(yc, osz);
             agree_s += argmax(y, osz) == argmax(ys, osz);
         }
-        printf("%s: execute on %d samples: outputs equal to clear on %d, prediction equal to simulate on %d\n",
+        printf("%s: execute on %d samples: prediction equal to clear on %d, to simulate on %d\n",
                mc->name, ne, agree_c, agree_s);
         CHECK(agree_c >= (ne * 95 + 99) / 100, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
         CHECK(agree_s >= (ne * 95 + 99) / 100, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
@@ -122,7 +122,8 @@ int main(int argc, char **argv)
     const char *root = getenv("VEIL_MODELS_DIR");
     if (!root) root = VEIL_SOURCE_DIR "/models";
     static const model_case cases[] = {
-        {"breast_cancer_mlp", "ort.npy", 3, 0, 0, 0.08, 20},
+        /* 8-bit post-training, accumulators rounded (approximately) to 6 bits before each lookup */
+        {"breast_cancer_mlp", "ort.npy", 8, 6, 0, 0.03, 20},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int run = argc < 2;
