@@ -76,6 +76,9 @@ typedef struct ml_graph {
 veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *err, size_t errlen);
 void ml_graph_free(ml_graph *g);
 
+/* Formats a one-line reason into err and returns st (shared by the reader and the kernels). */
+veil_status ml_errf(char *err, size_t errlen, veil_status st, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Attributes with defaults. */
 const ml_attr *ml_attr_find(const ml_node *n, const char *name);
 int64_t ml_attr_int(const ml_node *n, const char *name, int64_t def);

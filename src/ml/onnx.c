@@ -21,14 +21,6 @@ _Static_assert(sizeof ml_op_names / sizeof *ml_op_names == ML_OP_COUNT, "one nam
 #define ONNX_MAX_BYTES ((size_t)1 << 31)
 #define ML_MAX_ELEMS ((int64_t)1 << 28)
 
-static veil_status errf(char *err, size_t errlen, veil_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 veil_status ml_tensor_alloc(ml_tensor *t, int ndim, const int64_t *shape)
 {
@@ -85,14 +77,14 @@ static veil_status read_tensor(const Onnx__TensorProto *tp, ml_tensor *t, char *
 {
     const char *nm = tp->name ? tp->name : "";
     if (tp->n_dims > VEIL_MAX_DIMS)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' has %zu dimensions (at most %d)", nm, tp->n_dims,
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' has %zu dimensions (at most %d)", nm, tp->n_dims,
                     VEIL_MAX_DIMS);
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' keeps its data in an external file", nm);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' keeps its data in an external file", nm);
     int64_t shape[VEIL_MAX_DIMS];
     for (size_t i = 0; i < tp->n_dims; i++) shape[i] = tp->dims[i];
     veil_status st = ml_tensor_alloc(t, (int)tp->n_dims, shape);
-    if (st != VEIL_OK) return errf(err, errlen, st, "tensor '%s' has a bad shape or is too large", nm);
+    if (st != VEIL_OK) return ml_errf(err, errlen, st, "tensor '%s' has a bad shape or is too large", nm);
     int dt = tp->data_type;
     t->elem_type = dt;
     size_t es;
@@ -107,13 +99,13 @@ static veil_status read_tensor(const Onnx__TensorProto *tp, ml_tensor *t, char *
     case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: es = 2; break;
     default:
         ml_tensor_free(t);
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' has unsupported data type %d", nm, dt);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "tensor '%s' has unsupported data type %d", nm, dt);
     }
     size_t n = (size_t)t->size;
     if (tp->has_raw_data && tp->raw_data.len) {
         if (tp->raw_data.len != n * es) {
             ml_tensor_free(t);
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "tensor '%s': raw data has %zu bytes, its shape needs %zu", nm,
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "tensor '%s': raw data has %zu bytes, its shape needs %zu", nm,
                         tp->raw_data.len, n * es);
         }
         const uint8_t *p = tp->raw_data.data;
@@ -154,7 +146,7 @@ static veil_status read_tensor(const Onnx__TensorProto *tp, ml_tensor *t, char *
     }
     if (have != n) {
         ml_tensor_free(t);
-        return errf(err, errlen, VEIL_ERR_MALFORMED, "tensor '%s' has %zu values, its shape needs %zu", nm, have, n);
+        return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "tensor '%s' has %zu values, its shape needs %zu", nm, have, n);
     }
     for (size_t i = 0; i < n; i++) {
         switch (dt) {
@@ -253,10 +245,10 @@ static veil_status read_attr(const Onnx__AttributeProto *ap, ml_attr *a, char *e
         break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
         a->type = ML_ATTR_TENSOR;
-        if (!ap->t) return errf(err, errlen, VEIL_ERR_MALFORMED, "attribute '%s' has no tensor", ap->name);
+        if (!ap->t) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "attribute '%s' has no tensor", ap->name);
         return read_tensor(ap->t, &a->t, err, errlen);
     default:
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "attribute '%s' has unsupported type %d", ap->name, (int)ap->type);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "attribute '%s' has unsupported type %d", ap->name, (int)ap->type);
     }
     return VEIL_OK;
 }
@@ -316,10 +308,10 @@ void ml_graph_free(ml_graph *g)
 veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!buf || len == 0) return errf(err, errlen, VEIL_ERR_TRUNCATED, "empty ONNX model");
-    if (len > ONNX_MAX_BYTES) return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "ONNX model larger than 2 GiB");
+    if (!buf || len == 0) return ml_errf(err, errlen, VEIL_ERR_TRUNCATED, "empty ONNX model");
+    if (len > ONNX_MAX_BYTES) return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "ONNX model larger than 2 GiB");
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
-    if (!m) return errf(err, errlen, VEIL_ERR_MALFORMED, "not an ONNX model (protobuf parse failed)");
+    if (!m) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "not an ONNX model (protobuf parse failed)");
     veil_status st = VEIL_OK;
     ml_graph *g = veil_calloc(1, sizeof *g);
     int cap = 0;
@@ -334,7 +326,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     }
     const Onnx__GraphProto *gp = m->graph;
     if (!gp) {
-        st = errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX model has no graph");
+        st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX model has no graph");
         goto done;
     }
     for (size_t i = 0; i < gp->n_initializer; i++) {
@@ -354,12 +346,12 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
         ml_tensor *s = &g->input_shapes[g->ninputs];
         if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type->shape) {
-            st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is not a tensor of known rank", vi->name);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is not a tensor of known rank", vi->name);
             goto done;
         }
         const Onnx__TensorShapeProto *sp = vi->type->tensor_type->shape;
         if (sp->n_dim > VEIL_MAX_DIMS) {
-            st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' has %zu dimensions", vi->name, sp->n_dim);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' has %zu dimensions", vi->name, sp->n_dim);
             goto done;
         }
         s->ndim = (int)sp->n_dim;
@@ -368,14 +360,14 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
             const Onnx__TensorShapeProto__Dimension *dm = sp->dim[d];
             int known = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dm->dim_value > 0;
             if (!known && d != 0) {
-                st = errf(err, errlen, VEIL_ERR_UNSUPPORTED,
+                st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED,
                           "input '%s': dimension %zu is symbolic (only the batch axis may be)", vi->name, d);
                 goto done;
             }
             /* veil evaluates one sample at a time: the batch axis is 1 */
             s->shape[d] = d == 0 ? 1 : dm->dim_value;
             if (s->shape[d] > ML_MAX_ELEMS / s->size) {
-                st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is too large", vi->name);
+                st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is too large", vi->name);
                 goto done;
             }
             s->size *= s->shape[d];
@@ -383,7 +375,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         g->inputs[g->ninputs++] = v;
     }
     if (g->ninputs == 0) {
-        st = errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no input");
+        st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no input");
         goto done;
     }
     g->nodes = veil_calloc(gp->n_node + 1, sizeof(ml_node));
@@ -396,7 +388,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         else snprintf(nm, sizeof nm, "%s_%zu", np->op_type ? np->op_type : "?", i);
         int op;
         if (!np->op_type || !lookup_op(np->op_type, np->domain, &op)) {
-            st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "unsupported operator '%s%s%s' (node '%s')",
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "unsupported operator '%s%s%s' (node '%s')",
                       np->domain && *np->domain ? np->domain : "", np->domain && *np->domain ? "." : "",
                       np->op_type ? np->op_type : "?", nm);
             goto done;
@@ -415,7 +407,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
             if ((st = read_attr(np->attribute[a], &n->attrs[a], err, errlen)) != VEIL_OK) {
                 char why[200];
                 snprintf(why, sizeof why, "%s", err);
-                errf(err, errlen, st, "node '%s': %s", nm, why);
+                ml_errf(err, errlen, st, "node '%s': %s", nm, why);
                 goto done;
             }
         }
@@ -426,7 +418,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
             }
             n->in[k] = find_value(g, np->input[k]);
             if (n->in[k] < 0) {
-                st = errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' reads '%s', which no earlier node produces", nm,
+                st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' reads '%s', which no earlier node produces", nm,
                           np->input[k]);
                 goto done;
             }
@@ -443,16 +435,16 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     for (size_t i = 0; i < gp->n_output; i++) {
         int v = find_value(g, gp->output[i]->name);
         if (v < 0) {
-            st = errf(err, errlen, VEIL_ERR_MALFORMED, "graph output '%s' is produced by no node", gp->output[i]->name);
+            st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "graph output '%s' is produced by no node", gp->output[i]->name);
             goto done;
         }
         g->outputs[g->noutputs++] = v;
     }
-    if (g->noutputs == 0) st = errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no output");
+    if (g->noutputs == 0) st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no output");
 done:
     onnx__model_proto__free_unpacked(m, NULL);
     if (st != VEIL_OK) {
-        if (st == VEIL_ERR_NOMEM) errf(err, errlen, st, "out of memory reading the ONNX model");
+        if (st == VEIL_ERR_NOMEM) ml_errf(err, errlen, st, "out of memory reading the ONNX model");
         ml_graph_free(g);
         return st;
     }

@@ -16,7 +16,7 @@
 #define ONNX_INT64 7
 #define ONNX_FLOAT 1
 
-static veil_status errf(char *err, size_t errlen, veil_status st, const char *fmt, ...)
+veil_status ml_errf(char *err, size_t errlen, veil_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -142,7 +142,7 @@ static veil_status run_binary(const ml_node *n, const ml_tensor *a, const ml_ten
     int nd;
     int64_t shape[VEIL_MAX_DIMS], idx[VEIL_MAX_DIMS] = {0}, sa[VEIL_MAX_DIMS], sb[VEIL_MAX_DIMS];
     if (broadcast_shape(a, b, &nd, shape) != VEIL_OK)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s' (%s): operand shapes cannot be broadcast together", n->name,
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s' (%s): operand shapes cannot be broadcast together", n->name,
                     ml_op_names[n->op]);
     veil_status st = ml_tensor_alloc(y, nd, shape);
     if (st != VEIL_OK) return st;
@@ -178,7 +178,7 @@ static veil_status quant_range(const ml_node *n, const ml_tensor *zp, double *qm
     case ONNX_INT16: *qmin = -32768, *qmax = 32767; break;
     case ONNX_INT32: *qmin = -2147483648.0, *qmax = 2147483647.0; break;
     default:
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': QuantizeLinear to data type %d is not supported",
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': QuantizeLinear to data type %d is not supported",
                     n->name, dt);
     }
     return VEIL_OK;
@@ -213,16 +213,16 @@ static veil_status run_elementwise(const ml_node *n, const ml_tensor *const *ins
     veil_status st;
     switch (n->op) {
     case ML_OP_ADD: case ML_OP_SUB: case ML_OP_MUL: case ML_OP_DIV: case ML_OP_POW:
-        if (n->nin < 2 || !ins[1]) return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' needs two inputs", n->name);
+        if (n->nin < 2 || !ins[1]) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' needs two inputs", n->name);
         return run_binary(n, x, ins[1], y, err, errlen);
     case ML_OP_BATCH_NORM: {
         if (n->nin < 5 || !ins[1] || !ins[2] || !ins[3] || !ins[4] || x->ndim < 2)
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': BatchNormalization needs X (N,C,...), scale, B, mean, var",
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': BatchNormalization needs X (N,C,...), scale, B, mean, var",
                         n->name);
         int64_t C = x->shape[1];
         for (int k = 1; k < 5; k++)
             if (ins[k]->size != C)
-                return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': BatchNormalization parameters must have C=%lld values",
+                return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': BatchNormalization parameters must have C=%lld values",
                             n->name, (long long)C);
         if ((st = ml_tensor_alloc(y, x->ndim, x->shape)) != VEIL_OK) return st;
         double eps = ml_attr_float(n, "epsilon", 1e-5);
@@ -235,13 +235,13 @@ static veil_status run_elementwise(const ml_node *n, const ml_tensor *const *ins
     }
     case ML_OP_QUANT: {
         if (n->nin < 4 || !ins[1] || !ins[2] || !ins[3])
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Quant needs x, scale, zero point, bit width", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Quant needs x, scale, zero point, bit width", n->name);
         if (ins[3]->size != 1 || ins[2]->size != 1 || (ins[1]->size != 1 && ins[1]->ndim == 0))
-            return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Quant with a per-element zero point or bit width",
+            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Quant with a per-element zero point or bit width",
                         n->name);
         double bits = ins[3]->data[0], zp = ins[2]->data[0];
         if (!(bits >= 1 && bits <= 32))
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Quant bit width %g out of range", n->name, bits);
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Quant bit width %g out of range", n->name, bits);
         double lo, hi;
         ml_quant_bounds((int)ml_attr_int(n, "signed", 1), (int)ml_attr_int(n, "narrow", 0), bits, &lo, &hi);
         const char *mode = ml_attr_string(n, "rounding_mode", "ROUND");
@@ -262,11 +262,11 @@ static veil_status run_elementwise(const ml_node *n, const ml_tensor *const *ins
     }
     case ML_OP_QUANTIZE_LINEAR: case ML_OP_DEQUANTIZE_LINEAR: {
         if (n->nin < 2 || !ins[1])
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' needs a scale", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' needs a scale", n->name);
         const ml_tensor *sc = ins[1], *zp = n->nin > 2 ? ins[2] : NULL;
         int64_t axis = norm_axis(ml_attr_int(n, "axis", 1), x->ndim);
         if (sc->size != 1 && (sc->ndim != 1 || axis < 0 || axis >= x->ndim || sc->size != x->shape[axis]))
-            return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': scale must be a scalar or 1-D along axis", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': scale must be a scalar or 1-D along axis", n->name);
         if ((st = ml_tensor_alloc(y, x->ndim, x->shape)) != VEIL_OK) return st;
         double qmin = 0, qmax = 0;
         if (n->op == ML_OP_QUANTIZE_LINEAR) {
@@ -323,13 +323,13 @@ static veil_status run_gemm(const ml_node *n, const ml_tensor *const *ins, ml_te
 {
     const ml_tensor *A = ins[0], *B = n->nin > 1 ? ins[1] : NULL, *C = n->nin > 2 ? ins[2] : NULL;
     if (!B || A->ndim != 2 || B->ndim != 2)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm needs 2-D A and B", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm needs 2-D A and B", n->name);
     int ta = (int)ml_attr_int(n, "transA", 0), tb = (int)ml_attr_int(n, "transB", 0);
     double alpha = ml_attr_float(n, "alpha", 1), beta = ml_attr_float(n, "beta", 1);
     int64_t M = ta ? A->shape[1] : A->shape[0], K = ta ? A->shape[0] : A->shape[1];
     int64_t K2 = tb ? B->shape[1] : B->shape[0], N = tb ? B->shape[0] : B->shape[1];
     if (K != K2)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm inner dimensions %lld and %lld differ", n->name,
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm inner dimensions %lld and %lld differ", n->name,
                     (long long)K, (long long)K2);
     veil_status st = ml_tensor_alloc(y, 2, (int64_t[]){M, N});
     if (st != VEIL_OK) return st;
@@ -340,7 +340,7 @@ static veil_status run_gemm(const ml_node *n, const ml_tensor *const *ins, ml_te
         int64_t sh[VEIL_MAX_DIMS];
         if (broadcast_shape(&probe, C, &nd, sh) != VEIL_OK || nd != 2 || sh[0] != M || sh[1] != N) {
             ml_tensor_free(y);
-            return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm C does not broadcast to (%lld, %lld)", n->name,
+            return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gemm C does not broadcast to (%lld, %lld)", n->name,
                         (long long)M, (long long)N);
         }
         strides_of(C, cst);
@@ -364,14 +364,14 @@ static veil_status run_matmul(const ml_node *n, const ml_tensor *a0, const ml_te
     if (a.ndim == 1) { a.ndim = 2; a.shape[1] = a.shape[0]; a.shape[0] = 1; pa = 1; }
     if (b.ndim == 1) { b.ndim = 2; b.shape[1] = 1; pb = 1; }
     if (a.ndim < 2 || b.ndim < 2 || a.shape[a.ndim - 1] != b.shape[b.ndim - 2])
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': MatMul shapes do not match", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': MatMul shapes do not match", n->name);
     int64_t M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1], N = b.shape[b.ndim - 1];
     ml_tensor ab = a, bb = b;
     ab.ndim -= 2, bb.ndim -= 2;
     int nd;
     int64_t bs[VEIL_MAX_DIMS];
     if (broadcast_shape(&ab, &bb, &nd, bs) != VEIL_OK || nd + 2 > VEIL_MAX_DIMS)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': MatMul batch shapes cannot be broadcast", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': MatMul batch shapes cannot be broadcast", n->name);
     int64_t shape[VEIL_MAX_DIMS], nb = 1;
     for (int i = 0; i < nd; i++) shape[i] = bs[i], nb *= bs[i];
     shape[nd] = M, shape[nd + 1] = N;
@@ -411,7 +411,7 @@ static veil_status window_attrs(const ml_node *n, const ml_tensor *x, const int6
                                 size_t errlen)
 {
     if (x->ndim != 4)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' (%s): only 2-D (N, C, H, W) inputs are supported",
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' (%s): only 2-D (N, C, H, W) inputs are supported",
                     n->name, ml_op_names[n->op]);
     const ml_attr *ks = ml_attr_find(n, "kernel_shape"), *st = ml_attr_find(n, "strides"),
                   *dl = ml_attr_find(n, "dilations"), *pd = ml_attr_find(n, "pads");
@@ -422,7 +422,7 @@ static veil_status window_attrs(const ml_node *n, const ml_tensor *x, const int6
     }
     for (int i = 0; i < 4; i++) w->p[i] = pd && pd->n == 4 ? pd->ints[i] : 0;
     if (ml_attr_int(n, "ceil_mode", 0) != 0)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' (%s): ceil_mode=1 is not supported", n->name,
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' (%s): ceil_mode=1 is not supported", n->name,
                     ml_op_names[n->op]);
     const char *ap = ml_attr_string(n, "auto_pad", "NOTSET");
     int64_t H = x->shape[2], W = x->shape[3];
@@ -438,15 +438,15 @@ static veil_status window_attrs(const ml_node *n, const ml_tensor *x, const int6
             w->p[i + 2] = ap[5] == 'U' ? big : small;
         }
     } else if (strcmp(ap, "NOTSET") != 0) {
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': auto_pad '%s' is not supported", n->name, ap);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': auto_pad '%s' is not supported", n->name, ap);
     }
     for (int i = 0; i < 2; i++)
         if (w->k[i] < 1 || w->s[i] < 1 || w->d[i] < 1 || w->p[i] < 0 || w->p[i + 2] < 0)
-            return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': bad kernel, stride, dilation or pad", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': bad kernel, stride, dilation or pad", n->name);
     w->oh = (H + w->p[0] + w->p[2] - (w->k[0] - 1) * w->d[0] - 1) / w->s[0] + 1;
     w->ow = (W + w->p[1] + w->p[3] - (w->k[1] - 1) * w->d[1] - 1) / w->s[1] + 1;
     if (w->oh < 1 || w->ow < 1)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': the window is larger than the padded input", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': the window is larger than the padded input", n->name);
     return VEIL_OK;
 }
 
@@ -454,7 +454,7 @@ static veil_status run_conv(const ml_node *n, const ml_tensor *const *ins, ml_te
 {
     const ml_tensor *x = ins[0], *w = n->nin > 1 ? ins[1] : NULL, *b = n->nin > 2 ? ins[2] : NULL;
     if (!w || w->ndim != 4)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': only 2-D Conv (4-D weights) is supported", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': only 2-D Conv (4-D weights) is supported", n->name);
     win2d g;
     veil_status st = window_attrs(n, x, w->shape + 2, &g, err, errlen);
     if (st != VEIL_OK) return st;
@@ -462,7 +462,7 @@ static veil_status run_conv(const ml_node *n, const ml_tensor *const *ins, ml_te
     int64_t grp = ml_attr_int(n, "group", 1);
     if (grp < 1 || C % grp || F % grp || w->shape[1] != C / grp || g.k[0] != w->shape[2] || g.k[1] != w->shape[3] ||
         (b && b->size != F))
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Conv weights (%lld, %lld, %lld, %lld) do not fit input channels %lld, group %lld",
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Conv weights (%lld, %lld, %lld, %lld) do not fit input channels %lld, group %lld",
                     n->name, (long long)w->shape[0], (long long)w->shape[1], (long long)w->shape[2],
                     (long long)w->shape[3], (long long)C, (long long)grp);
     if ((st = ml_tensor_alloc(y, 4, (int64_t[]){N, F, g.oh, g.ow})) != VEIL_OK) return st;
@@ -491,7 +491,7 @@ static veil_status run_pool(const ml_node *n, const ml_tensor *x, ml_tensor *y, 
     win2d g;
     int global = n->op == ML_OP_GLOBAL_AVERAGE_POOL;
     if (global && x->ndim != 4)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': only 4-D GlobalAveragePool is supported", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': only 4-D GlobalAveragePool is supported", n->name);
     veil_status st;
     if (global) {
         memset(&g, 0, sizeof g);
@@ -566,56 +566,56 @@ static veil_status run_shape_op(const ml_node *n, const ml_tensor *const *ins, m
     switch (n->op) {
     case ML_OP_FLATTEN: {
         int64_t ax = norm_axis(ml_attr_int(n, "axis", 1), x->ndim), a = 1;
-        if (ax < 0 || ax > x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Flatten axis", n->name);
+        if (ax < 0 || ax > x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Flatten axis", n->name);
         for (int i = 0; i < ax; i++) a *= x->shape[i];
         return reshaped(x, 2, (int64_t[]){a, a ? x->size / a : 0}, y);
     }
     case ML_OP_RESHAPE: {
         const ml_tensor *s = n->nin > 1 ? ins[1] : NULL;
-        if (!s || s->size > VEIL_MAX_DIMS) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Reshape shape", n->name);
+        if (!s || s->size > VEIL_MAX_DIMS) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Reshape shape", n->name);
         int allowzero = (int)ml_attr_int(n, "allowzero", 0), neg = -1;
         int64_t known = 1;
         for (int i = 0; i < s->size; i++) {
             int64_t d = (int64_t)s->data[i];
             if (d == 0 && !allowzero) d = i < x->ndim ? x->shape[i] : 0;
             if (d == -1) {
-                if (neg >= 0) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': two -1 in Reshape", n->name);
+                if (neg >= 0) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': two -1 in Reshape", n->name);
                 neg = i;
                 d = 1;
             } else if (d < 0) {
-                return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': negative Reshape dimension", n->name);
+                return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': negative Reshape dimension", n->name);
             }
             shape[i] = d;
             known *= d;
         }
         if (neg >= 0) shape[neg] = known ? x->size / known : 0;
         if ((st = reshaped(x, (int)s->size, shape, y)) != VEIL_OK)
-            return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': cannot reshape %lld elements", n->name, (long long)x->size);
+            return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': cannot reshape %lld elements", n->name, (long long)x->size);
         return VEIL_OK;
     }
     case ML_OP_SQUEEZE: case ML_OP_UNSQUEEZE: {
         int64_t axes[VEIL_MAX_DIMS];
         int na = get_axes(n, ins, axes), nd = 0;
-        if (na < 0) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': too many axes", n->name);
+        if (na < 0) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': too many axes", n->name);
         if (n->op == ML_OP_SQUEEZE) {
             for (int i = 0; i < x->ndim; i++) {
                 int drop = 0;
                 for (int k = 0; k < na; k++) drop |= norm_axis(axes[k], x->ndim) == i;
                 if (na == 0) drop = x->shape[i] == 1;
                 if (drop && x->shape[i] != 1)
-                    return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': squeezed axis %d has size %lld", n->name, i,
+                    return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': squeezed axis %d has size %lld", n->name, i,
                                 (long long)x->shape[i]);
                 if (!drop) shape[nd++] = x->shape[i];
             }
         } else {
             int out = x->ndim + na, src = 0;
-            if (out > VEIL_MAX_DIMS) return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': too many axes", n->name);
+            if (out > VEIL_MAX_DIMS) return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': too many axes", n->name);
             for (int i = 0; i < out; i++) {
                 int ins1 = 0;
                 for (int k = 0; k < na; k++) ins1 |= norm_axis(axes[k], out) == i;
                 shape[nd++] = ins1 ? 1 : x->shape[src++];
             }
-            if (src != x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Unsqueeze axes", n->name);
+            if (src != x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Unsqueeze axes", n->name);
         }
         return reshaped(x, nd, shape, y);
     }
@@ -623,9 +623,9 @@ static veil_status run_shape_op(const ml_node *n, const ml_tensor *const *ins, m
         const ml_attr *p = ml_attr_find(n, "perm");
         int64_t perm[VEIL_MAX_DIMS];
         for (int i = 0; i < x->ndim; i++) perm[i] = p ? (i < (int)p->n ? p->ints[i] : -1) : x->ndim - 1 - i;
-        if (p && (int)p->n != x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad perm", n->name);
+        if (p && (int)p->n != x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad perm", n->name);
         for (int i = 0; i < x->ndim; i++) {
-            if (perm[i] < 0 || perm[i] >= x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad perm", n->name);
+            if (perm[i] < 0 || perm[i] >= x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad perm", n->name);
             shape[i] = x->shape[perm[i]];
         }
         if ((st = ml_tensor_alloc(y, x->ndim, shape)) != VEIL_OK) return st;
@@ -647,15 +647,15 @@ static veil_status run_concat(const ml_node *n, const ml_tensor *const *ins, ml_
 {
     const ml_tensor *x = ins[0];
     int64_t ax = norm_axis(ml_attr_int(n, "axis", 0), x->ndim);
-    if (ax < 0 || ax >= x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Concat axis", n->name);
+    if (ax < 0 || ax >= x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Concat axis", n->name);
     int64_t shape[VEIL_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[ax] = 0;
     for (int k = 0; k < n->nin; k++) {
-        if (!ins[k] || ins[k]->ndim != x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Concat ranks differ", n->name);
+        if (!ins[k] || ins[k]->ndim != x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Concat ranks differ", n->name);
         for (int d = 0; d < x->ndim; d++)
             if (d != ax && ins[k]->shape[d] != x->shape[d])
-                return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Concat shapes differ", n->name);
+                return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Concat shapes differ", n->name);
         shape[ax] += ins[k]->shape[ax];
     }
     veil_status st = ml_tensor_alloc(y, x->ndim, shape);
@@ -678,7 +678,7 @@ static veil_status run_pad(const ml_node *n, const ml_tensor *const *ins, ml_ten
     const ml_tensor *x = ins[0];
     const char *mode = ml_attr_string(n, "mode", "constant");
     if (strcmp(mode, "constant") != 0)
-        return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Pad mode '%s' is not supported (constant only)",
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Pad mode '%s' is not supported (constant only)",
                     n->name, mode);
     int64_t pads[2 * VEIL_MAX_DIMS] = {0}, axes[VEIL_MAX_DIMS];
     double value = ml_attr_float(n, "value", 0);
@@ -687,27 +687,27 @@ static veil_status run_pad(const ml_node *n, const ml_tensor *const *ins, ml_ten
     const ml_tensor *p = n->nin > 1 ? ins[1] : NULL;
     if (n->nin > 3 && ins[3]) {
         na = (int)ins[3]->size;
-        if (na > x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Pad axes", n->name);
+        if (na > x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Pad axes", n->name);
         for (int i = 0; i < na; i++) axes[i] = norm_axis((int64_t)ins[3]->data[i], x->ndim);
     }
     int64_t raw[2 * VEIL_MAX_DIMS];
     if (p) {
-        if (p->size != 2 * na) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Pad needs %d pads", n->name, 2 * na);
+        if (p->size != 2 * na) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Pad needs %d pads", n->name, 2 * na);
         for (int i = 0; i < 2 * na; i++) raw[i] = (int64_t)p->data[i];
     } else {
         const ml_attr *a = ml_attr_find(n, "pads");
-        if (!a || (int)a->n != 2 * na) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Pad has no pads", n->name);
+        if (!a || (int)a->n != 2 * na) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Pad has no pads", n->name);
         for (int i = 0; i < 2 * na; i++) raw[i] = a->ints[i];
     }
     for (int i = 0; i < na; i++) {
-        if (axes[i] < 0 || axes[i] >= x->ndim) return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Pad axis", n->name);
+        if (axes[i] < 0 || axes[i] >= x->ndim) return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Pad axis", n->name);
         pads[axes[i]] = raw[i], pads[x->ndim + axes[i]] = raw[na + i];
     }
     if (n->nin > 2 && ins[2] && ins[2]->size) value = ins[2]->data[0];
     int64_t shape[VEIL_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) {
         if (pads[d] < 0 || pads[x->ndim + d] < 0)
-            return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': negative pads are not supported", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': negative pads are not supported", n->name);
         shape[d] = x->shape[d] + pads[d] + pads[x->ndim + d];
     }
     veil_status st = ml_tensor_alloc(y, x->ndim, shape);
@@ -783,7 +783,7 @@ static veil_status run_softmax(const ml_node *n, const ml_tensor *x, ml_tensor *
 static veil_status run_constant(const ml_node *n, ml_tensor *y, char *err, size_t errlen)
 {
     const ml_attr *a = n->nattrs ? &n->attrs[0] : NULL;
-    if (!a) return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Constant has no value", n->name);
+    if (!a) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Constant has no value", n->name);
     veil_status st;
     if (a->type == ML_ATTR_TENSOR) return ml_tensor_copy(y, &a->t);
     if (a->type == ML_ATTR_FLOAT || a->type == ML_ATTR_INT) {
@@ -798,7 +798,7 @@ static veil_status run_constant(const ml_node *n, ml_tensor *y, char *err, size_
         y->elem_type = a->type == ML_ATTR_INTS ? ONNX_INT64 : ONNX_FLOAT;
         return VEIL_OK;
     }
-    return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Constant attribute '%s' is not supported", n->name, a->name);
+    return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Constant attribute '%s' is not supported", n->name, a->name);
 }
 
 static veil_status run_gather(const ml_node *n, const ml_tensor *x, const ml_tensor *ind, ml_tensor *y, char *err,
@@ -806,7 +806,7 @@ static veil_status run_gather(const ml_node *n, const ml_tensor *x, const ml_ten
 {
     int64_t ax = norm_axis(ml_attr_int(n, "axis", 0), x->ndim);
     if (ax < 0 || ax >= x->ndim || x->ndim + ind->ndim - 1 > VEIL_MAX_DIMS)
-        return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Gather axis", n->name);
+        return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': bad Gather axis", n->name);
     int64_t shape[VEIL_MAX_DIMS];
     int nd = 0;
     for (int d = 0; d < ax; d++) shape[nd++] = x->shape[d];
@@ -824,7 +824,7 @@ static veil_status run_gather(const ml_node *n, const ml_tensor *x, const ml_ten
             if (k < 0) k += L;
             if (k < 0 || k >= L) {
                 ml_tensor_free(y);
-                return errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gather index out of range", n->name);
+                return ml_errf(err, errlen, VEIL_ERR_GRAPH, "node '%s': Gather index out of range", n->name);
             }
             memcpy(y->data + (o * ind->size + j) * inner, x->data + (o * L + k) * inner, sizeof(double) * (size_t)inner);
         }
@@ -836,18 +836,18 @@ veil_status ml_run_node(const ml_node *n, const ml_tensor *const *ins, ml_tensor
     for (int j = 0; j < n->nout; j++) memset(&outs[j], 0, sizeof outs[j]);
     if (errlen) err[0] = 0;
     if (n->op != ML_OP_CONSTANT && (n->nin < 1 || !ins[0]))
-        return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' (%s) has no input", n->name, ml_op_names[n->op]);
+        return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' (%s) has no input", n->name, ml_op_names[n->op]);
     veil_status st;
     switch (n->op) {
     case ML_OP_GEMM: st = run_gemm(n, ins, &outs[0], err, errlen); break;
     case ML_OP_MATMUL:
-        if (n->nin < 2 || !ins[1]) return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': MatMul needs two inputs", n->name);
+        if (n->nin < 2 || !ins[1]) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': MatMul needs two inputs", n->name);
         st = run_matmul(n, ins[0], ins[1], &outs[0], err, errlen);
         break;
     case ML_OP_CONV: st = run_conv(n, ins, &outs[0], err, errlen); break;
     case ML_OP_AVERAGE_POOL: case ML_OP_GLOBAL_AVERAGE_POOL: case ML_OP_MAX_POOL:
         if (n->op == ML_OP_MAX_POOL && n->nout > 1)
-            return errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': MaxPool indices output is not supported", n->name);
+            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': MaxPool indices output is not supported", n->name);
         st = run_pool(n, ins[0], &outs[0], err, errlen);
         break;
     case ML_OP_PAD: st = run_pad(n, ins, &outs[0], err, errlen); break;
@@ -864,7 +864,7 @@ veil_status ml_run_node(const ml_node *n, const ml_tensor *const *ins, ml_tensor
     case ML_OP_CONSTANT: st = run_constant(n, &outs[0], err, errlen); break;
     case ML_OP_SOFTMAX: case ML_OP_LOG_SOFTMAX: case ML_OP_ARGMAX:
         st = run_softmax(n, ins[0], &outs[0], NULL);
-        if (st != VEIL_OK) errf(err, errlen, st, "node '%s': bad axis", n->name);
+        if (st != VEIL_OK) ml_errf(err, errlen, st, "node '%s': bad axis", n->name);
         break;
     case ML_OP_SHAPE: {
         const ml_tensor *x = ins[0];
@@ -880,13 +880,13 @@ veil_status ml_run_node(const ml_node *n, const ml_tensor *const *ins, ml_tensor
         break;
     }
     case ML_OP_GATHER:
-        if (n->nin < 2 || !ins[1]) return errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Gather needs indices", n->name);
+        if (n->nin < 2 || !ins[1]) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Gather needs indices", n->name);
         st = run_gather(n, ins[0], ins[1], &outs[0], err, errlen);
         break;
     default: st = run_elementwise(n, ins, &outs[0], err, errlen); break;
     }
-    if (st == VEIL_ERR_NOMEM) errf(err, errlen, st, "node '%s': out of memory", n->name);
-    else if (st != VEIL_OK && !*err) errf(err, errlen, st, "node '%s' (%s) failed", n->name, ml_op_names[n->op]);
+    if (st == VEIL_ERR_NOMEM) ml_errf(err, errlen, st, "node '%s': out of memory", n->name);
+    else if (st != VEIL_OK && !*err) ml_errf(err, errlen, st, "node '%s' (%s) failed", n->name, ml_op_names[n->op]);
     return st;
 }
 
@@ -900,18 +900,18 @@ veil_status ml_forward(const ml_graph *g, const ml_tensor *inputs, ml_tensor *ou
     for (int k = 0; k < g->nnodes && st == VEIL_OK; k++) {
         const ml_node *n = &g->nodes[k];
         if (n->nin > 64) {
-            st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' has more than 64 inputs", n->name);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' has more than 64 inputs", n->name);
             break;
         }
         for (int i = 0; i < n->nin; i++) {
             int v = n->in[i];
             ins[i] = v < 0 ? NULL : g->values[v].is_const ? &g->values[v].value : vals[v].data ? &vals[v] : NULL;
-            if (v >= 0 && !ins[i]) st = errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' reads an unset value", n->name);
+            if (v >= 0 && !ins[i]) st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s' reads an unset value", n->name);
         }
         if (st != VEIL_OK) break;
         ml_tensor outs[8];
         if (n->nout > 8) {
-            st = errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' has more than 8 outputs", n->name);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s' has more than 8 outputs", n->name);
             break;
         }
         if ((st = ml_run_node(n, ins, outs, err, errlen)) != VEIL_OK) break;
