@@ -100,6 +100,22 @@ VEIL_NODISCARD veil_status veil_model_float_forward(const veil_model *m, const d
 /* Secret and evaluation keys for mode EXECUTE, held by the model. seed = NULL: from the
  * operating system's CSPRNG; a seed is for tests only. */
 VEIL_NODISCARD veil_status veil_model_keygen(veil_model *m, const uint8_t *seed);
+/* ---- bundles ----------------------------------------------------------------------------------- */
+/* Save a compiled model as DIR/client.veil (parameters, the circuit's interface and encoding, the
+ * quantizers and the client-side post-processing: what a client needs to encrypt and decrypt) and
+ * DIR/server.veil (parameters and the program: what a server needs to run). DIR is created when
+ * missing; each file is written beside its path and renamed, never half written. Keys are not
+ * saved. */
+VEIL_NODISCARD veil_status veil_model_save(const veil_model *m, const char *dir);
+/* Load both bundles of DIR. The loaded model runs in the three modes (keys: veil_model_keygen) and
+ * has no float graph. A file of the wrong kind, a corrupted one, or a client and a server bundle of
+ * different compilations are refused with a one-line reason (veil_model_last_error). */
+VEIL_NODISCARD veil_status veil_model_load(const char *dir, veil_model **out);
+/* The same in memory: server 0 gives the client bundle, 1 the server bundle (*out: veil_free). */
+VEIL_NODISCARD veil_status veil_model_serialize(const veil_model *m, int server, uint8_t **out, size_t *len);
+VEIL_NODISCARD veil_status veil_model_deserialize(const uint8_t *client, size_t client_len, const uint8_t *server,
+                                                  size_t server_len, veil_model **out);
+
 /* Seed the simulation noise (tests); by default it comes from the operating system. */
 VEIL_NODISCARD veil_status veil_model_seed_simulation(veil_model *m, const uint8_t seed[VEIL_SEED_BYTES]);
 

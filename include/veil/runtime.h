@@ -54,6 +54,16 @@ VEIL_NODISCARD veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *
                                                             const veil_eval_keys *ek, const int64_t *const *inputs,
                                                             int64_t *const *outputs);
 void veil_ciphertexts_free(veil_ciphertexts *v); /* accepts NULL */
+
+/* ---- files ------------------------------------------------------------------------------------ */
+/* A compiled circuit in the container format (kind "circuit", docs/format.md): parameters,
+ * interface, program and listing, so a server can run it without compiling. *out is allocated
+ * (veil_free). VEIL_ERR_UNSUPPORTED for a circuit whose clear inputs reach encrypted operations
+ * (it keeps its graph and is lowered again at each evaluation). */
+VEIL_NODISCARD veil_status veil_circuit_serialize(const veil_circuit *c, uint8_t **out, size_t *len);
+/* Never aborts on malformed input: the container is checked, every count bounded and every slot
+ * of the program verified before it is used. */
+VEIL_NODISCARD veil_status veil_circuit_deserialize(const uint8_t *buf, size_t len, veil_circuit **out);
 /* Total LWE ciphertexts held and the dimension + 1 of each. */
 size_t veil_ciphertexts_count(const veil_ciphertexts *v);
 uint32_t veil_ciphertexts_lwe_size(const veil_ciphertexts *v);

@@ -394,6 +394,7 @@ veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *in
 {
     *tmp = NULL;
     *use = c->prog;
+    if (c->prog->interface_only) return VEIL_ERR_UNSUPPORTED;
     if (!c->graph) return VEIL_OK;
     int64_t **cv;
     int bad;

@@ -60,6 +60,8 @@ typedef struct {
     size_t n_tlu, n_terms;
     double tlu_a, tlu_b, out_a, out_b; /* worst noise multipliers (veil_opt_problem) */
     int worst_tlu_origin;              /* node of the lookup with the largest tlu_a */
+    int interface_only;                /* loaded from a client bundle: inputs, outputs and encoding
+                                        * only, no instructions and no output slots */
 } veil_program;
 
 void veil_program_free(veil_program *p); /* accepts NULL */

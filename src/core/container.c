@@ -19,6 +19,9 @@ static const uint32_t kind_flags[] = {
     [VEIL_KIND_SECRET_KEY] = 0,
     [VEIL_KIND_EVAL_KEYS] = VEIL_FLAG_SEEDED,
     [VEIL_KIND_LWE_CIPHERTEXTS] = VEIL_FLAG_SEEDED,
+    [VEIL_KIND_CIRCUIT] = 0,
+    [VEIL_KIND_CLIENT_BUNDLE] = 0,
+    [VEIL_KIND_SERVER_BUNDLE] = 0,
 };
 _Static_assert(sizeof kind_flags / sizeof kind_flags[0] == VEIL_KIND_COUNT, "kind_flags covers every kind");
 

@@ -23,6 +23,9 @@ typedef enum veil_kind {
     VEIL_KIND_SECRET_KEY = 2,
     VEIL_KIND_EVAL_KEYS = 3,       /* bootstrapping + key-switching key; flag SEEDED when compressed */
     VEIL_KIND_LWE_CIPHERTEXTS = 4, /* a list of LWE ciphertexts; flag SEEDED when compressed */
+    VEIL_KIND_CIRCUIT = 5,         /* a compiled circuit: parameters, interface, program, listing */
+    VEIL_KIND_CLIENT_BUNDLE = 6,   /* a model's client side: parameters, interface, quantizers */
+    VEIL_KIND_SERVER_BUNDLE = 7,   /* a model's server side: parameters, interface, program */
     VEIL_KIND_COUNT
 } veil_kind;
 

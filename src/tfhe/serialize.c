@@ -4,17 +4,16 @@
 #include <string.h>
 
 #include "../core/container.h"
+#include "serialize.h"
 #include "tfhe_internal.h"
 
-#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
-#define TAG_PARAMS TAG('P', 'R', 'M', 'S')
-#define TAG_SKEY TAG('S', 'K', 'E', 'Y')
-#define TAG_SEED TAG('S', 'E', 'E', 'D')
-#define TAG_BSK TAG('B', 'S', 'K', ' ')
-#define TAG_KSK TAG('K', 'S', 'K', ' ')
-#define TAG_LWE TAG('L', 'W', 'E', 'S')
+#define TAG_SKEY VEIL_TAG('S', 'K', 'E', 'Y')
+#define TAG_SEED VEIL_TAG('S', 'E', 'E', 'D')
+#define TAG_BSK VEIL_TAG('B', 'S', 'K', ' ')
+#define TAG_KSK VEIL_TAG('K', 'S', 'K', ' ')
+#define TAG_LWE VEIL_TAG('L', 'W', 'E', 'S')
 
-static void put_params(veil_writer *w, const veil_params *p)
+void veil_params_write_section(veil_writer *w, const veil_params *p)
 {
     veil_writer_section(w, TAG_PARAMS);
     char name[16] = {0};
@@ -36,7 +35,7 @@ static void put_params(veil_writer *w, const veil_params *p)
     veil_buf_put_u64(&w->b, veil_params_fingerprint(p));
 }
 
-static veil_status get_params(const veil_container *c, const veil_params *expect, veil_params *p)
+veil_status veil_params_read_section(const veil_container *c, const veil_params *expect, veil_params *p)
 {
     const uint8_t *d;
     size_t len;
@@ -73,7 +72,7 @@ static veil_status open_object(const uint8_t *buf, size_t len, veil_kind kind, u
                                const veil_params *expect, veil_container *c, veil_params *p)
 {
     veil_status s = veil_container_parse(buf, len, kind, flags, c);
-    return s == VEIL_OK ? get_params(c, expect, p) : s;
+    return s == VEIL_OK ? veil_params_read_section(c, expect, p) : s;
 }
 
 /* ---- secret key ------------------------------------------------------------------------------- */
@@ -94,7 +93,7 @@ veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, 
     if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
-    put_params(&w, &sk->p);
+    veil_params_write_section(&w, &sk->p);
     veil_writer_section(&w, TAG_SKEY);
     uint32_t big = veil_params_big_lwe_dim(&sk->p);
     veil_buf_put_u32(&w.b, sk->p.n);
@@ -146,7 +145,7 @@ veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, u
     const size_t big = k * N, lk = p->ks_levels;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_EVAL_KEYS, compressed ? VEIL_FLAG_SEEDED : 0);
-    put_params(&w, p);
+    veil_params_write_section(&w, p);
     if (compressed) {
         veil_writer_section(&w, TAG_SEED);
         veil_buf_put(&w.b, ek->mask_seed, VEIL_SEED_BYTES);
@@ -222,7 +221,7 @@ veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const ui
     if (!p || (!cts && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, 0);
-    put_params(&w, p);
+    veil_params_write_section(&w, p);
     veil_writer_section(&w, TAG_LWE);
     veil_buf_put_u32(&w.b, dim);
     veil_buf_put_u64(&w.b, count);
@@ -236,7 +235,7 @@ veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, c
     if (!p || !seed || (!bodies && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED);
-    put_params(&w, p);
+    veil_params_write_section(&w, p);
     veil_writer_section(&w, TAG_SEED);
     veil_buf_put(&w.b, seed, VEIL_SEED_BYTES);
     veil_writer_section(&w, TAG_LWE);

@@ -1,0 +1,333 @@
+/* A compiled model on disk (docs/format.md, "Model bundles"): DIR/client.veil holds what a client
+ * needs (parameters, the circuit's interface and encoding, the quantizers, the client-side
+ * post-processing, the report); DIR/server.veil holds what a server needs (parameters, the
+ * circuit's interface and program, its listing). Both name the same model id, the first 16 bytes
+ * of SHA-256 over the server's standalone circuit, so a client bundle is never paired with the
+ * program of another compilation. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../compiler/circuit.h"
+#include "../runtime/circuit_io.h"
+#include "../tfhe/serialize.h"
+#include "model_impl.h"
+
+#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
+#define TAG_MODL VEIL_TAG('M', 'O', 'D', 'L')
+#define TAG_RPRT VEIL_TAG('R', 'P', 'R', 'T')
+#define MODEL_ID_BYTES 16
+#define MAX_BUNDLE_BYTES ((size_t)1 << 31)
+
+static void put_shape(veil_buf *b, int ndim, const int64_t *shape)
+{
+    veil_buf_put_u32(b, (uint32_t)ndim);
+    for (int d = 0; d < ndim; d++) veil_buf_put_u64(b, (uint64_t)shape[d]);
+}
+
+static int get_shape(veil_cursor *c, int *ndim, int64_t *shape)
+{
+    uint32_t nd = veil_cursor_u32(c);
+    if (c->bad || nd > VEIL_MAX_DIMS) return 0;
+    int64_t n = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        shape[d] = (int64_t)veil_cursor_u64(c);
+        if (shape[d] < 1 || shape[d] > ((int64_t)1 << 32) || n > ((int64_t)1 << 40) / shape[d]) return 0;
+        n *= shape[d];
+    }
+    for (int d = (int)nd; d < VEIL_MAX_DIMS; d++) shape[d] = 0;
+    *ndim = (int)nd;
+    return !c->bad;
+}
+
+static int64_t shape_size(int nd, const int64_t *s)
+{
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++) n *= s[d];
+    return n;
+}
+
+static veil_status model_id(const veil_circuit *c, uint8_t id[MODEL_ID_BYTES])
+{
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_circuit_serialize(c, &buf, &len);
+    if (st != VEIL_OK) return st;
+    uint8_t h[32];
+    veil_sha256(buf, len, h);
+    memcpy(id, h, MODEL_ID_BYTES);
+    veil_free(buf);
+    return VEIL_OK;
+}
+
+static void put_text(veil_writer *w, uint32_t tag, const char *s)
+{
+    veil_writer_section(w, tag);
+    if (s) veil_buf_put(&w->b, s, strlen(s));
+}
+
+static veil_status bundle_bytes(const veil_model *m, int server, uint8_t **out, size_t *len)
+{
+    uint8_t id[MODEL_ID_BYTES];
+    veil_status st = model_id(m->circuit, id);
+    if (st != VEIL_OK) return st;
+    veil_writer w;
+    veil_writer_begin(&w, server ? VEIL_KIND_SERVER_BUNDLE : VEIL_KIND_CLIENT_BUNDLE, 0);
+    if ((st = veil_circuit_write_sections(&w, m->circuit, server)) != VEIL_OK) {
+        veil_buf_free(&w.b);
+        return st;
+    }
+    veil_writer_section(&w, TAG_MDID);
+    veil_buf_put(&w.b, id, sizeof id);
+    if (!server) {
+        veil_writer_section(&w, TAG_MODL);
+        veil_buf *b = &w.b;
+        const veil_model_options *o = &m->opts;
+        veil_buf_put_u32(b, (uint32_t)o->n_bits.op_inputs);
+        veil_buf_put_u32(b, (uint32_t)o->n_bits.op_weights);
+        veil_buf_put_u32(b, (uint32_t)o->n_bits.model_inputs);
+        veil_buf_put_u32(b, (uint32_t)o->n_bits.model_outputs);
+        veil_buf_put_u32(b, (uint32_t)o->qat);
+        veil_buf_put_u32(b, (uint32_t)o->rounding_bits);
+        veil_buf_put_u32(b, (uint32_t)o->rounding_method);
+        veil_buf_put_f64(b, o->p_error);
+        veil_buf_put_f64(b, o->global_p_error);
+        veil_buf_put_f64(b, m->in_q.scale);
+        veil_buf_put_f64(b, m->in_q.zp);
+        veil_buf_put_f64(b, m->in_q.qmin);
+        veil_buf_put_f64(b, m->in_q.qmax);
+        veil_buf_put_f64(b, m->out_scale);
+        veil_buf_put_f64(b, m->out_zp);
+        put_shape(b, m->in_ndim, m->in_shape);
+        put_shape(b, m->qout_ndim, m->qout_shape);
+        put_shape(b, m->out_ndim, m->out_shape);
+        veil_buf_put_u32(b, (uint32_t)m->npost);
+        for (int i = 0; i < m->npost; i++) {
+            veil_buf_put_u32(b, (uint32_t)m->post[i].op);
+            veil_buf_put_u64(b, (uint64_t)m->post[i].axis);
+            veil_buf_put_u64(b, (uint64_t)m->post[i].keepdims);
+            veil_buf_put_u64(b, (uint64_t)m->post[i].select_last);
+        }
+        veil_buf_put_u32(b, m->max_bits);
+    }
+    put_text(&w, TAG_RPRT, m->report);
+    return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_model_serialize(const veil_model *m, int server, uint8_t **out, size_t *len)
+{
+    if (!m || !out || !len) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no model or no output pointer");
+    veil_status st = bundle_bytes(m, server, out, len);
+    if (st == VEIL_ERR_UNSUPPORTED)
+        return ml_model_fail(st, "this circuit keeps clear inputs that reach encrypted operations: it cannot be saved");
+    if (st != VEIL_OK) return ml_model_fail(st, "writing the %s bundle: %s", server ? "server" : "client", veil_status_str(st));
+    return VEIL_OK;
+}
+
+veil_status veil_model_save(const veil_model *m, const char *dir)
+{
+    if (!m || !dir) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no model or no directory");
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return ml_model_fail(VEIL_ERR_IO, "%s: cannot create the directory (%s)", dir, strerror(errno));
+    /* both files are made in memory first, then each is written beside its path and renamed */
+    uint8_t *bytes[2] = {NULL, NULL};
+    size_t len[2];
+    veil_status st = VEIL_OK;
+    for (int s = 0; s < 2 && st == VEIL_OK; s++) st = veil_model_serialize(m, s, &bytes[s], &len[s]);
+    static const char *const names[2] = {"client.veil", "server.veil"};
+    for (int s = 0; s < 2 && st == VEIL_OK; s++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, names[s]) >= (int)sizeof path) {
+            st = ml_model_fail(VEIL_ERR_INVALID_ARG, "%s: directory name too long", dir);
+            break;
+        }
+        if ((st = veil_file_write_atomic(path, bytes[s], len[s], 0644)) != VEIL_OK)
+            ml_model_fail(st, "%s: cannot write (%s)", path, veil_status_str(st));
+    }
+    veil_free(bytes[0]), veil_free(bytes[1]);
+    return st;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+static veil_status read_id(const veil_container *cn, uint8_t id[MODEL_ID_BYTES])
+{
+    const uint8_t *d;
+    size_t len;
+    veil_status st = veil_container_section(cn, TAG_MDID, &d, &len);
+    if (st != VEIL_OK) return st;
+    if (len != MODEL_ID_BYTES) return VEIL_ERR_MALFORMED;
+    memcpy(id, d, MODEL_ID_BYTES);
+    return VEIL_OK;
+}
+
+static veil_status read_text(const veil_container *cn, char **out)
+{
+    const uint8_t *d;
+    size_t len;
+    veil_status st = veil_container_section(cn, TAG_RPRT, &d, &len);
+    if (st != VEIL_OK) return st;
+    if (!(*out = veil_malloc(len + 1))) return VEIL_ERR_NOMEM;
+    memcpy(*out, d, len);
+    (*out)[len] = 0;
+    return strlen(*out) == len ? VEIL_OK : VEIL_ERR_MALFORMED;
+}
+
+static int post_op_ok(const ml_post_op *p, int ndim)
+{
+    if (p->op != ML_OP_SOFTMAX && p->op != ML_OP_LOG_SOFTMAX && p->op != ML_OP_ARGMAX && p->op != ML_OP_SIGMOID)
+        return 0;
+    return p->axis >= -ndim && p->axis < ndim && p->keepdims >= 0 && p->keepdims <= 1 && p->select_last >= 0 &&
+           p->select_last <= 1;
+}
+
+static veil_status read_modl(const veil_container *cn, veil_model *m)
+{
+    const uint8_t *d;
+    size_t len;
+    veil_status st = veil_container_section(cn, TAG_MODL, &d, &len);
+    if (st != VEIL_OK) return st;
+    veil_cursor c = {d, len, 0};
+    veil_model_options *o = &m->opts;
+    o->n_bits.op_inputs = (int)veil_cursor_u32(&c);
+    o->n_bits.op_weights = (int)veil_cursor_u32(&c);
+    o->n_bits.model_inputs = (int)veil_cursor_u32(&c);
+    o->n_bits.model_outputs = (int)veil_cursor_u32(&c);
+    o->qat = (int)veil_cursor_u32(&c);
+    o->rounding_bits = (int)veil_cursor_u32(&c);
+    uint32_t method = veil_cursor_u32(&c);
+    o->rounding_method = method < VEIL_ROUNDING_COUNT ? (veil_rounding_method)method : VEIL_ROUNDING_EXACT;
+    o->p_error = veil_cursor_f64(&c);
+    o->global_p_error = veil_cursor_f64(&c);
+    m->in_q.scale = veil_cursor_f64(&c);
+    m->in_q.zp = veil_cursor_f64(&c);
+    m->in_q.qmin = veil_cursor_f64(&c);
+    m->in_q.qmax = veil_cursor_f64(&c);
+    m->out_scale = veil_cursor_f64(&c);
+    m->out_zp = veil_cursor_f64(&c);
+    if (c.bad || method >= VEIL_ROUNDING_COUNT || !(m->in_q.scale > 0) || !isfinite(m->in_q.scale) ||
+        !isfinite(m->in_q.zp) || !(m->in_q.qmin <= m->in_q.qmax) || fabs(m->in_q.qmin) > 1e15 ||
+        fabs(m->in_q.qmax) > 1e15 || !isfinite(m->out_scale) || !isfinite(m->out_zp))
+        return VEIL_ERR_MALFORMED;
+    if (!get_shape(&c, &m->in_ndim, m->in_shape) || !get_shape(&c, &m->qout_ndim, m->qout_shape) ||
+        !get_shape(&c, &m->out_ndim, m->out_shape))
+        return VEIL_ERR_MALFORMED;
+    uint32_t np = veil_cursor_u32(&c);
+    if (c.bad || np > sizeof m->post / sizeof *m->post) return VEIL_ERR_MALFORMED;
+    m->npost = (int)np;
+    for (uint32_t i = 0; i < np; i++) {
+        uint32_t op = veil_cursor_u32(&c);
+        m->post[i].op = op < ML_OP_COUNT ? (ml_op)op : ML_OP_COUNT;
+        m->post[i].axis = (int64_t)veil_cursor_u64(&c);
+        m->post[i].keepdims = (int64_t)veil_cursor_u64(&c);
+        m->post[i].select_last = (int64_t)veil_cursor_u64(&c);
+        if (c.bad || op >= ML_OP_COUNT || !post_op_ok(&m->post[i], m->qout_ndim)) return VEIL_ERR_MALFORMED;
+    }
+    m->max_bits = veil_cursor_u32(&c);
+    return c.bad || c.left ? VEIL_ERR_MALFORMED : VEIL_OK;
+}
+
+/* The model's parts agree with each other and with its circuit. */
+static int consistent(const veil_model *m)
+{
+    const veil_circuit *c = m->circuit;
+    if (veil_circuit_input_count(c) != 1 || veil_circuit_output_count(c) != 1 || !veil_circuit_input_encrypted(c, 0))
+        return 0;
+    if (veil_circuit_input_size(c, 0) != shape_size(m->in_ndim, m->in_shape) ||
+        veil_circuit_output_size(c, 0) != shape_size(m->qout_ndim, m->qout_shape))
+        return 0;
+    /* the post-processing must turn the circuit's output shape into the model's output shape */
+    ml_tensor y, z;
+    if (ml_tensor_alloc(&y, m->qout_ndim, m->qout_shape) != VEIL_OK) return 0;
+    int ok = ml_post_apply(m->post, m->npost, &y, &z) == VEIL_OK;
+    ml_tensor_free(&y);
+    if (ok) {
+        ok = z.size == shape_size(m->out_ndim, m->out_shape);
+        ml_tensor_free(&z);
+    }
+    return ok;
+}
+
+static const char *what(int server) { return server ? "server bundle" : "client bundle"; }
+
+/* One bundle from bytes: kind, circuit (with its program for a server bundle), id, and for a
+ * client bundle the quantizers. */
+static veil_status read_bundle(const uint8_t *buf, size_t len, int server, veil_circuit **c, uint8_t id[16],
+                               veil_model *m)
+{
+    veil_container cn;
+    veil_status st = veil_container_parse(buf, len, server ? VEIL_KIND_SERVER_BUNDLE : VEIL_KIND_CLIENT_BUNDLE, 0, &cn);
+    if (st == VEIL_ERR_BAD_KIND) {
+        veil_container other;
+        if (veil_container_parse(buf, len, server ? VEIL_KIND_CLIENT_BUNDLE : VEIL_KIND_SERVER_BUNDLE, 0, &other) ==
+            VEIL_OK)
+            return ml_model_fail(st, "this is a %s, not a %s", what(!server), what(server));
+    }
+    if (st == VEIL_OK) st = veil_circuit_read_sections(&cn, server, c);
+    if (st == VEIL_OK) st = read_id(&cn, id);
+    if (st == VEIL_OK && m && !server) st = read_modl(&cn, m);
+    if (st == VEIL_OK && m && !m->report) st = read_text(&cn, &m->report);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s: %s", what(server), veil_status_str(st));
+    return VEIL_OK;
+}
+
+static veil_status read_file(const char *dir, const char *name, uint8_t **buf, size_t *len)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "%s: directory name too long", dir);
+    veil_status st = veil_file_read_all(path, MAX_BUNDLE_BYTES, buf, len);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
+    return VEIL_OK;
+}
+
+veil_status veil_model_deserialize(const uint8_t *client, size_t client_len, const uint8_t *server, size_t server_len,
+                                   veil_model **out)
+{
+    if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    if (!client || !server) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no bundle bytes");
+    veil_model *m = veil_calloc(1, sizeof *m);
+    if (!m) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_circuit *cc = NULL;
+    uint8_t cid[MODEL_ID_BYTES], sid[MODEL_ID_BYTES];
+    veil_status st = read_bundle(client, client_len, 0, &cc, cid, m);
+    if (st == VEIL_OK) st = read_bundle(server, server_len, 1, &m->circuit, sid, NULL);
+    if (st == VEIL_OK && veil_params_fingerprint(veil_circuit_params(cc)) !=
+                             veil_params_fingerprint(veil_circuit_params(m->circuit)))
+        st = ml_model_fail(VEIL_ERR_PARAMS_MISMATCH, "client and server bundles are made for other parameters");
+    else if (st == VEIL_OK && memcmp(cid, sid, sizeof cid) != 0)
+        st = ml_model_fail(VEIL_ERR_PARAMS_MISMATCH, "client and server bundles come from different compilations");
+    else if (st == VEIL_OK && !consistent(m))
+        st = ml_model_fail(VEIL_ERR_MALFORMED, "client bundle: quantizers and circuit interface disagree");
+    veil_circuit_free(cc);
+    if (st != VEIL_OK) {
+        veil_model_free(m);
+        return st;
+    }
+    *out = m;
+    return VEIL_OK;
+}
+
+veil_status veil_model_load(const char *dir, veil_model **out)
+{
+    if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    if (!dir) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no directory");
+    uint8_t *cb = NULL, *sb = NULL;
+    size_t cl = 0, sl = 0;
+    veil_status st = read_file(dir, "client.veil", &cb, &cl);
+    if (st == VEIL_OK) st = read_file(dir, "server.veil", &sb, &sl);
+    if (st == VEIL_OK) {
+        st = veil_model_deserialize(cb, cl, sb, sl, out);
+        if (st != VEIL_OK) {
+            char tmp[400];
+            snprintf(tmp, sizeof tmp, "%s", veil_model_last_error());
+            ml_model_fail(st, "%s: %s", dir, tmp);
+        }
+    }
+    veil_free(cb), veil_free(sb);
+    return st;
+}

@@ -1,0 +1,21 @@
+/* Sections of a compiled circuit inside a container (docs/format.md): PRMS, CIRC (encoding,
+ * interface, statistics), and for the full program SLOT, INST and LIST. A model bundle writes
+ * these sections into its own container kind. Internal to libveil. */
+#ifndef VEIL_RUNTIME_CIRCUIT_IO_H
+#define VEIL_RUNTIME_CIRCUIT_IO_H
+
+#include "../core/container.h"
+#include "veil/compiler.h"
+
+/* with_program 0: the interface only (what a client needs to encrypt and decrypt);
+ * 1: also the instructions, the output slots and the listing (what a server needs).
+ * VEIL_ERR_UNSUPPORTED for a circuit whose clear inputs reach encrypted operations (it is
+ * lowered again at each evaluation and keeps its graph). */
+VEIL_NODISCARD veil_status veil_circuit_write_sections(veil_writer *w, const veil_circuit *c, int with_program);
+/* Reads what write_sections wrote; every count is bounded by its section and every slot checked
+ * (written once, before it is read), so a loaded program never reads outside its slots. A
+ * circuit read without its program can encrypt and decrypt, and refuses to run. */
+VEIL_NODISCARD veil_status veil_circuit_read_sections(const veil_container *cn, int with_program,
+                                                      veil_circuit **out);
+
+#endif

@@ -1,0 +1,20 @@
+/* The parameters section every serialized object starts with (docs/format.md): the parameter set
+ * field by field and its fingerprint. Internal to libveil; other layers' objects (bundles) use it
+ * so that everything names the parameters it was made for. */
+#ifndef VEIL_TFHE_SERIALIZE_H
+#define VEIL_TFHE_SERIALIZE_H
+
+#include "../core/container.h"
+#include "veil/tfhe.h"
+
+#define VEIL_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG_PARAMS VEIL_TAG('P', 'R', 'M', 'S')
+
+/* Opens a PRMS section and writes p into it. */
+void veil_params_write_section(veil_writer *w, const veil_params *p);
+/* Reads the PRMS section: VEIL_ERR_MALFORMED when absent, inconsistent or insecure-invalid;
+ * VEIL_ERR_PARAMS_MISMATCH when expect is given and its fingerprint differs. */
+VEIL_NODISCARD veil_status veil_params_read_section(const veil_container *c, const veil_params *expect,
+                                                    veil_params *p);
+
+#endif
