@@ -2,4 +2,7 @@
 #define VEIL_TOOLS_COMMANDS_H
 /* One function per subcommand; argv excludes "veil" and the subcommand name. */
 int veil_cmd_bench(int argc, char **argv);
+int veil_cmd_compile(int argc, char **argv);
+int veil_cmd_info(int argc, char **argv);
+int veil_cmd_predict(int argc, char **argv);
 #endif

@@ -9,6 +9,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: veil <command> [args]\n"
                "commands:\n"
+               "  compile     compile an ONNX model into client.veil and server.veil (veil compile --help)\n"
+               "  info        describe a compiled model (veil info DIR)\n"
+               "  predict     run a compiled model on an .npy file: clear, simulate or execute (veil predict --help)\n"
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
                "  bench circuit  compile/keygen/encrypt/run/decrypt/simulate benchmark (veil bench circuit --help)\n"
                "  version     print the version\n");
@@ -21,6 +24,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "bench") == 0) return veil_cmd_bench(argc - 2, argv + 2);
+    if (strcmp(argv[1], "compile") == 0) return veil_cmd_compile(argc - 2, argv + 2);
+    if (strcmp(argv[1], "info") == 0) return veil_cmd_info(argc - 2, argv + 2);
+    if (strcmp(argv[1], "predict") == 0) return veil_cmd_predict(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0) {
         printf("veil 0.1.0 (kernels: %s)\n", veil_cpu_kernel_name());
         return 0;

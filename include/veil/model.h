@@ -8,7 +8,7 @@
  *     veil_model_options o;  veil_model_options_default(&o);   // n_bits 8, p_error 2^-40
  *     o.n_bits.op_inputs = o.n_bits.op_weights = 6;  o.rounding_bits = 6;
  *     veil_model *m;
- *     if (veil_model_compile_file("mlp.onnx", inputset, nsamples, &o, &m) != VEIL_OK)
+ *     if (veil_model_compile_file("mlp.onnx", inputset, nsamples, 30, &o, &m) != VEIL_OK)
  *         fprintf(stderr, "%s\n", veil_model_last_error());
  *     double y[2];
  *     veil_model_forward(m, VEIL_MODE_SIMULATE, x, y);            // x: one sample, row-major
@@ -63,11 +63,13 @@ void veil_model_options_default(veil_model_options *o);
 typedef struct veil_model veil_model;
 
 /* Compile from an ONNX file or buffer (borrowed) and an inputset of `nsamples` samples of the
- * model's input, row-major, one after another (nsamples · input size doubles, borrowed). */
+ * model's input, row-major, one after another (nsamples · sample_size doubles, borrowed).
+ * sample_size must equal the model's input size (else VEIL_ERR_INVALID_ARG, with both sizes). */
 VEIL_NODISCARD veil_status veil_model_compile_file(const char *onnx_path, const double *inputset, size_t nsamples,
-                                                   const veil_model_options *o, veil_model **out);
+                                                   size_t sample_size, const veil_model_options *o, veil_model **out);
 VEIL_NODISCARD veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset,
-                                                     size_t nsamples, const veil_model_options *o, veil_model **out);
+                                                     size_t nsamples, size_t sample_size, const veil_model_options *o,
+                                                     veil_model **out);
 /* The calling thread's last model error, one line naming the node at fault ("" when none). */
 const char *veil_model_last_error(void);
 void veil_model_free(veil_model *m); /* wipes the keys it holds; accepts NULL */
@@ -100,6 +102,10 @@ VEIL_NODISCARD veil_status veil_model_float_forward(const veil_model *m, const d
 /* Secret and evaluation keys for mode EXECUTE, held by the model. seed = NULL: from the
  * operating system's CSPRNG; a seed is for tests only. */
 VEIL_NODISCARD veil_status veil_model_keygen(veil_model *m, const uint8_t *seed);
+/* A few lines on the model: input and output shapes and quantizers, options, parameters,
+ * statistics (PBS count, key and ciphertext sizes, error probability). Allocated (veil_free). */
+char *veil_model_describe(const veil_model *m);
+
 /* ---- bundles ----------------------------------------------------------------------------------- */
 /* Save a compiled model as DIR/client.veil (parameters, the circuit's interface and encoding, the
  * quantizers and the client-side post-processing: what a client needs to encrypt and decrypt) and

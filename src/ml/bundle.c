@@ -12,6 +12,7 @@
 
 #include "../compiler/circuit.h"
 #include "../runtime/circuit_io.h"
+#include "../core/strbuf.h"
 #include "../tfhe/serialize.h"
 #include "model_impl.h"
 
@@ -330,4 +331,64 @@ veil_status veil_model_load(const char *dir, veil_model **out)
     }
     veil_free(cb), veil_free(sb);
     return st;
+}
+
+/* ---- description ------------------------------------------------------------------------------ */
+
+static void sb_shape(veil_sb *b, int nd, const int64_t *s)
+{
+    veil_sb_printf(b, "(");
+    for (int d = 0; d < nd; d++) veil_sb_printf(b, "%s%lld", d ? ", " : "", (long long)s[d]);
+    veil_sb_printf(b, nd == 1 ? ",)" : ")");
+}
+
+char *veil_model_describe(const veil_model *m)
+{
+    if (!m) return NULL;
+    veil_sb b = {0};
+    const veil_model_options *o = &m->opts;
+    veil_sb_printf(&b, "input  ");
+    sb_shape(&b, m->in_ndim, m->in_shape);
+    veil_sb_printf(&b, "  quantized as round(x / %.6g) + %.6g, clipped to [%.0f, %.0f]\n", m->in_q.scale, m->in_q.zp + 0.0,
+                   m->in_q.qmin, m->in_q.qmax);
+    veil_sb_printf(&b, "output ");
+    sb_shape(&b, m->out_ndim, m->out_shape);
+    veil_sb_printf(&b, "  dequantized as %.6g * (q - %.6g)", m->out_scale, m->out_zp + 0.0);
+    for (int i = 0; i < m->npost; i++)
+        veil_sb_printf(&b, "%s%s(axis=%lld)", i ? ", " : ", then on the client: ", ml_op_names[m->post[i].op],
+                       (long long)m->post[i].axis);
+    veil_sb_printf(&b, "\n");
+    veil_sb_printf(&b, "options: %s, n_bits {op_inputs %d, op_weights %d, model_inputs %d, model_outputs %d}, ",
+                   o->qat ? "quantization-aware" : "post-training", o->n_bits.op_inputs, o->n_bits.op_weights,
+                   o->n_bits.model_inputs, o->n_bits.model_outputs);
+    if (o->rounding_bits)
+        veil_sb_printf(&b, "rounding to %d bits (%s), ", o->rounding_bits,
+                       o->rounding_method == VEIL_ROUNDING_EXACT ? "exact" : "approximate");
+    else
+        veil_sb_printf(&b, "no rounding, ");
+    if (o->global_p_error > 0) veil_sb_printf(&b, "global_p_error %.3g\n", o->global_p_error);
+    else veil_sb_printf(&b, "p_error %.3g (2^%.1f)\n", o->p_error, log2(o->p_error));
+    const veil_circuit *c = m->circuit;
+    const veil_params *p = veil_circuit_params(c);
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c, &s);
+    veil_sb_printf(&b,
+                   "parameters %s: n %u, k %u, N 2^%u, PBS base 2^%u x %u levels, key switch base 2^%u x %u "
+                   "levels, fingerprint %016llx\n",
+                   p->name, p->n, p->k, p->log2_N, p->pbs_base_log, p->pbs_levels, p->ks_base_log, p->ks_levels,
+                   (unsigned long long)veil_params_fingerprint(p));
+    veil_sb_printf(&b,
+                   "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
+                   "key switches per inference, %zu linear terms\n",
+                   m->max_bits, s.precision, c->prog->tlu_precision, s.pbs_count, s.ks_count, s.linear_terms);
+    /* a seeded key stores one body polynomial of k+1 per GLWE row and one word of n+1 per KSK row */
+    veil_sb_printf(&b,
+                   "keys and ciphertexts: bootstrapping key %.1f MB, key-switching key %.1f MB (%.1f MB in all, "
+                   "%.1f MB compressed), inputs %.1f kB, outputs %.1f kB per inference\n",
+                   (double)s.bsk_bytes / 1e6, (double)s.ksk_bytes / 1e6, (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
+                   ((double)s.bsk_bytes / (p->k + 1) + (double)s.ksk_bytes / (p->n + 1)) / 1e6,
+                   (double)s.input_bytes / 1e3, (double)s.output_bytes / 1e3);
+    veil_sb_printf(&b, "error probability: %.3g per lookup (worst), %.3g per inference\n", s.p_error,
+                   s.global_p_error);
+    return veil_sb_take(&b);
 }

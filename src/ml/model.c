@@ -65,7 +65,7 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
 }
 
 veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
-                                      const veil_model_options *opts, veil_model **out)
+                                      size_t sample_size, const veil_model_options *opts, veil_model **out)
 {
     model_err[0] = 0;
     if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
@@ -83,6 +83,11 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     if (st != VEIL_OK) {
         veil_model_free(m);
         return ml_model_fail(st, "%s", err);
+    }
+    if (m->fg->ninputs == 1 && (size_t)m->fg->input_shapes[0].size != sample_size) {
+        veil_model_free(m);
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset has %zu values per sample, the model's input has %lld",
+                             sample_size, (long long)m->fg->input_shapes[0].size);
     }
     ml_quantized q;
     st = ml_quantize(m->fg, inputset, nsamples, &o, &q, err, sizeof err);
@@ -131,7 +136,7 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     return VEIL_OK;
 }
 
-veil_status veil_model_compile_file(const char *path, const double *inputset, size_t nsamples,
+veil_status veil_model_compile_file(const char *path, const double *inputset, size_t nsamples, size_t sample_size,
                                     const veil_model_options *o, veil_model **out)
 {
     if (out) *out = NULL;
@@ -139,7 +144,7 @@ veil_status veil_model_compile_file(const char *path, const double *inputset, si
     size_t len = 0;
     veil_status st = veil_file_read_all(path, (size_t)1 << 31, &buf, &len);
     if (st != VEIL_OK) return ml_model_fail(st, "%s: cannot read the model (%s)", path, veil_status_str(st));
-    st = veil_model_compile_buffer(buf, len, inputset, nsamples, o, out);
+    st = veil_model_compile_buffer(buf, len, inputset, nsamples, sample_size, o, out);
     veil_free(buf);
     if (st != VEIL_OK) {
         char tmp[512];

@@ -41,7 +41,7 @@ static veil_model *compile(const char *model, int qat, int rounding)
     o.rounding_bits = rounding;
     if (qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
     veil_model *m = NULL;
-    veil_status st = veil_model_compile_file(p, tr.data, (size_t)tr.shape[0], &o, &m);
+    veil_status st = veil_model_compile_file(p, tr.data, (size_t)tr.shape[0], (size_t)(tr.size / tr.shape[0]), &o, &m);
     CHECK(st == VEIL_OK, "%s: %s", model, veil_model_last_error());
     veil_array_free(&tr);
     if (st != VEIL_OK) exit(1);

@@ -62,7 +62,7 @@ static void run_case(const char *root, const model_case *mc)
     if (mc->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     veil_model *m = NULL;
-    veil_status st = veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], &o, &m);
+    veil_status st = veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], (size_t)(tr.size / tr.shape[0]), &o, &m);
     CHECK(st == VEIL_OK, "%s: %s", mc->name, veil_model_last_error());
     if (st != VEIL_OK) return;
     int64_t n = te.shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);

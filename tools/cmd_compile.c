@@ -1,0 +1,158 @@
+/* veil compile MODEL.onnx --inputset X.npy [options] -o DIR: compile an ONNX model into
+ * DIR/client.veil and DIR/server.veil. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "cli.h"
+#include "commands.h"
+#include "veil/model.h"
+#include "veil/npy.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: veil compile MODEL.onnx --inputset X.npy -o DIR [options]\n"
+            "  --inputset X.npy       representative inputs, shape (N, ...) of the model's input\n"
+            "  -o, --output DIR       writes DIR/client.veil and DIR/server.veil\n"
+            "  --n-bits N             post-training: op inputs and weights N bits, model inputs and\n"
+            "                         outputs max(5, N) (default 8)\n"
+            "  --n-bits-json JSON     {\"op_inputs\": 8, \"op_weights\": 8, \"model_inputs\": 5,\n"
+            "                         \"model_outputs\": 5}; with --qat only model_inputs/model_outputs\n"
+            "  --qat                  the model is quantization-aware (QONNX Quant nodes)\n"
+            "  --rounding-bits R      round accumulators to R bits (2..8) before each lookup\n"
+            "  --rounding-method M    approximate (default) or exact\n"
+            "  --p-error P            error probability of each lookup (default 2^-40)\n"
+            "  --global-p-error P     error probability of one whole inference instead\n");
+}
+
+static int parse_n_bits_json(const char *s, int qat, veil_n_bits *nb)
+{
+    json_error_t err;
+    json_t *j = json_loads(s, 0, &err);
+    if (!j || !json_is_object(j)) {
+        fprintf(stderr, "veil compile: --n-bits-json: not a JSON object (%s)\n", j ? "other JSON value" : err.text);
+        json_decref(j);
+        return 0;
+    }
+    static const char *const keys[4] = {"op_inputs", "op_weights", "model_inputs", "model_outputs"};
+    int *fields[4] = {&nb->op_inputs, &nb->op_weights, &nb->model_inputs, &nb->model_outputs};
+    const char *key;
+    json_t *v;
+    int ok = 1;
+    json_object_foreach(j, key, v)
+    {
+        int k = 0;
+        while (k < 4 && strcmp(key, keys[k]) != 0) k++;
+        if (k == 4) {
+            fprintf(stderr, "veil compile: --n-bits-json: unknown key '%s' (op_inputs, op_weights, model_inputs, "
+                            "model_outputs)\n", key);
+            ok = 0;
+        } else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16) {
+            fprintf(stderr, "veil compile: --n-bits-json: '%s' must be an integer in 1..16\n", key);
+            ok = 0;
+        } else if (qat && k < 2) {
+            fprintf(stderr, "veil compile: --n-bits-json: a quantization-aware model takes its op bit-widths from "
+                            "its Quant nodes; only model_inputs and model_outputs may be set\n");
+            ok = 0;
+        } else
+            *fields[k] = (int)json_integer_value(v);
+    }
+    if (ok && !qat && (!json_object_get(j, "op_inputs") || !json_object_get(j, "op_weights"))) {
+        fprintf(stderr, "veil compile: --n-bits-json: op_inputs and op_weights are required\n");
+        ok = 0;
+    }
+    json_decref(j);
+    return ok;
+}
+
+int veil_cmd_compile(int argc, char **argv)
+{
+    const char *onnx = NULL, *inputset = NULL, *out = NULL, *nbj = NULL;
+    veil_model_options o;
+    veil_model_options_default(&o);
+    long v;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--qat"))
+            o.qat = 1;
+        else if (a[0] == '-' && a[1]) {
+            if (!(val = cli_value("compile", argc, argv, &i))) return 2;
+            if (!strcmp(a, "--inputset")) inputset = val;
+            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
+            else if (!strcmp(a, "--n-bits")) {
+                if (!cli_int("compile", a, val, 1, 16, &v)) return 2;
+                o.n_bits.op_inputs = o.n_bits.op_weights = (int)v;
+            } else if (!strcmp(a, "--n-bits-json")) nbj = val;
+            else if (!strcmp(a, "--rounding-bits")) {
+                if (!cli_int("compile", a, val, 2, 8, &v)) return 2;
+                o.rounding_bits = (int)v;
+            } else if (!strcmp(a, "--rounding-method")) {
+                if (!strcmp(val, "exact")) o.rounding_method = VEIL_ROUNDING_EXACT;
+                else if (!strcmp(val, "approximate")) o.rounding_method = VEIL_ROUNDING_APPROXIMATE;
+                else {
+                    fprintf(stderr, "veil compile: --rounding-method is exact or approximate (got '%s')\n", val);
+                    return 2;
+                }
+            } else if (!strcmp(a, "--p-error")) {
+                if (!cli_prob("compile", a, val, &o.p_error)) return 2;
+            } else if (!strcmp(a, "--global-p-error")) {
+                if (!cli_prob("compile", a, val, &o.global_p_error)) return 2;
+            } else {
+                fprintf(stderr, "veil compile: unknown option '%s' (veil compile --help)\n", a);
+                return 2;
+            }
+        } else if (!onnx)
+            onnx = a;
+        else {
+            fprintf(stderr, "veil compile: one model at a time (extra argument '%s')\n", a);
+            return 2;
+        }
+    }
+    if (!onnx || !inputset || !out) {
+        fprintf(stderr, "veil compile: needs MODEL.onnx, --inputset X.npy and -o DIR\n");
+        usage(stderr);
+        return 2;
+    }
+    if (nbj && !parse_n_bits_json(nbj, o.qat, &o.n_bits)) return 2;
+    veil_array x;
+    if (veil_npy_load(inputset, &x) != VEIL_OK) {
+        fprintf(stderr, "veil compile: %s\n", veil_npy_last_error());
+        return 1;
+    }
+    if (x.ndim < 1 || x.shape[0] < 1) {
+        fprintf(stderr, "veil compile: %s: the inputset needs a sample axis first (shape (N, ...))\n", inputset);
+        veil_array_free(&x);
+        return 1;
+    }
+    double t0 = bench_now_s();
+    veil_model *m = NULL;
+    veil_status st = veil_model_compile_file(onnx, x.data, (size_t)x.shape[0], (size_t)(x.size / x.shape[0]), &o, &m);
+    double t = bench_now_s() - t0;
+    veil_array_free(&x);
+    if (st != VEIL_OK) {
+        fprintf(stderr, "veil compile: %s\n", veil_model_last_error());
+        return 1;
+    }
+    if (veil_model_save(m, out) != VEIL_OK) {
+        fprintf(stderr, "veil compile: %s\n", veil_model_last_error());
+        veil_model_free(m);
+        return 1;
+    }
+    const veil_circuit *c = veil_model_circuit(m);
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c, &s);
+    const veil_params *p = veil_circuit_params(c);
+    printf("compiled %s in %.3f s: max bit-width %u, %zu PBS per inference, parameters %s (N 2^%u, n %u), "
+           "evaluation keys %.1f MB (%.1f MB compressed)\n",
+           onnx, t, veil_model_max_bit_width(m), s.pbs_count, p->name, p->log2_N, p->n,
+           (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
+           ((double)s.bsk_bytes / (p->k + 1) + (double)s.ksk_bytes / (p->n + 1)) / 1e6);
+    printf("wrote %s/client.veil and %s/server.veil\n", out, out);
+    veil_model_free(m);
+    return 0;
+}
