@@ -28,8 +28,13 @@
 typedef enum { QV_NONE, QV_CONST, QV_QUANT, QV_FN } qv_kind;
 
 typedef struct {
-    int node; /* ML node index */
-    int pos;  /* position of the dynamic operand */
+    int node;  /* ML node index */
+    int pos;   /* position of the chain's operand */
+    int other; /* -1: the other operands are constants; else the qval (a QUANT value or a chain on
+                * the same integer node as this chain's base) giving the other operand of a binary
+                * op, as in GELU's x · Φ(x) */
+    double oa, ob; /* the other's base value = oa · this chain's base value + ob (same integers,
+                    * other scale and zero point) */
 } fn_step;
 
 typedef struct {
@@ -234,14 +239,29 @@ static const ml_tensor *const_of(qctx *Q, int value)
 }
 
 /* Run one node with its dynamic operand replaced by x. */
-static veil_status run_step(qctx *Q, const fn_step *s, const ml_tensor *x, ml_tensor *y)
+static veil_status chain_eval(qctx *Q, const fn_step *steps, int nsteps, const ml_tensor *x, ml_tensor *y);
+
+/* One step on the chain's current value x; base is the chain's input (for a step whose other
+ * operand is another chain on the same base). */
+static veil_status run_step(qctx *Q, const fn_step *s, const ml_tensor *x, const ml_tensor *base, ml_tensor *y)
 {
     const ml_node *n = &Q->fg->nodes[s->node];
     const ml_tensor *ins[16];
-    ml_tensor outs[8];
+    ml_tensor outs[8], other = {0};
     if (n->nin > 16 || n->nout > 8) return failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': too many operands", n->name);
-    for (int i = 0; i < n->nin; i++) ins[i] = i == s->pos ? x : const_of(Q, n->in[i]);
-    veil_status st = ml_run_node(n, ins, outs, Q->err, Q->errlen);
+    veil_status st = VEIL_OK;
+    if (s->other >= 0) {
+        const qval *o = &Q->qv[s->other];
+        ml_tensor ob;
+        if ((st = ml_tensor_copy(&ob, base)) != VEIL_OK) return failf(Q, st, "out of memory");
+        for (int64_t e = 0; e < ob.size; e++) ob.data[e] = s->oa * ob.data[e] + s->ob;
+        st = chain_eval(Q, o->kind == QV_FN ? o->steps : NULL, o->kind == QV_FN ? o->nsteps : 0, &ob, &other);
+        ml_tensor_free(&ob);
+        if (st != VEIL_OK) return st;
+    }
+    for (int i = 0; i < n->nin; i++) ins[i] = i == s->pos ? x : s->other >= 0 ? &other : const_of(Q, n->in[i]);
+    st = ml_run_node(n, ins, outs, Q->err, Q->errlen);
+    ml_tensor_free(&other);
     if (st != VEIL_OK) return failf(Q, st, "%s", Q->err);
     *y = outs[0];
     for (int j = 1; j < n->nout; j++) ml_tensor_free(&outs[j]);
@@ -255,7 +275,7 @@ static veil_status chain_eval(qctx *Q, const fn_step *steps, int nsteps, const m
     if (st != VEIL_OK) return failf(Q, st, "out of memory");
     for (int k = 0; k < nsteps; k++) {
         ml_tensor nx;
-        if ((st = run_step(Q, &steps[k], &cur, &nx)) != VEIL_OK) {
+        if ((st = run_step(Q, &steps[k], &cur, x, &nx)) != VEIL_OK) {
             ml_tensor_free(&cur);
             return st;
         }
@@ -272,6 +292,10 @@ static int chain_uniform(qctx *Q, const qval *v)
     for (int k = 0; k < v->nsteps; k++) {
         const ml_node *n = &Q->fg->nodes[v->steps[k].node];
         if (n->op == ML_OP_BATCH_NORM) return 0;
+        if (v->steps[k].other >= 0) {
+            if (!chain_uniform(Q, &Q->qv[v->steps[k].other])) return 0;
+            continue;
+        }
         for (int i = 0; i < n->nin; i++) {
             const ml_tensor *c = i == v->steps[k].pos ? NULL : const_of(Q, n->in[i]);
             if (c && c->size != 1 && !(n->op == ML_OP_QUANT && i > 0) && n->op != ML_OP_RESHAPE) return 0;
@@ -309,6 +333,14 @@ static table_ctx *new_table(qctx *Q, int64_t lo, int64_t step, int64_t K, const 
 
 /* Turns value qi (FN, or QUANT to requantize) into a QUANT value through one table lookup per
  * element. The output quantizer is `forced`, or calibrated with `bits` on the chain's outputs. */
+/* node with its l low bits rounded away (rounding_threshold_bits), or node itself when l = 0 */
+static int rounded(qctx *Q, int node, unsigned l)
+{
+    if (l == 0) return node;
+    return Q->o->rounding_method == VEIL_ROUNDING_APPROXIMATE ? veil_graph_round_bit_pattern_approx(Q->g, node, l)
+                                                              : veil_graph_round_bit_pattern(Q->g, node, l);
+}
+
 static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const ml_node *at)
 {
     if (Q->st != VEIL_OK) return -1;
@@ -321,14 +353,11 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
     if (nsteps > 0) at = &Q->fg->nodes[steps[nsteps - 1].node];
     int64_t lo, hi;
     quant_range(Q, B, &lo, &hi);
-    int bnode = B->node;
     int64_t step = 1;
-    unsigned bb = bits_of(lo, hi);
+    unsigned bb = bits_of(lo, hi), l = 0;
     if (Q->o->rounding_bits > 0 && bb > (unsigned)Q->o->rounding_bits) {
-        unsigned l = bb - (unsigned)Q->o->rounding_bits;
+        l = bb - (unsigned)Q->o->rounding_bits;
         step = (int64_t)1 << l;
-        bnode = Q->o->rounding_method == VEIL_ROUNDING_APPROXIMATE ? veil_graph_round_bit_pattern_approx(Q->g, bnode, l)
-                                                                   : veil_graph_round_bit_pattern(Q->g, bnode, l);
         lo = (int64_t)floor((double)lo / (double)step + 0.5) * step;
         hi = (int64_t)floor((double)hi / (double)step + 0.5) * step;
     }
@@ -400,7 +429,7 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
     int node = -1;
     if (ngroups == 1) {
         table_ctx *t = new_table(Q, lo, step, K, T);
-        if (t) node = veil_graph_apply(Q->g, bnode, table_fn, t, at->name);
+        if (t) node = veil_graph_apply(Q->g, rounded(Q, B->node, l), table_fn, t, at->name);
     } else {
         /* one axis decides the table (per-channel batch-norm, ...): slice along it; otherwise
          * one lookup node per element */
@@ -415,10 +444,12 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
             }
             if (ok) axis = d;
         }
-        int x = bnode, nparts = 0, along = axis;
+        /* each slice is rounded right before its lookup, so that the compiler reads the rounding
+         * and the lookup as one narrow bootstrapping */
+        int x = B->node, nparts = 0, along = axis;
         int64_t nslices = axis >= 0 ? B->shape[axis] : size;
         if (axis < 0) {
-            x = veil_graph_reshape(Q->g, bnode, 1, (int64_t[]){size});
+            x = veil_graph_reshape(Q->g, B->node, 1, (int64_t[]){size});
             along = 0;
         }
         int *parts = malloc(sizeof(int) * (size_t)nslices + 1);
@@ -435,7 +466,7 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
             int64_t e0 = axis >= 0 ? i * st_[axis] : i;
             table_ctx *t = new_table(Q, lo, step, K, &T[e0 * K]);
             if (!t) break;
-            parts[nparts++] = veil_graph_apply(Q->g, part, table_fn, t, at->name);
+            parts[nparts++] = veil_graph_apply(Q->g, rounded(Q, part, l), table_fn, t, at->name);
         }
         node = veil_graph_concatenate(Q->g, nparts, parts, along);
         if (axis < 0) node = veil_graph_reshape(Q->g, node, B->ndim, B->shape);
@@ -949,8 +980,9 @@ static int do_binary_dyn(qctx *Q, const ml_node *n)
     return Q->st == VEIL_OK ? r : -1;
 }
 
-/* append an element-wise op to an FN chain (a QUANT value starts a new chain) */
-static int fn_append(qctx *Q, int qi, const ml_node *n, int pos)
+/* append an element-wise op to an FN chain (a QUANT value starts a new chain); other: -1, or the
+ * qval of the op's other operand, on the same base */
+static int fn_append2(qctx *Q, int qi, const ml_node *n, int pos, int other)
 {
     const qval *v = &Q->qv[qi];
     int base = v->kind == QV_FN ? v->base : qi;
@@ -963,16 +995,41 @@ static int fn_append(qctx *Q, int qi, const ml_node *n, int pos)
     f->steps = malloc(sizeof(fn_step) * (size_t)f->nsteps);
     if (!f->steps) return failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
     if (v->kind == QV_FN) memcpy(f->steps, v->steps, sizeof(fn_step) * (size_t)v->nsteps);
-    f->steps[f->nsteps - 1] = (fn_step){(int)(n - Q->fg->nodes), pos};
+    fn_step st = {(int)(n - Q->fg->nodes), pos, other, 1, 0};
+    if (other >= 0) {
+        const qval *A = &Q->qv[base], *B = &Q->qv[Q->qv[other].kind == QV_FN ? Q->qv[other].base : other];
+        st.oa = B->scale / A->scale;
+        st.ob = B->scale * (A->zp - B->zp);
+    }
+    f->steps[f->nsteps - 1] = st;
     qv_set_shape(f, v->ndim, v->shape);
     if (!cal_alloc(Q, f)) return -1;
     for (size_t s = 0; s < Q->ns && Q->st == VEIL_OK; s++)
-        if (run_step(Q, &f->steps[f->nsteps - 1], &Q->qv[qi].cal[s], &Q->qv[r].cal[s]) == VEIL_OK &&
+        if (run_step(Q, &f->steps[f->nsteps - 1], &Q->qv[qi].cal[s], &Q->qv[base].cal[s], &Q->qv[r].cal[s]) == VEIL_OK &&
             !ml_same_shape(&Q->qv[r].cal[s], &Q->qv[qi].cal[s]))
             failf(Q, VEIL_ERR_UNSUPPORTED,
                   "node '%s' (%s): a constant operand broadcasts the encrypted value to a larger shape", n->name,
                   ml_op_names[n->op]);
     return Q->st == VEIL_OK ? r : -1;
+}
+
+static int fn_append(qctx *Q, int qi, const ml_node *n, int pos) { return fn_append2(Q, qi, n, pos, -1); }
+
+/* The integer graph node under a QUANT or FN value (-1 for others). */
+static int base_of(const qctx *Q, int qi)
+{
+    const qval *v = &Q->qv[qi];
+    return v->kind == QV_QUANT ? v->node : v->kind == QV_FN ? Q->qv[v->base].node : -1;
+}
+
+/* Binary op on two encrypted values: one element-wise chain when both come from the same value
+ * (x · sigmoid(x), GELU), else the integer operation. */
+static int binary_dyn(qctx *Q, const ml_node *n)
+{
+    int a = Q->vmap[n->in[0]], b = Q->vmap[n->in[1]];
+    if (base_of(Q, a) >= 0 && base_of(Q, a) == base_of(Q, b) && ml_same_shape(&Q->qv[a].cal[0], &Q->qv[b].cal[0]))
+        return fn_append2(Q, a, n, 0, b);
+    return do_binary_dyn(Q, n);
 }
 
 /* ---- the walk ----------------------------------------------------------------------------------- */
@@ -1166,7 +1223,7 @@ static int walk_node(qctx *Q, int k)
             r = fn_append(Q, x, n, dyn);
             break;
         }
-        r = do_binary_dyn(Q, n);
+        r = binary_dyn(Q, n);
         break;
     case ML_OP_ADD: case ML_OP_SUB:
         if (ndyn == 1) {
@@ -1200,7 +1257,7 @@ static int walk_node(qctx *Q, int k)
             r = fn_append(Q, x, n, dyn);
             break;
         }
-        r = do_binary_dyn(Q, n);
+        r = binary_dyn(Q, n);
         break;
     case ML_OP_POW:
         if (ndyn > 1 || dyn != 0) return failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Pow with an encrypted exponent", n->name);
