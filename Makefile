@@ -18,9 +18,7 @@ test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	@./$(BUILD)/demo_tlu
-	@echo
-	@./$(BUILD)/linear_model
+	@cd $(BUILD) && ./digits_fhe
 
 bench: build
 	@./$(BUILD)/veil bench pbs
