@@ -23,6 +23,7 @@ demo: build
 bench: build
 	@./$(BUILD)/veil bench pbs
 	@./$(BUILD)/veil bench circuit
+	@./$(BUILD)/veil bench models
 
 asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVEIL_SANITIZE=ON >/dev/null

@@ -14,6 +14,7 @@ static void usage(FILE *f)
                "  predict     run a compiled model on an .npy file: clear, simulate or execute (veil predict --help)\n"
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
                "  bench circuit  compile/keygen/encrypt/run/decrypt/simulate benchmark (veil bench circuit --help)\n"
+               "  bench models   per-model compile, keygen, key size, execute latency (veil bench models --help)\n"
                "  version     print the version\n");
 }
 
