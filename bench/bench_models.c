@@ -1,6 +1,6 @@
 /* Model benchmark (`veil bench models`): for each bundled model (models/), at the settings of its
- * test (8-bit post-training with rounding to 7 bits; the QAT model at 4-bit inputs/outputs with
- * rounding to 6), one key=value line:
+ * test (the MLP: 8-bit post-training with rounding to 7 bits; the CNN: 6 bits, rounding to 6; the
+ * QAT model: 4-bit inputs/outputs, rounding to 6), one key=value line:
  *   model pbs params compile_s keygen_s eval_key_bytes (compressed, as sent to a server)
  *   eval_key_expanded_bytes encrypt_ms execute_s (run on ciphertexts, median per sample)
  *   decrypt_ms simulate_ms clear_ms sim_speedup (execute / simulate) samples accuracy_clear
@@ -21,13 +21,13 @@
 
 typedef struct {
     const char *name;
-    int qat, rounding;
+    int n_bits, qat, rounding;
 } bench_model;
 
 static const bench_model MODELS[] = {
-    {"breast_cancer_mlp", 0, 7},
-    {"digits_cnn", 0, 7},
-    {"digits_qat", 1, 6},
+    {"breast_cancer_mlp", 8, 0, 7},
+    {"digits_cnn", 6, 0, 6},
+    {"digits_qat", 8, 1, 6},
 };
 
 static int argmax(const double *y, int64_t n)
@@ -61,6 +61,7 @@ static int bench_one(const char *root, const bench_model *bm, int samples, unsig
     veil_model_options o;
     veil_model_options_default(&o);
     o.qat = bm->qat;
+    o.n_bits.op_inputs = o.n_bits.op_weights = bm->n_bits;
     o.rounding_bits = bm->rounding;
     if (bm->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
     char p[1024];

@@ -123,9 +123,11 @@ int main(int argc, char **argv)
     if (!root) root = VEIL_SOURCE_DIR "/models";
     static const model_case cases[] = {
         /* 8-bit post-training, accumulators rounded (approximately) to 7 bits before each lookup:
-         * at 6 bits the MLP loses 2.3 points and the CNN's simulate drifts 1.1 points from clear */
+         * at 6 bits the MLP loses 2.3 points */
         {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0.02, 20},
-        {"digits_cnn", "ort.npy", 8, 7, 0, 0.02, 20},
+        /* the CNN at 6 bits, rounded to 6: at 8 bits and 7 its lookups need N = 2^14 with 5 levels
+         * (21 s per image), at 8 and 6 simulate drifts 1.1 points from clear */
+        {"digits_cnn", "ort.npy", 6, 6, 0, 0.02, 20},
         /* Brevitas 4-bit QAT, model inputs and outputs 4 bits, rounding to 6 bits */
         {"digits_qat", "torch.npy", 8, 6, 1, 0.02, 20},
     };
