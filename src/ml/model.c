@@ -85,9 +85,10 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         return ml_model_fail(st, "%s", err);
     }
     if (m->fg->ninputs == 1 && (size_t)m->fg->input_shapes[0].size != sample_size) {
+        long long want = (long long)m->fg->input_shapes[0].size;
         veil_model_free(m);
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset has %zu values per sample, the model's input has %lld",
-                             sample_size, (long long)m->fg->input_shapes[0].size);
+                             sample_size, want);
     }
     ml_quantized q;
     st = ml_quantize(m->fg, inputset, nsamples, &o, &q, err, sizeof err);
