@@ -353,3 +353,24 @@ veil_status veil_file_write_atomic(const char *path, const uint8_t *data, size_t
     veil_free(tmp);
     return s;
 }
+
+void veil_buf_put_shape(veil_buf *b, int ndim, const int64_t *shape)
+{
+    veil_buf_put_u32(b, (uint32_t)ndim);
+    for (int d = 0; d < ndim; d++) veil_buf_put_u64(b, (uint64_t)shape[d]);
+}
+
+int64_t veil_cursor_shape(veil_cursor *c, int max_dims, int *ndim, int64_t *shape)
+{
+    uint32_t nd = veil_cursor_u32(c);
+    if (c->bad || nd > (uint32_t)max_dims) return -1;
+    int64_t n = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        shape[d] = (int64_t)veil_cursor_u64(c);
+        if (shape[d] < 1 || shape[d] > ((int64_t)1 << 32) || n > ((int64_t)1 << 40) / shape[d]) return -1;
+        n *= shape[d];
+    }
+    for (int d = (int)nd; d < max_dims; d++) shape[d] = 0;
+    *ndim = (int)nd;
+    return c->bad ? -1 : n;
+}

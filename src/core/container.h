@@ -96,6 +96,11 @@ double veil_cursor_f64(veil_cursor *c);
 int veil_cursor_u64s(veil_cursor *c, uint64_t *out, size_t n);
 int veil_cursor_bytes(veil_cursor *c, void *out, size_t n);
 
+/* A shape: ndim (u32, at most max_dims) then ndim u64 dimensions. The reader accepts dimensions
+ * in [1, 2^32] with a product of at most 2^40 and returns that product (-1 when malformed). */
+void veil_buf_put_shape(veil_buf *b, int ndim, const int64_t *shape);
+int64_t veil_cursor_shape(veil_cursor *c, int max_dims, int *ndim, int64_t *shape);
+
 /* Whole-file helpers. read_all refuses files larger than max_bytes. write_atomic writes a
  * temporary file beside `path`, fsyncs and renames it, so `path` is never half written. */
 VEIL_NODISCARD veil_status veil_file_read_all(const char *path, size_t max_bytes, uint8_t **out, size_t *len);

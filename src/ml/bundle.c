@@ -22,25 +22,9 @@
 #define MODEL_ID_BYTES 16
 #define MAX_BUNDLE_BYTES ((size_t)1 << 31)
 
-static void put_shape(veil_buf *b, int ndim, const int64_t *shape)
-{
-    veil_buf_put_u32(b, (uint32_t)ndim);
-    for (int d = 0; d < ndim; d++) veil_buf_put_u64(b, (uint64_t)shape[d]);
-}
-
 static int get_shape(veil_cursor *c, int *ndim, int64_t *shape)
 {
-    uint32_t nd = veil_cursor_u32(c);
-    if (c->bad || nd > VEIL_MAX_DIMS) return 0;
-    int64_t n = 1;
-    for (uint32_t d = 0; d < nd; d++) {
-        shape[d] = (int64_t)veil_cursor_u64(c);
-        if (shape[d] < 1 || shape[d] > ((int64_t)1 << 32) || n > ((int64_t)1 << 40) / shape[d]) return 0;
-        n *= shape[d];
-    }
-    for (int d = (int)nd; d < VEIL_MAX_DIMS; d++) shape[d] = 0;
-    *ndim = (int)nd;
-    return !c->bad;
+    return veil_cursor_shape(c, VEIL_MAX_DIMS, ndim, shape) >= 0;
 }
 
 static int64_t shape_size(int nd, const int64_t *s)
@@ -69,11 +53,10 @@ static void put_text(veil_writer *w, uint32_t tag, const char *s)
     if (s) veil_buf_put(&w->b, s, strlen(s));
 }
 
-static veil_status bundle_bytes(const veil_model *m, int server, uint8_t **out, size_t *len)
+static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t id[MODEL_ID_BYTES], uint8_t **out,
+                                size_t *len)
 {
-    uint8_t id[MODEL_ID_BYTES];
-    veil_status st = model_id(m->circuit, id);
-    if (st != VEIL_OK) return st;
+    veil_status st;
     veil_writer w;
     veil_writer_begin(&w, server ? VEIL_KIND_SERVER_BUNDLE : VEIL_KIND_CLIENT_BUNDLE, 0);
     if ((st = veil_circuit_write_sections(&w, m->circuit, server)) != VEIL_OK) {
@@ -81,7 +64,7 @@ static veil_status bundle_bytes(const veil_model *m, int server, uint8_t **out, 
         return st;
     }
     veil_writer_section(&w, TAG_MDID);
-    veil_buf_put(&w.b, id, sizeof id);
+    veil_buf_put(&w.b, id, MODEL_ID_BYTES);
     if (!server) {
         veil_writer_section(&w, TAG_MODL);
         veil_buf *b = &w.b;
@@ -101,9 +84,9 @@ static veil_status bundle_bytes(const veil_model *m, int server, uint8_t **out, 
         veil_buf_put_f64(b, m->in_q.qmax);
         veil_buf_put_f64(b, m->out_scale);
         veil_buf_put_f64(b, m->out_zp);
-        put_shape(b, m->in_ndim, m->in_shape);
-        put_shape(b, m->qout_ndim, m->qout_shape);
-        put_shape(b, m->out_ndim, m->out_shape);
+        veil_buf_put_shape(b, m->in_ndim, m->in_shape);
+        veil_buf_put_shape(b, m->qout_ndim, m->qout_shape);
+        veil_buf_put_shape(b, m->out_ndim, m->out_shape);
         veil_buf_put_u32(b, (uint32_t)m->npost);
         for (int i = 0; i < m->npost; i++) {
             veil_buf_put_u32(b, (uint32_t)m->post[i].op);
@@ -117,14 +100,28 @@ static veil_status bundle_bytes(const veil_model *m, int server, uint8_t **out, 
     return veil_writer_finish(&w, out, len);
 }
 
+/* Both bundles, or one (server 0 or 1), with the model id computed once. */
+static veil_status bundles(const veil_model *m, int which, uint8_t **out, size_t *len)
+{
+    uint8_t id[MODEL_ID_BYTES];
+    veil_status st = model_id(m->circuit, id);
+    for (int s = 0; s < 2 && st == VEIL_OK; s++)
+        if (which < 0 || which == s) st = bundle_bytes(m, s, id, &out[s], &len[s]);
+    if (st == VEIL_ERR_UNSUPPORTED)
+        return ml_model_fail(st, "this circuit keeps clear inputs that reach encrypted operations: it cannot be saved");
+    if (st != VEIL_OK) return ml_model_fail(st, "writing the bundles: %s", veil_status_str(st));
+    return VEIL_OK;
+}
+
 veil_status veil_model_serialize(const veil_model *m, int server, uint8_t **out, size_t *len)
 {
     if (!m || !out || !len) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no model or no output pointer");
-    veil_status st = bundle_bytes(m, server, out, len);
-    if (st == VEIL_ERR_UNSUPPORTED)
-        return ml_model_fail(st, "this circuit keeps clear inputs that reach encrypted operations: it cannot be saved");
-    if (st != VEIL_OK) return ml_model_fail(st, "writing the %s bundle: %s", server ? "server" : "client", veil_status_str(st));
-    return VEIL_OK;
+    uint8_t *o[2] = {NULL, NULL};
+    size_t l[2] = {0, 0};
+    int s = server ? 1 : 0;
+    veil_status st = bundles(m, s, o, l);
+    *out = o[s], *len = l[s];
+    return st;
 }
 
 veil_status veil_model_save(const veil_model *m, const char *dir)
@@ -134,9 +131,8 @@ veil_status veil_model_save(const veil_model *m, const char *dir)
         return ml_model_fail(VEIL_ERR_IO, "%s: cannot create the directory (%s)", dir, strerror(errno));
     /* both files are made in memory first, then each is written beside its path and renamed */
     uint8_t *bytes[2] = {NULL, NULL};
-    size_t len[2];
-    veil_status st = VEIL_OK;
-    for (int s = 0; s < 2 && st == VEIL_OK; s++) st = veil_model_serialize(m, s, &bytes[s], &len[s]);
+    size_t len[2] = {0, 0};
+    veil_status st = bundles(m, -1, bytes, len);
     static const char *const names[2] = {"client.veil", "server.veil"};
     for (int s = 0; s < 2 && st == VEIL_OK; s++) {
         char path[4096];
@@ -381,12 +377,12 @@ char *veil_model_describe(const veil_model *m)
                    "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
                    "key switches per inference, %zu linear terms\n",
                    m->max_bits, s.precision, c->prog->tlu_precision, s.pbs_count, s.ks_count, s.linear_terms);
-    /* a seeded key stores one body polynomial of k+1 per GLWE row and one word of n+1 per KSK row */
+    veil_key_sizes ks = veil_params_key_sizes(p);
     veil_sb_printf(&b,
                    "keys and ciphertexts: bootstrapping key %.1f MB, key-switching key %.1f MB (%.1f MB in all, "
                    "%.1f MB compressed), inputs %.1f kB, outputs %.1f kB per inference\n",
                    (double)s.bsk_bytes / 1e6, (double)s.ksk_bytes / 1e6, (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
-                   ((double)s.bsk_bytes / (p->k + 1) + (double)s.ksk_bytes / (p->n + 1)) / 1e6,
+                   (double)(s.bsk_bytes ? ks.bsk_seeded_bytes + ks.ksk_seeded_bytes : 0) / 1e6,
                    (double)s.input_bytes / 1e3, (double)s.output_bytes / 1e3);
     veil_sb_printf(&b, "error probability: %.3g per lookup (worst), %.3g per inference\n", s.p_error,
                    s.global_p_error);

@@ -19,25 +19,10 @@
 static void put_i64(veil_buf *b, int64_t v) { veil_buf_put_u64(b, (uint64_t)v); }
 static int64_t cur_i64(veil_cursor *c) { return (int64_t)veil_cursor_u64(c); }
 
-static void put_shape(veil_buf *b, int ndim, const int64_t *shape)
-{
-    veil_buf_put_u32(b, (uint32_t)ndim);
-    for (int d = 0; d < ndim; d++) put_i64(b, shape[d]);
-}
-
 /* A shape whose element count is `size` (checked). */
 static int get_shape(veil_cursor *c, int64_t size, int *ndim, int64_t *shape)
 {
-    uint32_t nd = veil_cursor_u32(c);
-    if (c->bad || nd > VEIL_MAX_DIMS) return 0;
-    int64_t n = 1;
-    for (uint32_t d = 0; d < nd; d++) {
-        shape[d] = cur_i64(c);
-        if (shape[d] < 1 || shape[d] > ((int64_t)1 << 32) || n > ((int64_t)1 << 40) / shape[d]) return 0;
-        n *= shape[d];
-    }
-    *ndim = (int)nd;
-    return !c->bad && n == size;
+    return veil_cursor_shape(c, VEIL_MAX_DIMS, ndim, shape) == size;
 }
 
 static void put_stats(veil_buf *b, const veil_circuit_stats *s)
@@ -102,14 +87,14 @@ veil_status veil_circuit_write_sections(veil_writer *w, const veil_circuit *c, i
         veil_buf_put(b, in->name, nl);
         veil_buf_put_u32(b, (uint32_t)in->encrypted);
         put_i64(b, in->size);
-        put_shape(b, in->ndim, in->shape);
+        veil_buf_put_shape(b, in->ndim, in->shape);
         veil_buf_put_u32(b, in->base);
     }
     veil_buf_put_u32(b, (uint32_t)p->noutputs);
     for (size_t j = 0; j < p->noutputs; j++) {
         const veil_prog_output *o = &p->outputs[j];
         put_i64(b, o->size);
-        put_shape(b, o->ndim, o->shape);
+        veil_buf_put_shape(b, o->ndim, o->shape);
         veil_buf_put_u32(b, (uint32_t)o->is_signed);
     }
     if (!with_program) return VEIL_OK;
