@@ -59,6 +59,7 @@ const veil_params *veil_circuit_params(const veil_circuit *c); /* borrowed */
 
 typedef struct {
     unsigned precision;      /* message bits of the encoding (>= every encrypted value's width) */
+    unsigned lookup_bits;    /* widest table lookup read, in bits: it sizes the bootstrapping */
     size_t pbs_count;        /* programmable bootstrappings per evaluation */
     size_t ks_count;         /* key switchings per evaluation */
     size_t linear_terms;     /* ciphertext multiply-adds per evaluation */

@@ -119,7 +119,9 @@ int veil_graph_equal(veil_graph *g, int a, int b);
 int veil_graph_not_equal(veil_graph *g, int a, int b);
 int veil_graph_minimum(veil_graph *g, int a, int b);
 int veil_graph_maximum(veil_graph *g, int a, int b);
-/* round(x / 2^lsbs)·2^lsbs (ties up) and ⌊x / 2^lsbs⌋·2^lsbs: the low bits cleared. */
+/* round(x / 2^lsbs)·2^lsbs (ties up) and ⌊x / 2^lsbs⌋·2^lsbs: the low bits cleared. Exact in
+ * FHE: the low bits are extracted by lookups no wider than the kept bits (two per chunk), so a
+ * lookup that follows reads only the kept bits; the noise must stay below x's lowest bit. */
 int veil_graph_round_bit_pattern(veil_graph *g, int x, unsigned lsbs_to_remove);
 int veil_graph_truncate_bit_pattern(veil_graph *g, int x, unsigned lsbs_to_remove);
 /* Approximate rounding (Concrete's Exactness.APPROXIMATE): when it feeds a table lookup, the

@@ -139,6 +139,7 @@ static void fill_stats(veil_circuit *c)
     uint64_t ct = 8 * ((uint64_t)veil_params_big_lwe_dim(&c->params) + 1);
     memset(s, 0, sizeof *s);
     s->precision = p->precision;
+    s->lookup_bits = p->tlu_precision;
     s->pbs_count = s->ks_count = p->n_tlu;
     s->linear_terms = p->n_terms;
     s->max_norm2 = sqrt(p->tlu_a);
@@ -313,10 +314,17 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
         st = veil_params_optimize(&pr, &c->params);
         if (st == VEIL_ERR_NO_PARAMS) {
             int node = prog->worst_tlu_origin >= 0 ? prog->worst_tlu_origin : g->outputs[0];
-            mark(&m, node, fmt("no 128-bit parameters give %u-bit table lookups with p_error %.3g\n"
-                               "at a 2-norm of %.3g: lower the bit-width (round_bit_pattern, a narrower inputset),\n"
-                               "the weights feeding this lookup, or raise p_error",
-                               pr.precision, p_error, sqrt(pr.tlu_a)));
+            if (prog->worst_tlu_exact)
+                mark(&m, node, fmt("exact rounding reads the lowest bit of this %u-bit value\n"
+                                   "so its noise must stay below half a unit: no 128-bit parameters do that\n"
+                                   "with p_error %.3g\n"
+                                   "at a 2-norm of %.3g; use approximate rounding, fewer bits, or a larger p_error",
+                                   prog->precision, p_error, sqrt(prog->tlu_a)));
+            else
+                mark(&m, node, fmt("no 128-bit parameters give %u-bit table lookups with p_error %.3g\n"
+                                   "at a 2-norm of %.3g; lower the bit-width (round_bit_pattern or a narrower\n"
+                                   "inputset) or the weights feeding this lookup, or raise p_error",
+                                   pr.precision, p_error, sqrt(pr.tlu_a)));
             report(g, &m);
             goto done;
         }

@@ -48,6 +48,7 @@ typedef struct {
     unsigned max_bits;
     veil_lower_issue *issues;
     size_t max_issues, nissues;
+    int extracting; /* inside exact_floor */
     veil_status st;
 } lower_ctx;
 
@@ -275,34 +276,12 @@ static int64_t chain_eval(const step *st, int n, int64_t x)
     return x;
 }
 
-/* One lookup per element of `in` (values within [lo, hi]); returns the output forms. */
-static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in, size_t count, int64_t lo,
-                       int64_t hi, const step *steps, int nsteps)
+/* One TLU instruction reading `bits` bits at `shift` of each form in `in` (already offset to be
+ * nonnegative); the caller fills the returned instruction's table (2^bits entries). */
+static veil_instr *tlu_instr(lower_ctx *L, int origin, int input_node, form *const *in, size_t count,
+                             unsigned bits, unsigned shift, form **out)
 {
-    form **out = alloc(L, sizeof(form *) * count);
-    if (!out || L->st != VEIL_OK) return NULL;
-    int sg;
-    unsigned width = veil_ir_bits(lo, hi, &sg), bits = width, shift = 0;
-    int64_t off = sg ? (int64_t)1 << (width - 1) : 0;
-    /* approximate rounding first in the chain: the bootstrapping reads only the kept high bits of
-     * x + off, rounded to nearest by the half-box test polynomial itself */
-    if (nsteps > 0 && steps[0].kind == ST_NODE && steps[0].node->op == VEIL_OP_ROUND &&
-        steps[0].node->attr[VEIL_A_APPROX] && steps[0].node->attr[VEIL_A_LSBS] < width) {
-        shift = (unsigned)steps[0].node->attr[VEIL_A_LSBS];
-        int64_t khi = (hi + off + ((int64_t)1 << (shift - 1))) >> shift;
-        bits = veil_ir_bits(0, khi, &sg);
-        steps++, nsteps--;
-    }
-    if (bits > L->max_bits) {
-        if (L->nissues < L->max_issues) L->issues[L->nissues] = (veil_lower_issue){origin, input_node, bits};
-        L->nissues++;
-        for (size_t e = 0; e < count; e++) out[e] = form_const(L, 0); /* go on to find every culprit */
-        return out;
-    }
-    form **shifted = alloc(L, sizeof(form *) * count);
-    if (!shifted) return NULL;
-    for (size_t e = 0; e < count; e++) shifted[e] = off ? combine(L, in[e], 1, NULL, 0, off) : in[e];
-    uint32_t *src = materialize(L, shifted, count, origin);
+    uint32_t *src = materialize(L, in, count, origin);
     if (!src) return NULL;
     uint32_t base = new_slots(L, (uint32_t)count, 1, 0);
     veil_instr *ins = new_instr(L, VEIL_INSTR_TLU, origin, (uint32_t)count);
@@ -318,19 +297,107 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
         return NULL;
     }
     memcpy(ins->in_slot, src, sizeof(uint32_t) * count);
-    for (int64_t i = 0; i < ((int64_t)1 << bits); i++)
-        ins->table[i] = chain_eval(steps, nsteps, (i << shift) - off);
     /* the input noise counts relative to the read bits: a shift of l gives it 4^l more room */
     double room = ldexp(1.0, -2 * (int)shift);
     for (size_t e = 0; e < count; e++) {
-        if (L->na[src[e]] * room > L->p->tlu_a) L->p->tlu_a = L->na[src[e]] * room, L->p->worst_tlu_origin = origin;
+        if (L->na[src[e]] * room > L->p->tlu_a) {
+            L->p->tlu_a = L->na[src[e]] * room;
+            L->p->worst_tlu_origin = origin;
+            L->p->worst_tlu_exact = L->extracting;
+        }
         if (L->nb[src[e]] * room > L->p->tlu_b) L->p->tlu_b = L->nb[src[e]] * room;
         out[e] = form_slot(L, base + (uint32_t)e);
     }
-    if (width > L->p->precision) L->p->precision = width;
     if (bits + shift > L->p->precision) L->p->precision = bits + shift;
     if (bits > L->p->tlu_precision) L->p->tlu_precision = bits;
     L->p->n_tlu += count;
+    return ins;
+}
+
+/* Exact t − (t mod 2^l) for nonnegative t (< 2^width), with lookups of at most `cap` bits.
+ * The low bits go in chunks [s, s+c), from the bottom; the bits below s are already zero, so a
+ * lookup reading c bits at shift s reads them exactly, but the negacyclic bootstrapping also sees
+ * bit s+c (it falls on the padding bit) as a sign: (−1)^b·T[r]. So each chunk takes two lookups:
+ * T = 2^(s+c−1) gives ±2^(s+c−1), which clears bit s+c linearly; then T[r] = r·2^s reads the
+ * chunk itself, which is subtracted. The first chunk reads at shift 0: its input noise has no
+ * room beyond the encoding's own, which is what exactness costs over approximate rounding. */
+static form **exact_floor(lower_ctx *L, int origin, int input_node, form **t, size_t count, unsigned l,
+                          unsigned width, unsigned cap)
+{
+    unsigned nchunks = (l + cap - 1) / cap, s = 0;
+    if (width > L->p->precision) L->p->precision = width;
+    form **sign = alloc(L, sizeof(form *) * count), **low = alloc(L, sizeof(form *) * count);
+    if (!sign || !low) return NULL;
+    L->extracting = 1;
+    for (unsigned k = 0; k < nchunks && L->st == VEIL_OK; k++) {
+        unsigned c = (l - s + (nchunks - k) - 1) / (nchunks - k);
+        int64_t half = (int64_t)1 << (s + c - 1);
+        uint32_t *ts = materialize(L, t, count, origin); /* once, for both lookups */
+        if (!ts) return NULL;
+        for (size_t e = 0; e < count; e++) t[e] = form_slot(L, ts[e]);
+        veil_instr *a = tlu_instr(L, origin, input_node, t, count, c, s, sign);
+        if (!a) return NULL;
+        for (int64_t i = 0; i < ((int64_t)1 << c); i++) a->table[i] = half;
+        for (size_t e = 0; e < count; e++) sign[e] = combine(L, t[e], 1, sign[e], 1, -half);
+        veil_instr *b = tlu_instr(L, origin, input_node, sign, count, c, s, low);
+        if (!b || L->st != VEIL_OK) return NULL;
+        for (int64_t i = 0; i < ((int64_t)1 << c); i++) b->table[i] = i << s;
+        for (size_t e = 0; e < count; e++) t[e] = combine(L, t[e], 1, low[e], -1, 0);
+        s += c;
+    }
+    L->extracting = 0;
+    return L->st == VEIL_OK ? t : NULL;
+}
+
+/* One lookup per element of `in` (values within [lo, hi]); returns the output forms. */
+static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in, size_t count, int64_t lo,
+                       int64_t hi, const step *steps, int nsteps)
+{
+    form **out = alloc(L, sizeof(form *) * count);
+    if (!out || L->st != VEIL_OK) return NULL;
+    int sg;
+    unsigned width = veil_ir_bits(lo, hi, &sg), bits = width, shift = 0;
+    int64_t off = sg ? (int64_t)1 << (width - 1) : 0, half = 0;
+    int exact = 0;
+    /* rounding or truncation first in the chain. Approximate: the bootstrapping reads only the
+     * kept high bits of x + off, rounded to nearest by the half-box test polynomial itself.
+     * Exact: the low bits are extracted and subtracted first (exact_floor), then the same
+     * lookup reads a multiple of 2^l, at the center of its box. */
+    if (nsteps > 0 && steps[0].kind == ST_NODE &&
+        (steps[0].node->op == VEIL_OP_ROUND || steps[0].node->op == VEIL_OP_TRUNC) &&
+        steps[0].node->attr[VEIL_A_LSBS] < width) {
+        int rnd = steps[0].node->op == VEIL_OP_ROUND;
+        shift = (unsigned)steps[0].node->attr[VEIL_A_LSBS];
+        exact = !(rnd && steps[0].node->attr[VEIL_A_APPROX]);
+        half = rnd ? (int64_t)1 << (shift - 1) : 0;
+        int64_t khi = (hi + off + half) >> shift;
+        bits = veil_ir_bits(0, khi, &sg);
+        steps++, nsteps--;
+    }
+    if (bits > L->max_bits) {
+        if (L->nissues < L->max_issues) L->issues[L->nissues] = (veil_lower_issue){origin, input_node, bits};
+        L->nissues++;
+        for (size_t e = 0; e < count; e++) out[e] = form_const(L, 0); /* go on to find every culprit */
+        return out;
+    }
+    form **shifted = alloc(L, sizeof(form *) * count);
+    if (!shifted) return NULL;
+    if (width > L->p->precision) L->p->precision = width;
+    if (exact) {
+        for (size_t e = 0; e < count; e++) shifted[e] = combine(L, in[e], 1, NULL, 0, off + half);
+        unsigned cap = bits > 3 ? bits : 3, twidth = veil_ir_bits(0, hi + off + half, &sg);
+        if (!exact_floor(L, origin, input_node, shifted, count, shift, twidth, cap)) return NULL;
+        if (nsteps == 0) { /* the rounding alone: k·2^l − off, no lookup */
+            for (size_t e = 0; e < count; e++) out[e] = combine(L, shifted[e], 1, NULL, 0, -off);
+            return out;
+        }
+    } else {
+        for (size_t e = 0; e < count; e++) shifted[e] = off ? combine(L, in[e], 1, NULL, 0, off) : in[e];
+    }
+    veil_instr *ins = tlu_instr(L, origin, input_node, shifted, count, bits, shift, out);
+    if (!ins) return NULL;
+    for (int64_t i = 0; i < ((int64_t)1 << bits); i++)
+        ins->table[i] = chain_eval(steps, nsteps, (i << shift) - off);
     return out;
 }
 

@@ -60,6 +60,7 @@ typedef struct {
     size_t n_tlu, n_terms;
     double tlu_a, tlu_b, out_a, out_b; /* worst noise multipliers (veil_opt_problem) */
     int worst_tlu_origin;              /* node of the lookup with the largest tlu_a */
+    int worst_tlu_exact;               /* that lookup extracts the low bits of an exact rounding */
     int interface_only;                /* loaded from a client bundle: inputs, outputs and encoding
                                         * only, no instructions and no output slots */
 } veil_program;

@@ -376,7 +376,7 @@ char *veil_model_describe(const veil_model *m)
     veil_sb_printf(&b,
                    "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
                    "key switches per inference, %zu linear terms\n",
-                   m->max_bits, s.precision, c->prog->tlu_precision, s.pbs_count, s.ks_count, s.linear_terms);
+                   m->max_bits, s.precision, s.lookup_bits, s.pbs_count, s.ks_count, s.linear_terms);
     veil_key_sizes ks = veil_params_key_sizes(p);
     veil_sb_printf(&b,
                    "keys and ciphertexts: bootstrapping key %.1f MB, key-switching key %.1f MB (%.1f MB in all, "

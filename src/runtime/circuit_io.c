@@ -147,6 +147,7 @@ static veil_status read_interface(veil_cursor *cur, veil_circuit *c, veil_progra
     p->out_a = veil_cursor_f64(cur);
     p->out_b = veil_cursor_f64(cur);
     get_stats(cur, &c->stats);
+    c->stats.lookup_bits = p->tlu_precision; /* not stored twice */
     p->nslots = veil_cursor_u32(cur);
     uint32_t ni = veil_cursor_u32(cur);
     /* an input takes at least 4 + 4 + 8 + 4 + 4 bytes, an output 8 + 4 + 4 */

@@ -45,6 +45,8 @@ static int same(const char *name, const char *what, int64_t *const *ref, int64_t
     return 1;
 }
 
+static unsigned lookup_bits_max; /* when set, the widest lookup the next case may read */
+
 /* Compiles g on SAMPLES samples (all-low and all-high first, then uniform in [lo[i], hi[i]]) and
  * compares the evaluations on RUNS of them, `exec_runs` encrypted. Frees g. */
 static void run_case(const char *name, veil_graph *g, const int64_t *lo, const int64_t *hi, int exec_runs)
@@ -80,8 +82,11 @@ static void run_case(const char *name, veil_graph *g, const int64_t *lo, const i
         veil_circuit_stats cs;
         veil_circuit_get_stats(c, &cs);
         const veil_params *p = veil_circuit_params(c);
-        printf("%-22s precision %2u  pbs %4zu  params n=%u k=%u N=2^%u  max bit_width %u\n", name, cs.precision,
-               cs.pbs_count, p->n, p->k, p->log2_N, veil_circuit_max_bit_width(c));
+        printf("%-22s precision %2u  lookups %2u bits  pbs %4zu  params n=%u k=%u N=2^%u  max bit_width %u\n", name, cs.precision,
+               cs.lookup_bits, cs.pbs_count, p->n, p->k, p->log2_N, veil_circuit_max_bit_width(c));
+        if (lookup_bits_max)
+            CHECK(cs.lookup_bits <= lookup_bits_max, "%s: lookups read %u bits, expected at most %u", name,
+                  cs.lookup_bits, lookup_bits_max);
         veil_rng *rng = seeded(1);
         int ok = 1;
         for (int r = 0; r < RUNS && ok; r++) {
@@ -293,6 +298,20 @@ int main(int argc, char **argv)
         OUT(g, veil_graph_round_bit_pattern(g, x, 2));
         OUT(g, veil_graph_truncate_bit_pattern(g, x, 2));
         run_case("bit_patterns", g, SH(0), SH(27), 2);
+    }
+    CASE("round_exact_wide") {
+        /* exact rounding of a 10-bit signed value to its top 4 bits: the low 6 bits are extracted
+         * by narrow lookups, so no lookup reads more than the 5 bits of the kept value and its overflow (a fused table would read 11) */
+        g = G();
+        x = ENC(g, "x", 1, 3);
+        int v = veil_graph_add(g, veil_graph_multiply(g, x, veil_graph_scalar(g, 3)), veil_graph_scalar(g, 5));
+        OUT(g, veil_graph_round_bit_pattern(g, v, 6));
+        int r = veil_graph_round_bit_pattern(g, v, 6);
+        OUT(g, veil_graph_relu(g, veil_graph_sub(g, r, veil_graph_scalar(g, 64))));
+        OUT(g, veil_graph_truncate_bit_pattern(g, v, 5));
+        lookup_bits_max = 5;
+        run_case("round_exact_wide", g, SH(-170), SH(165), 3);
+        lookup_bits_max = 0;
     }
     CASE("clear_inputs") {
         g = G();

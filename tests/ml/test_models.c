@@ -23,7 +23,7 @@
 typedef struct {
     const char *name;
     const char *ref;      /* reference outputs file */
-    int op_bits, rounding, qat;
+    int op_bits, rounding, qat, exact; /* exact: EXACT rounding, else APPROXIMATE */
     double max_float_drop; /* clear accuracy may be this far below float */
     int execute_samples;
 } model_case;
@@ -59,6 +59,7 @@ static void run_case(const char *root, const model_case *mc)
     o.n_bits.op_inputs = o.n_bits.op_weights = mc->op_bits;
     o.rounding_bits = mc->rounding;
     o.qat = mc->qat;
+    o.rounding_method = mc->exact ? VEIL_ROUNDING_EXACT : VEIL_ROUNDING_APPROXIMATE;
     if (mc->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     veil_model *m = NULL;
@@ -71,7 +72,7 @@ static void run_case(const char *root, const model_case *mc)
     double *y = malloc(sizeof(double) * (size_t)osz), *yc = malloc(sizeof(double) * (size_t)osz);
     double *ys = malloc(sizeof(double) * (size_t)osz);
     double maxd = 0;
-    int okf = 0, okc = 0, oks = 0;
+    int okf = 0, okc = 0, oks = 0, same_cs = 0;
     uint8_t seed[VEIL_SEED_BYTES] = {42};
     CHECK_OK(veil_model_seed_simulation(m, seed));
     for (int64_t i = 0; i < n; i++) {
@@ -83,22 +84,29 @@ static void run_case(const char *root, const model_case *mc)
         okc += argmax(yc, osz) == (int)lab.data[i];
         CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
         oks += argmax(ys, osz) == (int)lab.data[i];
+        same_cs += memcmp(yc, ys, sizeof(double) * (size_t)osz) == 0;
     }
     double af = okf / (double)n, ac = okc / (double)n, as = oks / (double)n;
     const veil_circuit *c = veil_model_circuit(m);
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);
-    printf("%s: n_bits %d rounding %d: max |float - reference| %.3g; accuracy float %.4f clear %.4f simulate %.4f "
-           "(%lld samples); max bit-width %u, %zu PBS, params %s\n",
-           mc->name, mc->op_bits, mc->rounding, maxd, af, ac, as, (long long)n, veil_model_max_bit_width(m),
-           s.pbs_count, veil_circuit_params(c)->name);
+    printf("%s: n_bits %d rounding %d %s: max |float - reference| %.3g; accuracy float %.4f clear %.4f simulate %.4f "
+           "(%lld samples); max bit-width %u, lookups of %u bits, %zu PBS, params %s\n",
+           mc->name, mc->op_bits, mc->rounding, mc->exact ? "exact" : "approximate", maxd, af, ac, as, (long long)n, veil_model_max_bit_width(m),
+           s.lookup_bits, s.pbs_count, veil_circuit_params(c)->name);
     CHECK(maxd < 1e-4, "%s: float outputs differ from the reference by %g", mc->name, maxd);
     CHECK(ac >= af - mc->max_float_drop, "%s: clear accuracy %.4f vs float %.4f", mc->name, ac, af);
     CHECK(fabs(as - ac) <= 0.01, "%s: simulate accuracy %.4f vs clear %.4f", mc->name, as, ac);
+    /* exact rounding leaves no midpoint to the noise: at p_error 2^-40 per lookup, simulate must
+     * give clear's outputs on every sample */
+    if (mc->exact)
+        CHECK(same_cs == n, "%s: simulate equals clear on %d of %lld samples", mc->name, same_cs, (long long)n);
     CHECK(veil_model_max_bit_width(m) >= 2, "%s", mc->name);
+    /* rounding keeps lookups narrow: the kept bits, one more for a rounding overflow */
+    CHECK(s.lookup_bits <= (unsigned)mc->rounding + 1, "%s: lookups read %u bits", mc->name, s.lookup_bits);
     if (mc->execute_samples > 0 && !check_quick()) {
         CHECK_OK(veil_model_keygen(m, NULL));
-        int agree_c = 0, agree_s = 0, ne = mc->execute_samples;
+        int agree_c = 0, agree_s = 0, equal_c = 0, ne = mc->execute_samples;
         for (int i = 0; i < ne; i++) {
             const double *x = te.data + (int64_t)i * isz;
             CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
@@ -106,11 +114,13 @@ static void run_case(const char *root, const model_case *mc)
             CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
             agree_c += argmax(y, osz) == argmax(yc, osz);
             agree_s += argmax(y, osz) == argmax(ys, osz);
+            equal_c += memcmp(y, yc, sizeof(double) * (size_t)osz) == 0;
         }
         printf("%s: execute on %d samples: prediction equal to clear on %d, to simulate on %d\n",
                mc->name, ne, agree_c, agree_s);
         CHECK(agree_c >= (ne * 95 + 99) / 100, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
         CHECK(agree_s >= (ne * 95 + 99) / 100, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
+        if (mc->exact) CHECK(equal_c == ne, "%s: execute outputs equal clear's on %d/%d", mc->name, equal_c, ne);
     }
     free(y), free(yc), free(ys);
     veil_model_free(m);
@@ -124,12 +134,15 @@ int main(int argc, char **argv)
     static const model_case cases[] = {
         /* 8-bit post-training, accumulators rounded (approximately) to 7 bits before each lookup:
          * at 6 bits the MLP loses 2.3 points */
-        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0.02, 20},
+        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0, 0.02, 20},
         /* the CNN at 6 bits, rounded to 6: at 8 bits and 7 its lookups need N = 2^14 with 5 levels
          * (21 s per image), at 8 and 6 simulate drifts 1.1 points from clear */
-        {"digits_cnn", "ort.npy", 6, 6, 0, 0.02, 20},
+        {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20},
         /* Brevitas 4-bit QAT, model inputs and outputs 4 bits, rounding to 6 bits */
-        {"digits_qat", "torch.npy", 8, 6, 1, 0.02, 20},
+        {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20},
+        /* the same with EXACT rounding: the low bits are extracted by narrow lookups (three times
+         * the PBS, same parameters); execute then equals clear exactly, so fewer samples do */
+        {"digits_qat", "torch.npy", 8, 6, 1, 1, 0.02, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int run = argc < 2;
