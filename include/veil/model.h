@@ -117,7 +117,9 @@ VEIL_NODISCARD veil_status veil_model_save(const veil_model *m, const char *dir)
  * has no float graph. A file of the wrong kind, a corrupted one, or a client and a server bundle of
  * different compilations are refused with a one-line reason (veil_model_last_error). */
 VEIL_NODISCARD veil_status veil_model_load(const char *dir, veil_model **out);
-/* The same in memory: server 0 gives the client bundle, 1 the server bundle (*out: veil_free). */
+/* The same in memory: server 0 gives the client bundle, 1 the server bundle (*out: veil_free).
+ * Deserialize with server = NULL gives a client's model: quantizers, encryption and decryption,
+ * and a circuit that refuses to run (the server has the program). */
 VEIL_NODISCARD veil_status veil_model_serialize(const veil_model *m, int server, uint8_t **out, size_t *len);
 VEIL_NODISCARD veil_status veil_model_deserialize(const uint8_t *client, size_t client_len, const uint8_t *server,
                                                   size_t server_len, veil_model **out);

@@ -64,6 +64,19 @@ VEIL_NODISCARD veil_status veil_circuit_serialize(const veil_circuit *c, uint8_t
 /* Never aborts on malformed input: the container is checked, every count bounded and every slot
  * of the program verified before it is used. */
 VEIL_NODISCARD veil_status veil_circuit_deserialize(const uint8_t *buf, size_t len, veil_circuit **out);
+/* Ciphertexts on the wire (circuits whose inputs are all encrypted; else VEIL_ERR_UNSUPPORTED).
+ * The client encrypts straight to bytes in the compressed form (one seed for all masks, then one
+ * body per ciphertext: 8 bytes each instead of 8·(kN+1)); results travel in the full form. Both
+ * carry the parameters' fingerprint: the reader refuses other parameters
+ * (VEIL_ERR_PARAMS_MISMATCH) and a count other than the circuit's inputs (outputs = 0) or outputs
+ * (outputs = 1) (VEIL_ERR_MALFORMED). *out: veil_free. */
+VEIL_NODISCARD veil_status veil_circuit_encrypt_serialize(const veil_circuit *c, const veil_secret_key *sk,
+                                                          const int64_t *const *inputs, veil_rng *rng, uint8_t **out,
+                                                          size_t *len);
+VEIL_NODISCARD veil_status veil_ciphertexts_serialize(const veil_circuit *c, const veil_ciphertexts *v, uint8_t **out,
+                                                      size_t *len);
+VEIL_NODISCARD veil_status veil_ciphertexts_deserialize(const veil_circuit *c, int outputs, const uint8_t *buf,
+                                                        size_t len, veil_ciphertexts **out);
 /* Total LWE ciphertexts held and the dimension + 1 of each. */
 size_t veil_ciphertexts_count(const veil_ciphertexts *v);
 uint32_t veil_ciphertexts_lwe_size(const veil_ciphertexts *v);

@@ -285,14 +285,20 @@ veil_status veil_model_deserialize(const uint8_t *client, size_t client_len, con
 {
     if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
-    if (!client || !server) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no bundle bytes");
+    if (!client) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no bundle bytes");
     veil_model *m = veil_calloc(1, sizeof *m);
     if (!m) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
     veil_circuit *cc = NULL;
     uint8_t cid[MODEL_ID_BYTES], sid[MODEL_ID_BYTES];
     veil_status st = read_bundle(client, client_len, 0, &cc, cid, m);
-    if (st == VEIL_OK) st = read_bundle(server, server_len, 1, &m->circuit, sid, NULL);
-    if (st == VEIL_OK && veil_params_fingerprint(veil_circuit_params(cc)) !=
+    if (st == VEIL_OK && !server) { /* a client's model: it quantizes, encrypts, decrypts, never runs */
+        m->circuit = cc;
+        cc = NULL;
+        memcpy(sid, cid, sizeof cid);
+    } else if (st == VEIL_OK) {
+        st = read_bundle(server, server_len, 1, &m->circuit, sid, NULL);
+    }
+    if (st == VEIL_OK && cc && veil_params_fingerprint(veil_circuit_params(cc)) !=
                              veil_params_fingerprint(veil_circuit_params(m->circuit)))
         st = ml_model_fail(VEIL_ERR_PARAMS_MISMATCH, "client and server bundles are made for other parameters");
     else if (st == VEIL_OK && memcmp(cid, sid, sizeof cid) != 0)

@@ -2,8 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "compiler/circuit.h"
-#include "veil/runtime.h"
+#include "runtime_impl.h"
 
 veil_status veil_circuit_clear(const veil_circuit *c, const int64_t *const *inputs, int64_t *const *outputs)
 {
@@ -16,11 +15,11 @@ veil_status veil_circuit_clear(const veil_circuit *c, const int64_t *const *inpu
     return st;
 }
 
-static unsigned delta_shift(const veil_program *p) { return 63 - p->precision; }
+unsigned veil_rt_delta_shift(const veil_program *p) { return 63 - p->precision; }
 
-static uint64_t decode_m(const veil_program *p, uint64_t phase)
+uint64_t veil_rt_decode_m(const veil_program *p, uint64_t phase)
 {
-    unsigned sh = delta_shift(p);
+    unsigned sh = veil_rt_delta_shift(p);
     return (phase + (1ull << (sh - 1))) >> sh; /* rounding; the top p+1 bits */
 }
 
@@ -28,7 +27,7 @@ static uint64_t decode_m(const veil_program *p, uint64_t phase)
 static void lut_values(const veil_program *p, const veil_instr *I, uint64_t *vals)
 {
     size_t n = (size_t)1 << I->bits;
-    for (size_t i = 0; i < n; i++) vals[i] = (uint64_t)I->table[i] << delta_shift(p);
+    for (size_t i = 0; i < n; i++) vals[i] = (uint64_t)I->table[i] << veil_rt_delta_shift(p);
 }
 
 /* A lookup reads `bits` bits of its input scaled by 2^(precision − bits − shift): the value's top
@@ -71,13 +70,13 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
             goto done;
         }
         for (int64_t e = 0; e < in->size; e++)
-            v[in->base + e] = ((uint64_t)inputs[i][e] << delta_shift(p)) + gauss(rng, sd_fresh);
+            v[in->base + e] = ((uint64_t)inputs[i][e] << veil_rt_delta_shift(p)) + gauss(rng, sd_fresh);
     }
     for (size_t k = 0; k < p->ninstr; k++) {
         const veil_instr *I = &p->instr[k];
         if (I->kind == VEIL_INSTR_LINEAR) {
             for (uint32_t o = 0; o < I->count; o++) {
-                uint64_t r = (uint64_t)I->cst[o] << delta_shift(p);
+                uint64_t r = (uint64_t)I->cst[o] << veil_rt_delta_shift(p);
                 for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++)
                     r += (uint64_t)I->term_w[t] * v[I->term_slot[t]];
                 v[I->out_base + o] = r;
@@ -99,7 +98,7 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     }
     for (size_t j = 0; j < p->noutputs; j++) {
         const veil_prog_output *o = &p->outputs[j];
-        for (int64_t e = 0; e < o->size; e++) outputs[j][e] = veil_program_decode(p, o, decode_m(p, v[o->slots[e]]));
+        for (int64_t e = 0; e < o->size; e++) outputs[j][e] = veil_program_decode(p, o, veil_rt_decode_m(p, v[o->slots[e]]));
     }
 done:
     veil_free(v);
@@ -110,14 +109,6 @@ done:
 }
 
 /* ---- execute -------------------------------------------------------------------------------- */
-struct veil_ciphertexts {
-    uint64_t fingerprint;
-    uint32_t lwe_size; /* k·N + 1 */
-    size_t count;
-    uint64_t *data;  /* count · lwe_size */
-    size_t nclear;   /* clear input values sent along (declaration order, concatenated) */
-    int64_t *clear;
-};
 
 void veil_ciphertexts_free(veil_ciphertexts *v)
 {
@@ -130,7 +121,7 @@ void veil_ciphertexts_free(veil_ciphertexts *v)
 size_t veil_ciphertexts_count(const veil_ciphertexts *v) { return v ? v->count : 0; }
 uint32_t veil_ciphertexts_lwe_size(const veil_ciphertexts *v) { return v ? v->lwe_size : 0; }
 
-static veil_ciphertexts *cts_new(const veil_params *P, size_t count)
+veil_ciphertexts *veil_rt_cts_new(const veil_params *P, size_t count)
 {
     veil_ciphertexts *v = veil_calloc(1, sizeof *v);
     if (!v) return NULL;
@@ -144,7 +135,7 @@ static veil_ciphertexts *cts_new(const veil_params *P, size_t count)
     return v;
 }
 
-static size_t enc_input_count(const veil_program *p)
+size_t veil_rt_enc_input_count(const veil_program *p)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->ninputs; i++)
@@ -152,81 +143,16 @@ static size_t enc_input_count(const veil_program *p)
     return n;
 }
 
-static size_t output_count(const veil_program *p)
+size_t veil_rt_output_count(const veil_program *p)
 {
     size_t n = 0;
     for (size_t j = 0; j < p->noutputs; j++) n += (size_t)p->outputs[j].size;
     return n;
 }
 
-static int same_params(const veil_params *a, const veil_params *b)
+int veil_rt_same_params(const veil_params *a, const veil_params *b)
 {
     return veil_params_fingerprint(a) == veil_params_fingerprint(b);
-}
-
-veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secret_key **sk, veil_eval_keys **ek)
-{
-    if (!c || !sk || !ek) return VEIL_ERR_INVALID_ARG;
-    *sk = NULL;
-    *ek = NULL;
-    veil_rng *own = NULL;
-    veil_status st = VEIL_OK;
-    if (!rng) {
-        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
-        rng = own;
-    }
-    st = veil_secret_key_new(&c->params, rng, sk);
-    if (st == VEIL_OK && c->prog->n_tlu) st = veil_eval_keys_new(*sk, rng, ek);
-    if (st != VEIL_OK) {
-        veil_secret_key_free(*sk);
-        *sk = NULL;
-    }
-    veil_rng_free(own);
-    return st;
-}
-
-veil_status veil_circuit_encrypt(const veil_circuit *c, const veil_secret_key *sk, const int64_t *const *inputs,
-                                 veil_rng *rng, veil_ciphertexts **out)
-{
-    if (!c || !sk || !out || (!inputs && c->prog->ninputs)) return VEIL_ERR_INVALID_ARG;
-    *out = NULL;
-    const veil_program *p = c->prog;
-    if (!same_params(veil_secret_key_params(sk), &c->params)) return VEIL_ERR_PARAMS_MISMATCH;
-    veil_rng *own = NULL;
-    veil_status st = VEIL_OK;
-    if (!rng) {
-        if ((st = veil_rng_new_os(&own)) != VEIL_OK) return st;
-        rng = own;
-    }
-    veil_ciphertexts *v = cts_new(&c->params, enc_input_count(p));
-    if (!v) st = VEIL_ERR_NOMEM;
-    for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++)
-        if (!p->inputs[i].encrypted) v->nclear += (size_t)p->inputs[i].size;
-    if (st == VEIL_OK && v->nclear && !(v->clear = veil_calloc(v->nclear, sizeof(int64_t)))) st = VEIL_ERR_NOMEM;
-    size_t k = 0, kc = 0;
-    for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++) {
-        const veil_prog_input *in = &p->inputs[i];
-        if (!in->encrypted) {
-            if (inputs[i]) memcpy(v->clear + kc, inputs[i], sizeof(int64_t) * (size_t)in->size);
-            else if (c->graph) st = VEIL_ERR_INVALID_ARG; /* the server needs it */
-            kc += (size_t)in->size;
-            continue;
-        }
-        if (!inputs[i]) {
-            st = VEIL_ERR_INVALID_ARG;
-            break;
-        }
-        for (int64_t e = 0; e < in->size && st == VEIL_OK; e++, k++)
-            st = veil_lwe_encrypt(sk, VEIL_KEY_BIG, (uint64_t)inputs[i][e] << delta_shift(p), rng,
-                                  v->data + k * v->lwe_size);
-    }
-    veil_rng_free(own);
-    if (st != VEIL_OK) {
-        veil_ciphertexts_free(v);
-        return st;
-    }
-    *out = v;
-    return VEIL_OK;
 }
 
 typedef struct {
@@ -258,10 +184,10 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     *out = NULL;
     const veil_params *P = &c->params;
     if (in->fingerprint != veil_params_fingerprint(P)) return VEIL_ERR_PARAMS_MISMATCH;
-    if (in->count != enc_input_count(c->prog) || in->lwe_size != veil_params_big_lwe_dim(P) + 1)
+    if (in->count != veil_rt_enc_input_count(c->prog) || in->lwe_size != veil_params_big_lwe_dim(P) + 1)
         return VEIL_ERR_MALFORMED;
     if (c->prog->n_tlu && !ek) return VEIL_ERR_INVALID_ARG;
-    if (ek && !same_params(veil_eval_keys_params(ek), P)) return VEIL_ERR_PARAMS_MISMATCH;
+    if (ek && !veil_rt_same_params(veil_eval_keys_params(ek), P)) return VEIL_ERR_PARAMS_MISMATCH;
     /* the clear inputs travel with the ciphertexts */
     const veil_program *p = c->prog;
     veil_program *tmp = NULL;
@@ -283,7 +209,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     const size_t lwe = in->lwe_size;
     uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
     uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
-    veil_ciphertexts *res = cts_new(P, output_count(p));
+    veil_ciphertexts *res = veil_rt_cts_new(P, veil_rt_output_count(p));
     size_t max_tlu = 0;
     for (size_t k = 0; k < p->ninstr; k++)
         if (p->instr[k].kind == VEIL_INSTR_TLU && p->instr[k].count > max_tlu) max_tlu = p->instr[k].count;
@@ -302,7 +228,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
         const veil_instr *I = &p->instr[q];
         if (I->kind == VEIL_INSTR_LINEAR) {
-            linear_job job = {I, slots, lwe, delta_shift(p)};
+            linear_job job = {I, slots, lwe, veil_rt_delta_shift(p)};
             veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
             continue;
         }
@@ -334,32 +260,49 @@ done:
     return st;
 }
 
-veil_status veil_circuit_decrypt(const veil_circuit *c, const veil_secret_key *sk, const veil_ciphertexts *v,
-                                 int64_t *const *outputs)
+
+/* ---- ciphertexts on the wire ------------------------------------------------------------------ */
+static veil_status wire_ok(const veil_circuit *c)
 {
-    if (!c || !sk || !v || !outputs) return VEIL_ERR_INVALID_ARG;
-    const veil_program *p = c->prog;
-    if (!same_params(veil_secret_key_params(sk), &c->params) || v->fingerprint != veil_params_fingerprint(&c->params))
-        return VEIL_ERR_PARAMS_MISMATCH;
-    if (v->count != output_count(p)) return VEIL_ERR_MALFORMED;
-    size_t k = 0;
-    for (size_t j = 0; j < p->noutputs; j++)
-        for (int64_t e = 0; e < p->outputs[j].size; e++, k++) {
-            uint64_t ph = veil_lwe_phase(sk, VEIL_KEY_BIG, v->data + k * v->lwe_size);
-            outputs[j][e] = veil_program_decode(p, &p->outputs[j], decode_m(p, ph));
-        }
+    for (size_t i = 0; i < c->prog->ninputs; i++)
+        if (!c->prog->inputs[i].encrypted) return VEIL_ERR_UNSUPPORTED; /* clear inputs do not travel */
     return VEIL_OK;
 }
 
-veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *c, const veil_secret_key *sk,
-                                             const veil_eval_keys *ek, const int64_t *const *inputs,
-                                             int64_t *const *outputs)
+veil_status veil_ciphertexts_serialize(const veil_circuit *c, const veil_ciphertexts *v, uint8_t **out, size_t *len)
 {
-    veil_ciphertexts *in = NULL, *out = NULL;
-    veil_status st = veil_circuit_encrypt(c, sk, inputs, NULL, &in);
-    if (st == VEIL_OK) st = veil_circuit_run(c, ek, in, 0, &out);
-    if (st == VEIL_OK) st = veil_circuit_decrypt(c, sk, out, outputs);
-    veil_ciphertexts_free(in);
-    veil_ciphertexts_free(out);
-    return st;
+    if (!c || !v || !out || !len) return VEIL_ERR_INVALID_ARG;
+    if (v->fingerprint != veil_params_fingerprint(&c->params)) return VEIL_ERR_PARAMS_MISMATCH;
+    veil_status st = wire_ok(c);
+    if (st != VEIL_OK) return st;
+    return veil_lwe_list_serialize(&c->params, v->lwe_size - 1, v->data, v->count, out, len);
+}
+
+veil_status veil_ciphertexts_deserialize(const veil_circuit *c, int outputs, const uint8_t *buf, size_t len,
+                                         veil_ciphertexts **out)
+{
+    if (!c || !buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_status st = wire_ok(c);
+    if (st != VEIL_OK) return st;
+    uint32_t dim;
+    uint64_t *cts = NULL;
+    size_t count;
+    if ((st = veil_lwe_list_deserialize(buf, len, &c->params, &dim, &cts, &count)) != VEIL_OK) return st;
+    size_t want = outputs ? veil_rt_output_count(c->prog) : veil_rt_enc_input_count(c->prog);
+    if (dim != veil_params_big_lwe_dim(&c->params) || count != want) {
+        veil_free(cts);
+        return VEIL_ERR_MALFORMED;
+    }
+    veil_ciphertexts *v = veil_calloc(1, sizeof *v);
+    if (!v) {
+        veil_free(cts);
+        return VEIL_ERR_NOMEM;
+    }
+    v->fingerprint = veil_params_fingerprint(&c->params);
+    v->lwe_size = dim + 1;
+    v->count = count;
+    v->data = cts;
+    *out = v;
+    return VEIL_OK;
 }

@@ -4,21 +4,8 @@
 #include <string.h>
 
 #include "../core/container.h"
+#include "serialize.h"
 #include "tfhe_internal.h"
-
-void veil_derive_seed(const uint8_t seed[VEIL_SEED_BYTES], const char *label, uint8_t out[VEIL_SEED_BYTES])
-{
-    uint8_t buf[VEIL_SEED_BYTES + 32];
-    size_t ll = strlen(label);
-    if (ll > 32) ll = 32;
-    memcpy(buf, seed, VEIL_SEED_BYTES);
-    memcpy(buf + VEIL_SEED_BYTES, label, ll);
-    uint8_t h[32];
-    veil_sha256(buf, VEIL_SEED_BYTES + ll, h);
-    memcpy(out, h, VEIL_SEED_BYTES);
-    veil_memzero(h, sizeof h);
-    veil_memzero(buf, sizeof buf);
-}
 
 int64_t veil_noise_sample(const veil_noise *z, veil_rng *rng)
 {
@@ -175,22 +162,6 @@ veil_status veil_lwe_encrypt_seeded(const veil_secret_key *sk, veil_key_choice w
     return VEIL_OK;
 }
 
-veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES], const uint64_t *bodies,
-                                   size_t count, uint64_t *cts)
-{
-    if (!seed || (!bodies && count) || (!cts && count)) return VEIL_ERR_INVALID_ARG;
-    veil_rng *mask = NULL;
-    veil_status s = veil_rng_new_seeded(&mask, seed);
-    if (s != VEIL_OK) return s;
-    for (size_t i = 0; i < count; i++) {
-        uint64_t *ct = cts + i * ((size_t)dim + 1);
-        veil_rng_u64s(mask, ct, dim);
-        ct[dim] = bodies[i];
-    }
-    veil_rng_free(mask);
-    return VEIL_OK;
-}
-
 void veil_glwe_encrypt_core(const veil_secret_key *sk, const uint64_t *pt, veil_rng *mask_rng, veil_rng *noise_rng,
                             uint64_t *ct, double *tmp, uint64_t *prod)
 {
@@ -285,114 +256,39 @@ veil_status veil_ggsw_encrypt(const veil_secret_key *sk, int64_t m, veil_rng *rn
     return VEIL_OK;
 }
 
-/* ---- evaluation keys ----------------------------------------------------------------------------- */
 
-void veil_eval_keys_free(veil_eval_keys *ek)
+/* ---- evaluation keys: the bodies computed from the secret key -------------------------------- */
+typedef struct {
+    const veil_secret_key *sk;
+    veil_rng *noise;
+    double *tmp;
+    uint64_t *prod;
+} secret_bodies;
+
+static void secret_ggsw(void *vctx, uint32_t i, veil_rng *mask, uint64_t *ggsw)
 {
-    if (!ek) return;
-    veil_free(ek->bsk);
-    veil_free(ek->bsk_f);
-    veil_free(ek->ksk);
-    veil_free(ek);
+    secret_bodies *g = vctx;
+    veil_ggsw_encrypt_core(g->sk, (int64_t)g->sk->lwe[i], mask, g->noise, ggsw, g->tmp, g->prod);
 }
 
-const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return &ek->p; }
-
-veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, veil_eval_keys **out)
+static void secret_ksk_row(void *vctx, uint32_t i, uint32_t j, veil_rng *mask, uint64_t *row)
 {
-    *out = NULL;
-    veil_eval_keys *ek = veil_calloc(1, sizeof *ek);
-    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
-    veil_key_sizes sz = veil_params_key_sizes(p);
-    if (!ek || !plan) {
-        veil_free(ek);
-        veil_free(bsk);
-        veil_free(ksk);
-        return VEIL_ERR_NOMEM;
-    }
-    ek->p = *p;
-    ek->bsk = bsk;
-    ek->ksk = ksk;
-    ek->bsk_f = veil_malloc(sz.bsk_fourier_bytes);
-    if (!ek->bsk_f) {
-        veil_eval_keys_free(ek);
-        return VEIL_ERR_NOMEM;
-    }
-    size_t N = veil_params_N(p), polys = sz.bsk_bytes / 8 / N;
-    for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, bsk + i * N, ek->bsk_f + i * N);
-    *out = ek;
-    return VEIL_OK;
+    secret_bodies *g = vctx;
+    const veil_params *p = &g->sk->p;
+    uint64_t pt = g->sk->glwe[i] << (64 - p->ks_base_log * (j + 1));
+    veil_lwe_encrypt_core(g->sk->lwe, p->n, pt, &p->lwe_noise, mask, g->noise, row);
 }
 
-/* Shared by generation and decompression: masks from the seed streams, bodies either computed
- * (sk != NULL: mask·s + noise + message) or taken from the given arrays. */
-static veil_status build_keys(const veil_params *p, const veil_secret_key *sk, const uint8_t seed[VEIL_SEED_BYTES],
-                              veil_rng *noise, const uint64_t *bsk_bodies, const uint64_t *ksk_bodies,
+static veil_status build_keys(const veil_secret_key *sk, const uint8_t seed[VEIL_SEED_BYTES], veil_rng *noise,
                               veil_eval_keys **out)
 {
-    *out = NULL;
-    veil_status s = VEIL_OK;
-    const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels, lk = p->ks_levels;
-    const uint32_t big = k * N, rows = (k + 1) * l;
-    veil_key_sizes sz = veil_params_key_sizes(p);
-    uint64_t *bsk = veil_malloc(sz.bsk_bytes), *ksk = veil_malloc(sz.ksk_bytes);
-    const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
-    double *tmp = veil_malloc(sizeof(double) * 2 * N);
-    uint64_t *prod = veil_malloc(sizeof(uint64_t) * 2 * N);
-    veil_rng *bsk_rng = NULL, *ksk_rng = NULL;
-    uint8_t sub[VEIL_SEED_BYTES];
-    if (!bsk || !ksk || !plan || !tmp || !prod) {
-        s = VEIL_ERR_NOMEM;
-        goto cleanup;
-    }
-    veil_derive_seed(seed, "veil-bsk", sub);
-    if ((s = veil_rng_new_seeded(&bsk_rng, sub)) != VEIL_OK) goto cleanup;
-    veil_derive_seed(seed, "veil-ksk", sub);
-    if ((s = veil_rng_new_seeded(&ksk_rng, sub)) != VEIL_OK) goto cleanup;
-
-    /* BSK: GGSW(s_i) for each small-key bit */
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t *ggsw = bsk + (size_t)i * rows * (k + 1) * N;
-        if (sk) {
-            veil_ggsw_encrypt_core(sk, (int64_t)sk->lwe[i], bsk_rng, noise, ggsw, tmp, prod);
-        } else {
-            for (uint32_t r = 0; r < rows; r++) {
-                uint64_t *row = ggsw + (size_t)r * (k + 1) * N;
-                veil_rng_u64s(bsk_rng, row, (size_t)k * N);
-                memcpy(row + (size_t)k * N, bsk_bodies + ((size_t)i * rows + r) * N, sizeof(uint64_t) * N);
-            }
-        }
-    }
-    /* KSK: row (i, j) = LWE_small(s'_i · 2^(64-β(j+1))) */
-    for (uint32_t i = 0; i < big; i++) {
-        for (uint32_t j = 0; j < lk; j++) {
-            uint64_t *row = ksk + ((size_t)i * lk + j) * (n + 1);
-            if (sk) {
-                uint64_t pt = sk->glwe[i] << (64 - p->ks_base_log * (j + 1));
-                veil_lwe_encrypt_core(sk->lwe, n, pt, &p->lwe_noise, ksk_rng, noise, row);
-            } else {
-                veil_rng_u64s(ksk_rng, row, n);
-                row[n] = ksk_bodies[(size_t)i * lk + j];
-            }
-        }
-    }
-    veil_free(prod);
-    prod = NULL;
-    s = veil_eval_keys_from_parts(p, bsk, ksk, out);
-    bsk = NULL;
-    ksk = NULL;
-    if (s == VEIL_OK) {
-        (*out)->has_seed = 1;
-        memcpy((*out)->mask_seed, seed, VEIL_SEED_BYTES);
-    }
-cleanup:
-    veil_memzero(sub, sizeof sub);
-    veil_rng_free(bsk_rng);
-    veil_rng_free(ksk_rng);
-    veil_free(bsk);
-    veil_free(ksk);
-    veil_free(tmp);
-    veil_free(prod);
+    const uint32_t N = veil_params_N(&sk->p);
+    secret_bodies g = {sk, noise, veil_malloc(sizeof(double) * 2 * N), veil_malloc(sizeof(uint64_t) * 2 * N)};
+    veil_key_bodies kb = {secret_ggsw, secret_ksk_row, &g};
+    veil_status s = g.tmp && g.prod && veil_fft_plan_get(sk->p.log2_N) ? veil_eval_keys_build(&sk->p, seed, &kb, out)
+                                                                       : VEIL_ERR_NOMEM;
+    veil_free(g.tmp);
+    veil_free(g.prod);
     return s;
 }
 
@@ -403,7 +299,7 @@ veil_status veil_eval_keys_new_derand(const veil_secret_key *sk, const uint8_t m
     veil_rng *noise = NULL;
     veil_status s = veil_rng_new_seeded(&noise, noise_seed);
     if (s != VEIL_OK) return s;
-    s = build_keys(&sk->p, sk, mask_seed, noise, NULL, NULL, out);
+    s = build_keys(sk, mask_seed, noise, out);
     veil_rng_free(noise);
     return s;
 }
@@ -413,13 +309,66 @@ veil_status veil_eval_keys_new(const veil_secret_key *sk, veil_rng *rng, veil_ev
     if (!sk || !rng || !out) return VEIL_ERR_INVALID_ARG;
     uint8_t seed[VEIL_SEED_BYTES];
     veil_rng_seed(rng, seed);
-    veil_status s = build_keys(&sk->p, sk, seed, rng, NULL, NULL, out);
+    veil_status s = build_keys(sk, seed, rng, out);
     veil_memzero(seed, sizeof seed);
     return s;
 }
 
-veil_status veil_eval_keys_expand(const veil_params *p, const uint8_t seed[VEIL_SEED_BYTES],
-                                  const uint64_t *bsk_bodies, const uint64_t *ksk_bodies, veil_eval_keys **out)
+
+#define TAG_SKEY VEIL_TAG('S', 'K', 'E', 'Y')
+
+/* ---- secret key ------------------------------------------------------------------------------- */
+
+static void put_bits(veil_buf *b, const uint64_t *bits, uint32_t n)
 {
-    return build_keys(p, NULL, seed, NULL, bsk_bodies, ksk_bodies, out);
+    uint8_t *d = veil_buf_reserve(b, (n + 7) / 8);
+    if (!d) return;
+    memset(d, 0, (n + 7) / 8);
+    for (uint32_t i = 0; i < n; i++) d[i / 8] |= (uint8_t)(bits[i] << (i % 8));
 }
+
+veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len)
+{
+    if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
+    veil_params_write_section(&w, &sk->p);
+    veil_writer_section(&w, TAG_SKEY);
+    uint32_t big = veil_params_big_lwe_dim(&sk->p);
+    veil_buf_put_u32(&w.b, sk->p.n);
+    veil_buf_put_u32(&w.b, big);
+    put_bits(&w.b, sk->lwe, sk->p.n);
+    put_bits(&w.b, sk->glwe, big);
+    /* the writer wipes its intermediate buffers (veil_buf_* free secretly) */
+    return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                        veil_secret_key **out)
+{
+    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_container c;
+    veil_params p;
+    veil_status s = veil_open_object(buf, len, VEIL_KIND_SECRET_KEY, 0, expect, &c, &p);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
+    veil_cursor cur = {d, dl, 0};
+    uint32_t n = veil_cursor_u32(&cur), big = veil_cursor_u32(&cur);
+    if (cur.bad || n != p.n || big != veil_params_big_lwe_dim(&p)) return VEIL_ERR_MALFORMED;
+    size_t nb = (n + 7) / 8, bb = (big + 7) / 8;
+    if (cur.left != nb + bb) return VEIL_ERR_MALFORMED;
+    veil_secret_key *sk = NULL;
+    if ((s = veil_secret_key_alloc(&p, &sk)) != VEIL_OK) return s;
+    for (uint32_t i = 0; i < n; i++) sk->lwe[i] = (cur.p[i / 8] >> (i % 8)) & 1;
+    for (uint32_t i = 0; i < big; i++) sk->glwe[i] = (cur.p[nb + i / 8] >> (i % 8)) & 1;
+    if ((s = veil_secret_key_finish(sk)) != VEIL_OK) {
+        veil_secret_key_free(sk);
+        return s;
+    }
+    *out = sk;
+    return VEIL_OK;
+}
+

@@ -7,7 +7,6 @@
 #include "serialize.h"
 #include "tfhe_internal.h"
 
-#define TAG_SKEY VEIL_TAG('S', 'K', 'E', 'Y')
 #define TAG_SEED VEIL_TAG('S', 'E', 'E', 'D')
 #define TAG_BSK VEIL_TAG('B', 'S', 'K', ' ')
 #define TAG_KSK VEIL_TAG('K', 'S', 'K', ' ')
@@ -67,70 +66,11 @@ veil_status veil_params_read_section(const veil_container *c, const veil_params 
     return VEIL_OK;
 }
 
-/* Container checks, then the parameters section: the common preamble of every reader. */
-static veil_status open_object(const uint8_t *buf, size_t len, veil_kind kind, uint32_t flags,
+veil_status veil_open_object(const uint8_t *buf, size_t len, veil_kind kind, uint32_t flags,
                                const veil_params *expect, veil_container *c, veil_params *p)
 {
     veil_status s = veil_container_parse(buf, len, kind, flags, c);
     return s == VEIL_OK ? veil_params_read_section(c, expect, p) : s;
-}
-
-/* ---- secret key ------------------------------------------------------------------------------- */
-
-veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out);
-veil_status veil_secret_key_finish(veil_secret_key *sk);
-
-static void put_bits(veil_buf *b, const uint64_t *bits, uint32_t n)
-{
-    uint8_t *d = veil_buf_reserve(b, (n + 7) / 8);
-    if (!d) return;
-    memset(d, 0, (n + 7) / 8);
-    for (uint32_t i = 0; i < n; i++) d[i / 8] |= (uint8_t)(bits[i] << (i % 8));
-}
-
-veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len)
-{
-    if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
-    veil_writer w;
-    veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
-    veil_params_write_section(&w, &sk->p);
-    veil_writer_section(&w, TAG_SKEY);
-    uint32_t big = veil_params_big_lwe_dim(&sk->p);
-    veil_buf_put_u32(&w.b, sk->p.n);
-    veil_buf_put_u32(&w.b, big);
-    put_bits(&w.b, sk->lwe, sk->p.n);
-    put_bits(&w.b, sk->glwe, big);
-    /* the writer wipes its intermediate buffers (veil_buf_* free secretly) */
-    return veil_writer_finish(&w, out, len);
-}
-
-veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
-                                        veil_secret_key **out)
-{
-    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
-    *out = NULL;
-    veil_container c;
-    veil_params p;
-    veil_status s = open_object(buf, len, VEIL_KIND_SECRET_KEY, 0, expect, &c, &p);
-    if (s != VEIL_OK) return s;
-    const uint8_t *d;
-    size_t dl;
-    if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
-    veil_cursor cur = {d, dl, 0};
-    uint32_t n = veil_cursor_u32(&cur), big = veil_cursor_u32(&cur);
-    if (cur.bad || n != p.n || big != veil_params_big_lwe_dim(&p)) return VEIL_ERR_MALFORMED;
-    size_t nb = (n + 7) / 8, bb = (big + 7) / 8;
-    if (cur.left != nb + bb) return VEIL_ERR_MALFORMED;
-    veil_secret_key *sk = NULL;
-    if ((s = veil_secret_key_alloc(&p, &sk)) != VEIL_OK) return s;
-    for (uint32_t i = 0; i < n; i++) sk->lwe[i] = (cur.p[i / 8] >> (i % 8)) & 1;
-    for (uint32_t i = 0; i < big; i++) sk->glwe[i] = (cur.p[nb + i / 8] >> (i % 8)) & 1;
-    if ((s = veil_secret_key_finish(sk)) != VEIL_OK) {
-        veil_secret_key_free(sk);
-        return s;
-    }
-    *out = sk;
-    return VEIL_OK;
 }
 
 /* ---- evaluation keys --------------------------------------------------------------------------- */
@@ -186,7 +126,7 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
     veil_container c;
     veil_params p;
     uint64_t *bsk = NULL, *ksk = NULL;
-    veil_status s = open_object(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, expect, &c, &p);
+    veil_status s = veil_open_object(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, expect, &c, &p);
     if (s != VEIL_OK) return s;
     const uint64_t N = veil_params_N(&p), k = p.k, n = p.n, rows = (k + 1) * p.pbs_levels;
     const uint64_t big = k * N, lk = p.ks_levels;
@@ -252,7 +192,7 @@ veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil
     *cts_out = NULL;
     veil_container c;
     veil_params p;
-    veil_status s = open_object(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, expect, &c, &p);
+    veil_status s = veil_open_object(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, expect, &c, &p);
     if (s != VEIL_OK) return s;
     const uint8_t *d;
     size_t dl;

@@ -16,5 +16,9 @@ void veil_params_write_section(veil_writer *w, const veil_params *p);
  * VEIL_ERR_PARAMS_MISMATCH when expect is given and its fingerprint differs. */
 VEIL_NODISCARD veil_status veil_params_read_section(const veil_container *c, const veil_params *expect,
                                                     veil_params *p);
+/* Container checks for `kind` (only allowed_flags), then the parameters section: the common
+ * preamble of every reader. */
+VEIL_NODISCARD veil_status veil_open_object(const uint8_t *buf, size_t len, veil_kind kind, uint32_t flags,
+                                            const veil_params *expect, veil_container *c, veil_params *p);
 
 #endif

@@ -62,6 +62,16 @@ const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice 
 
 /* Build evaluation keys from the standard-domain arrays (takes ownership of bsk and ksk). */
 veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, veil_eval_keys **out);
+/* The parts of evaluation keys that depend on the secret key: a GGSW of small-key bit i (its masks
+ * drawn from `mask` in row order), and key-switching row (i, j). */
+typedef struct {
+    void (*ggsw)(void *ctx, uint32_t i, veil_rng *mask, uint64_t *ggsw);
+    void (*ksk_row)(void *ctx, uint32_t i, uint32_t j, veil_rng *mask, uint64_t *row);
+    void *ctx;
+} veil_key_bodies;
+/* Evaluation keys whose masks come from `seed` (remembered, so they compress) and bodies from kb. */
+veil_status veil_eval_keys_build(const veil_params *p, const uint8_t seed[VEIL_SEED_BYTES], const veil_key_bodies *kb,
+                                 veil_eval_keys **out);
 /* Regenerate the masks of a compressed key from its seed; bodies are the b-polynomials (BSK,
  * [n][(k+1)ℓ][N]) and b-words (KSK, [kN][ℓ]). */
 veil_status veil_eval_keys_expand(const veil_params *p, const uint8_t seed[VEIL_SEED_BYTES],

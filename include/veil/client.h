@@ -1,0 +1,57 @@
+/* veil/client.h — the client side of a deployed model: it holds the secret key, quantizes and
+ * encrypts inputs, decrypts and dequantizes results. The server only ever sees the evaluation
+ * keys and ciphertexts this produces.
+ *
+ *     veil_client *c;        veil_client_load("digits/client.veil", &c);
+ *     veil_client_keygen(c, NULL);                                  // CSPRNG
+ *     veil_client_save_secret_key(c, "keys/secret.key");            // mode 0600
+ *     uint8_t *ek; size_t ekl;  veil_client_eval_keys(c, &ek, &ekl); // compressed: send once
+ *     uint8_t *req; size_t rl;  veil_client_quantize_encrypt_serialize(c, x, &req, &rl);
+ *     ... the server answers `resp` ...
+ *     veil_client_deserialize_decrypt_dequantize(c, resp, resp_len, y);
+ *
+ * Every refusal returns a status and leaves one line in veil_client_last_error().
+ */
+#ifndef VEIL_CLIENT_H
+#define VEIL_CLIENT_H
+
+#include "veil/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct veil_client veil_client;
+
+const char *veil_client_last_error(void); /* the calling thread's, "" when none */
+
+/* A client bundle (DIR/client.veil), from a file or bytes. */
+VEIL_NODISCARD veil_status veil_client_load(const char *path, veil_client **out);
+VEIL_NODISCARD veil_status veil_client_from_bytes(const uint8_t *buf, size_t len, veil_client **out);
+void veil_client_free(veil_client *c); /* wipes the secret key; accepts NULL */
+/* Shapes, quantizers, parameters (veil_model_describe, veil_model_input_size, ...). */
+const veil_model *veil_client_model(const veil_client *c);
+const char *veil_client_model_id(const veil_client *c); /* 32 hex digits, as the server's */
+
+/* Secret and evaluation keys. seed NULL: the operating system's CSPRNG; a seed is for tests only. */
+VEIL_NODISCARD veil_status veil_client_keygen(veil_client *c, const uint8_t *seed);
+int veil_client_has_secret_key(const veil_client *c);
+/* The secret key file is written beside `path` with mode 0600, then renamed: never half written,
+ * never readable by others. Loading checks that it was made for this model's parameters. */
+VEIL_NODISCARD veil_status veil_client_save_secret_key(const veil_client *c, const char *path);
+VEIL_NODISCARD veil_status veil_client_load_secret_key(veil_client *c, const char *path);
+/* The evaluation keys in their compressed form (mask seed + bodies), to upload once. Only after
+ * veil_client_keygen in this process (they are not kept with the secret key). *out: veil_free. */
+VEIL_NODISCARD veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len);
+
+/* One sample (veil_model_input_size doubles) → compressed input ciphertexts (*out: veil_free). */
+VEIL_NODISCARD veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const double *x,
+                                                                  uint8_t **out, size_t *len);
+/* The server's answer → veil_model_output_size doubles (dequantized, client post-processing). */
+VEIL_NODISCARD veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, const uint8_t *buf,
+                                                                      size_t len, double *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

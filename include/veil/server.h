@@ -1,0 +1,49 @@
+/* veil/server.h — the server side of a deployed model: it holds the program and evaluation keys,
+ * never a secret key (this part of libveil links no secret-key code; see veil-serve).
+ *
+ *     veil_server_model *m;   veil_server_model_load("digits/server.veil", &m);
+ *     veil_eval_keys *ek;     veil_server_keys_load(m, key_bytes, key_len, &ek);   // once per client
+ *     uint8_t *out; size_t n; veil_server_run(m, ek, request, request_len, 0, &out, &n);
+ *
+ * Every refusal (keys or ciphertexts of another model, truncated or corrupted bytes, a newer
+ * format) returns a status and leaves one line saying which in veil_server_last_error().
+ */
+#ifndef VEIL_SERVER_H
+#define VEIL_SERVER_H
+
+#include "veil/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct veil_server_model veil_server_model;
+
+const char *veil_server_last_error(void); /* the calling thread's, "" when none */
+
+/* A server bundle (DIR/server.veil, written by veil_model_save / veil compile). */
+VEIL_NODISCARD veil_status veil_server_model_load(const char *path, veil_server_model **out);
+VEIL_NODISCARD veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_server_model **out);
+void veil_server_model_free(veil_server_model *m); /* accepts NULL */
+const veil_circuit *veil_server_model_circuit(const veil_server_model *m);
+/* The model id shared by the client and server bundles of one compilation: 32 hex digits. */
+const char *veil_server_model_id(const veil_server_model *m);
+
+/* Evaluation keys, compressed or not, checked against the model's parameters; the compressed
+ * masks are regenerated from their seed. */
+VEIL_NODISCARD veil_status veil_server_keys_load(const veil_server_model *m, const uint8_t *buf, size_t len,
+                                                 veil_eval_keys **out);
+/* The first bytes of an upload (at least 12, more is better): kind, version and, when the
+ * parameters section is among them, the parameters, so a wrong upload is refused before its
+ * hundreds of megabytes arrive. VEIL_OK when nothing is wrong so far. */
+VEIL_NODISCARD veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t *head, size_t len);
+
+/* Serialized input ciphertexts in, serialized output ciphertexts out (*out: veil_free). threads
+ * 0: all cores. */
+VEIL_NODISCARD veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek, const uint8_t *in,
+                                           size_t in_len, unsigned threads, uint8_t **out, size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,184 @@
+/* The client side of a deployed model: a client bundle, the secret key (made, saved with mode
+ * 0600, loaded), compressed evaluation keys, and one sample to and from ciphertext bytes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../ml/model_impl.h"
+#include "deploy.h"
+#include "veil/client.h"
+
+enum { MAX_BUNDLE_BYTES = 1 << 26, MAX_KEY_BYTES = 1 << 24 };
+
+struct veil_client {
+    veil_model *m; /* interface-only circuit; holds sk and ek after keygen */
+    char id[2 * VEIL_MODEL_ID_BYTES + 1];
+};
+
+static _Thread_local char client_err[400];
+const char *veil_client_last_error(void) { return client_err; }
+
+static veil_status fail(veil_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static veil_status fail(veil_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(client_err, sizeof client_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static veil_status refuse(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st)
+{
+    char msg[400];
+    veil_deploy_explain(buf, len, want, expect, st, msg, sizeof msg);
+    return fail(st, "%s", msg);
+}
+
+static const veil_params *params(const veil_client *c) { return veil_circuit_params(c->m->circuit); }
+
+veil_status veil_client_from_bytes(const uint8_t *buf, size_t len, veil_client **out)
+{
+    if (!buf || !out) return fail(VEIL_ERR_INVALID_ARG, "no bundle bytes");
+    *out = NULL;
+    client_err[0] = 0;
+    veil_container cn;
+    const uint8_t *id;
+    size_t idl;
+    veil_status st = veil_container_parse(buf, len, VEIL_KIND_CLIENT_BUNDLE, 0, &cn);
+    if (st == VEIL_OK && ((st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK ||
+                          idl != VEIL_MODEL_ID_BYTES))
+        st = VEIL_ERR_MALFORMED;
+    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_CLIENT_BUNDLE, NULL, st);
+    veil_client *c = veil_calloc(1, sizeof *c);
+    if (!c) return fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_hex(id, VEIL_MODEL_ID_BYTES, c->id);
+    if ((st = veil_model_deserialize(buf, len, NULL, 0, &c->m)) != VEIL_OK) {
+        veil_free(c);
+        return fail(st, "%s", veil_model_last_error());
+    }
+    *out = c;
+    return VEIL_OK;
+}
+
+veil_status veil_client_load(const char *path, veil_client **out)
+{
+    if (!path || !out) return fail(VEIL_ERR_INVALID_ARG, "no path");
+    *out = NULL;
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_file_read_all(path, MAX_BUNDLE_BYTES, &buf, &len);
+    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
+    st = veil_client_from_bytes(buf, len, out);
+    veil_free(buf);
+    if (st != VEIL_OK) {
+        char tmp[sizeof client_err];
+        snprintf(tmp, sizeof tmp, "%s", client_err);
+        return fail(st, "%s: %s", path, tmp);
+    }
+    return VEIL_OK;
+}
+
+void veil_client_free(veil_client *c)
+{
+    if (!c) return;
+    veil_model_free(c->m); /* wipes the secret key */
+    veil_free(c);
+}
+
+const veil_model *veil_client_model(const veil_client *c) { return c ? c->m : NULL; }
+const char *veil_client_model_id(const veil_client *c) { return c ? c->id : ""; }
+int veil_client_has_secret_key(const veil_client *c) { return c && c->m->sk; }
+
+veil_status veil_client_keygen(veil_client *c, const uint8_t *seed)
+{
+    if (!c) return fail(VEIL_ERR_INVALID_ARG, "no client");
+    veil_status st = veil_model_keygen(c->m, seed);
+    return st == VEIL_OK ? VEIL_OK : fail(st, "%s", veil_model_last_error());
+}
+
+veil_status veil_client_save_secret_key(const veil_client *c, const char *path)
+{
+    if (!c || !path) return fail(VEIL_ERR_INVALID_ARG, "no client or path");
+    if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen first");
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_secret_key_serialize(c->m->sk, &buf, &len);
+    if (st != VEIL_OK) return fail(st, "cannot serialize the secret key: %s", veil_status_str(st));
+    st = veil_file_write_atomic(path, buf, len, 0600);
+    veil_free_secret(buf, len);
+    return st == VEIL_OK ? VEIL_OK : fail(st, "%s: cannot write (%s)", path, veil_status_str(st));
+}
+
+veil_status veil_client_load_secret_key(veil_client *c, const char *path)
+{
+    if (!c || !path) return fail(VEIL_ERR_INVALID_ARG, "no client or path");
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_file_read_all(path, MAX_KEY_BYTES, &buf, &len);
+    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
+    veil_secret_key *sk = NULL;
+    st = veil_secret_key_deserialize(buf, len, params(c), &sk);
+    if (st != VEIL_OK) {
+        char msg[400];
+        veil_deploy_explain(buf, len, VEIL_KIND_SECRET_KEY, params(c), st, msg, sizeof msg);
+        veil_free_secret(buf, len);
+        return fail(st, "%s: %s", path, msg);
+    }
+    veil_free_secret(buf, len);
+    veil_secret_key_free(c->m->sk);
+    veil_eval_keys_free(c->m->ek); /* they belonged to the previous secret key */
+    c->m->sk = sk;
+    c->m->ek = NULL;
+    return VEIL_OK;
+}
+
+veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len)
+{
+    if (!c || !out || !len) return fail(VEIL_ERR_INVALID_ARG, "no output");
+    *out = NULL;
+    if (!c->m->ek) return fail(VEIL_ERR_INVALID_ARG, "no evaluation keys in this process: call veil_client_keygen");
+    veil_status st = veil_eval_keys_serialize(c->m->ek, 1, out, len);
+    return st == VEIL_OK ? VEIL_OK : fail(st, "cannot serialize the evaluation keys: %s", veil_status_str(st));
+}
+
+veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const double *x, uint8_t **out, size_t *len)
+{
+    if (!c || !x || !out || !len) return fail(VEIL_ERR_INVALID_ARG, "no input");
+    *out = NULL;
+    if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen or load one");
+    int64_t n = veil_model_input_size(c->m);
+    int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!q) return fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_status st = veil_model_quantize_input(c->m, x, q);
+    if (st != VEIL_OK) {
+        veil_free(q);
+        return fail(st, "%s", veil_model_last_error());
+    }
+    const int64_t *ins[1] = {q};
+    st = veil_circuit_encrypt_serialize(c->m->circuit, c->m->sk, ins, NULL, out, len);
+    veil_memzero(q, sizeof(int64_t) * (size_t)n);
+    veil_free(q);
+    return st == VEIL_OK ? VEIL_OK : fail(st, "encryption failed: %s", veil_status_str(st));
+}
+
+veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, const uint8_t *buf, size_t len, double *y)
+{
+    if (!c || !buf || !y) return fail(VEIL_ERR_INVALID_ARG, "no bytes or output");
+    if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen or load one");
+    veil_ciphertexts *v = NULL;
+    veil_status st = veil_ciphertexts_deserialize(c->m->circuit, 1, buf, len, &v);
+    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, params(c), st);
+    int64_t n = veil_model_quantized_output_size(c->m);
+    int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    int64_t *outs[1] = {q};
+    st = q ? veil_circuit_decrypt(c->m->circuit, c->m->sk, v, outs) : VEIL_ERR_NOMEM;
+    veil_ciphertexts_free(v);
+    if (st == VEIL_OK && (st = veil_model_dequantize_output(c->m, q, y)) != VEIL_OK)
+        fail(st, "%s", veil_model_last_error());
+    else if (st != VEIL_OK)
+        fail(st, "decryption failed: %s", veil_status_str(st));
+    if (q) veil_memzero(q, sizeof(int64_t) * (size_t)n);
+    veil_free(q);
+    return st;
+}

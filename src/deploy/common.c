@@ -1,0 +1,67 @@
+/* One-line reasons for refused deployment objects (bundles, keys, ciphertexts). */
+#include <stdio.h>
+#include <string.h>
+
+#include "../tfhe/serialize.h"
+#include "deploy.h"
+
+const char *veil_kind_name(veil_kind k)
+{
+    static const char *const names[] = {
+        [VEIL_KIND_NONE] = "nothing", [VEIL_KIND_PARAMS] = "a parameter set",
+        [VEIL_KIND_SECRET_KEY] = "a secret key", [VEIL_KIND_EVAL_KEYS] = "evaluation keys",
+        [VEIL_KIND_LWE_CIPHERTEXTS] = "ciphertexts", [VEIL_KIND_CIRCUIT] = "a circuit",
+        [VEIL_KIND_CLIENT_BUNDLE] = "a client bundle", [VEIL_KIND_SERVER_BUNDLE] = "a server bundle",
+    };
+    return (unsigned)k < VEIL_KIND_COUNT ? names[k] : "an unknown kind of object";
+}
+
+void veil_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) out[2 * i] = d[b[i] >> 4], out[2 * i + 1] = d[b[i] & 15];
+    out[2 * n] = 0;
+}
+
+void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
+                         char *msg, size_t cap)
+{
+    const char *what = veil_kind_name(want);
+    unsigned version = len >= 10 ? (unsigned)buf[8] | (unsigned)buf[9] << 8 : 0;
+    unsigned kind = len >= 12 ? (unsigned)buf[10] | (unsigned)buf[11] << 8 : 0;
+    veil_container c;
+    veil_params p;
+    switch (st) {
+    case VEIL_ERR_BAD_VERSION:
+        snprintf(msg, cap, "%s in format version %u; this build reads version %u%s", what, version,
+                 VEIL_FORMAT_VERSION, version > VEIL_FORMAT_VERSION ? " (made by newer software)" : "");
+        return;
+    case VEIL_ERR_BAD_KIND:
+        snprintf(msg, cap, "expected %s, got %s", what, veil_kind_name(kind < VEIL_KIND_COUNT ? (veil_kind)kind
+                                                                                              : VEIL_KIND_COUNT));
+        return;
+    case VEIL_ERR_PARAMS_MISMATCH:
+        if (expect && veil_container_parse(buf, len, want, VEIL_FLAG_SEEDED, &c) == VEIL_OK &&
+            veil_params_read_section(&c, NULL, &p) == VEIL_OK) {
+            snprintf(msg, cap, "%s made for other parameters (fingerprint %016llx; this model's is %016llx): "
+                     "keys or ciphertexts of another model", what, (unsigned long long)veil_params_fingerprint(&p),
+                     (unsigned long long)veil_params_fingerprint(expect));
+            return;
+        }
+        break;
+    case VEIL_ERR_TRUNCATED:
+        snprintf(msg, cap, "%s truncated (%zu bytes)", what, len);
+        return;
+    case VEIL_ERR_BAD_MAGIC:
+        snprintf(msg, cap, "not %s: no veil header", what);
+        return;
+    case VEIL_ERR_CHECKSUM:
+        snprintf(msg, cap, "%s corrupted (checksum mismatch)", what);
+        return;
+    case VEIL_ERR_MALFORMED:
+        snprintf(msg, cap, "%s malformed: a field is out of bounds or does not fit this model", what);
+        return;
+    default: break;
+    }
+    snprintf(msg, cap, "%s refused: %s", what, veil_status_str(st));
+}

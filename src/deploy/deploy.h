@@ -1,0 +1,23 @@
+/* Shared by the client and the server halves of deployment (src/deploy/): one-line reasons for a
+ * refused object, the model id. Internal to libveil. */
+#ifndef VEIL_DEPLOY_H
+#define VEIL_DEPLOY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/container.h"
+#include "../tfhe/serialize.h"
+#include "veil/tfhe.h"
+
+#define VEIL_MODEL_ID_BYTES 16
+#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
+
+/* Why `buf` (meant to be a `want` made for parameters `expect`) was refused with `st`: which kind
+ * it really is, which format version, which parameters. Writes one line into msg. */
+void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
+                         char *msg, size_t cap);
+const char *veil_kind_name(veil_kind k);
+void veil_hex(const uint8_t *b, size_t n, char *out); /* 2n characters + NUL */
+
+#endif

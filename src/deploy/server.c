@@ -1,0 +1,148 @@
+/* The server side of a deployed model: a server bundle's program, evaluation keys from their
+ * bytes, and one evaluation from serialized inputs to serialized outputs. No secret-key code. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../runtime/circuit_io.h"
+#include "../tfhe/serialize.h"
+#include "deploy.h"
+#include "veil/server.h"
+
+enum { MAX_BUNDLE_BYTES = 1 << 30 };
+
+struct veil_server_model {
+    veil_circuit *circuit;
+    char id[2 * VEIL_MODEL_ID_BYTES + 1];
+};
+
+static _Thread_local char server_err[400];
+const char *veil_server_last_error(void) { return server_err; }
+
+static veil_status fail(veil_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static veil_status fail(veil_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(server_err, sizeof server_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static veil_status refuse(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st)
+{
+    char msg[400];
+    veil_deploy_explain(buf, len, want, expect, st, msg, sizeof msg);
+    return fail(st, "%s", msg);
+}
+
+veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_server_model **out)
+{
+    if (!buf || !out) return fail(VEIL_ERR_INVALID_ARG, "no bundle bytes");
+    *out = NULL;
+    server_err[0] = 0;
+    veil_container cn;
+    veil_status st = veil_container_parse(buf, len, VEIL_KIND_SERVER_BUNDLE, 0, &cn);
+    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st);
+    veil_server_model *m = veil_calloc(1, sizeof *m);
+    if (!m) return fail(VEIL_ERR_NOMEM, "out of memory");
+    const uint8_t *id;
+    size_t idl;
+    if ((st = veil_circuit_read_sections(&cn, 1, &m->circuit)) != VEIL_OK ||
+        (st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK || idl != VEIL_MODEL_ID_BYTES) {
+        veil_server_model_free(m);
+        return refuse(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st != VEIL_OK ? st : VEIL_ERR_MALFORMED);
+    }
+    veil_hex(id, VEIL_MODEL_ID_BYTES, m->id);
+    *out = m;
+    return VEIL_OK;
+}
+
+veil_status veil_server_model_load(const char *path, veil_server_model **out)
+{
+    if (!path || !out) return fail(VEIL_ERR_INVALID_ARG, "no path");
+    *out = NULL;
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_file_read_all(path, MAX_BUNDLE_BYTES, &buf, &len);
+    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
+    st = veil_server_model_from_bytes(buf, len, out);
+    veil_free(buf);
+    if (st != VEIL_OK) {
+        char tmp[sizeof server_err];
+        snprintf(tmp, sizeof tmp, "%s", server_err);
+        return fail(st, "%s: %s", path, tmp);
+    }
+    return VEIL_OK;
+}
+
+void veil_server_model_free(veil_server_model *m)
+{
+    if (!m) return;
+    veil_circuit_free(m->circuit);
+    veil_free(m);
+}
+
+const veil_circuit *veil_server_model_circuit(const veil_server_model *m) { return m ? m->circuit : NULL; }
+const char *veil_server_model_id(const veil_server_model *m) { return m ? m->id : ""; }
+
+veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t *head, size_t len)
+{
+    if (!m || !head) return fail(VEIL_ERR_INVALID_ARG, "no bytes");
+    server_err[0] = 0;
+    static const uint8_t magic[8] = {'V', 'E', 'I', 'L', 0x89, '\r', '\n', 0x1a};
+    if (len < VEIL_CONTAINER_HEADER_BYTES) return VEIL_OK; /* nothing to say yet */
+    if (memcmp(head, magic, 8) != 0) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_MAGIC);
+    unsigned version = (unsigned)head[8] | (unsigned)head[9] << 8, kind = (unsigned)head[10] | (unsigned)head[11] << 8;
+    if (version != VEIL_FORMAT_VERSION) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_VERSION);
+    if (kind != VEIL_KIND_EVAL_KEYS) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_KIND);
+    /* the parameters come first: check them as soon as their section is in */
+    size_t off = VEIL_CONTAINER_HEADER_BYTES;
+    if (len < off + 12) return VEIL_OK;
+    uint32_t tag = 0;
+    uint64_t sl = 0;
+    for (int i = 0; i < 4; i++) tag |= (uint32_t)head[off + i] << (8 * i);
+    for (int i = 0; i < 8; i++) sl |= (uint64_t)head[off + 4 + i] << (8 * i);
+    if (tag != TAG_PARAMS || sl > len - off - 12) return VEIL_OK;
+    veil_container c = {.nsections = 1, .tags = {TAG_PARAMS}, .sec = {head + off + 12}, .sec_len = {sl}};
+    veil_params p;
+    const veil_params *want = veil_circuit_params(m->circuit);
+    veil_status st = veil_params_read_section(&c, want, &p);
+    if (st == VEIL_ERR_PARAMS_MISMATCH)
+        return fail(st, "evaluation keys made for other parameters (fingerprint %016llx; this model's is %016llx): "
+                        "keys of another model",
+                    (unsigned long long)veil_params_fingerprint(&p), (unsigned long long)veil_params_fingerprint(want));
+    if (st != VEIL_OK) return fail(st, "evaluation keys: malformed parameters section");
+    return VEIL_OK;
+}
+
+veil_status veil_server_keys_load(const veil_server_model *m, const uint8_t *buf, size_t len, veil_eval_keys **out)
+{
+    if (!m || !buf || !out) return fail(VEIL_ERR_INVALID_ARG, "no key bytes");
+    *out = NULL;
+    server_err[0] = 0;
+    const veil_params *want = veil_circuit_params(m->circuit);
+    veil_status st = veil_eval_keys_deserialize(buf, len, want, out);
+    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_EVAL_KEYS, want, st);
+    return VEIL_OK;
+}
+
+veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek, const uint8_t *in, size_t in_len,
+                            unsigned threads, uint8_t **out, size_t *out_len)
+{
+    if (!m || !in || !out || !out_len) return fail(VEIL_ERR_INVALID_ARG, "no input bytes");
+    *out = NULL;
+    server_err[0] = 0;
+    const veil_params *P = veil_circuit_params(m->circuit);
+    if (ek && veil_params_fingerprint(veil_eval_keys_params(ek)) != veil_params_fingerprint(P))
+        return fail(VEIL_ERR_PARAMS_MISMATCH, "these evaluation keys belong to another model's parameters");
+    veil_ciphertexts *x = NULL, *y = NULL;
+    veil_status st = veil_ciphertexts_deserialize(m->circuit, 0, in, in_len, &x);
+    if (st != VEIL_OK) return refuse(in, in_len, VEIL_KIND_LWE_CIPHERTEXTS, P, st);
+    st = veil_circuit_run(m->circuit, ek, x, threads, &y);
+    if (st == VEIL_OK) st = veil_ciphertexts_serialize(m->circuit, y, out, out_len);
+    veil_ciphertexts_free(x);
+    veil_ciphertexts_free(y);
+    if (st != VEIL_OK) return fail(st, "evaluation failed: %s", veil_status_str(st));
+    return VEIL_OK;
+}

@@ -1,0 +1,183 @@
+/* Deployment library (veil/client.h, veil/server.h) on the bundled QAT digits model:
+ *  - a client with only client.veil and a server with only server.veil agree with the model's own
+ *    clear evaluation, through bytes only (compressed keys and inputs, full outputs);
+ *  - the secret key file has mode 0600 and a reloaded key decrypts the same answer;
+ *  - every refusal (keys or ciphertexts of other parameters, truncated or corrupted bytes, a newer
+ *    format, a secret key or a bundle where keys belong) is a status and a line saying which. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/container.h"
+#include "veil/client.h"
+#include "veil/npy.h"
+#include "veil/server.h"
+
+#ifndef VEIL_SOURCE_DIR
+#define VEIL_SOURCE_DIR "."
+#endif
+
+static int argmax(const double *y, int64_t n)
+{
+    int a = 0;
+    for (int64_t k = 1; k < n; k++)
+        if (y[k] > y[a]) a = (int)k;
+    return a;
+}
+
+static int has(const char *msg, const char *what)
+{
+    int ok = strstr(msg, what) != NULL;
+    if (!ok) fprintf(stderr, "message \"%s\" lacks \"%s\"\n", msg, what);
+    return ok;
+}
+
+int main(void)
+{
+    const char *root = VEIL_SOURCE_DIR "/models/digits_qat";
+    veil_array tr, te;
+    CHECK_OK(veil_npy_load(VEIL_SOURCE_DIR "/models/digits_qat/train.npy", &tr));
+    CHECK_OK(veil_npy_load(VEIL_SOURCE_DIR "/models/digits_qat/test.npy", &te));
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.qat = 1;
+    o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
+    o.rounding_bits = 6;
+    char path[600], dir[] = "/tmp/veil_test_deploy_XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    snprintf(path, sizeof path, "%s/model.onnx", root);
+    veil_model *m = NULL;
+    CHECK_OK(veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], (size_t)(tr.size / tr.shape[0]), &o, &m));
+    if (!m) return check_done("test_deploy");
+    CHECK_OK(veil_model_save(m, dir));
+
+    /* each side loads only its own file */
+    veil_client *c = NULL;
+    veil_server_model *s = NULL;
+    snprintf(path, sizeof path, "%s/client.veil", dir);
+    CHECK_OK(veil_client_load(path, &c));
+    snprintf(path, sizeof path, "%s/server.veil", dir);
+    CHECK_OK(veil_server_model_load(path, &s));
+    if (!c || !s) return check_done("test_deploy");
+    CHECK(strcmp(veil_client_model_id(c), veil_server_model_id(s)) == 0 && strlen(veil_client_model_id(c)) == 32,
+          "model ids %s and %s", veil_client_model_id(c), veil_server_model_id(s));
+    veil_client *wrong = NULL;
+    CHECK(veil_client_load(path, &wrong) == VEIL_ERR_BAD_KIND && has(veil_client_last_error(), "got a server bundle"),
+          "server bundle as client: %s", veil_client_last_error());
+
+    uint8_t seed[VEIL_SEED_BYTES] = {9, 9};
+    CHECK_OK(veil_client_keygen(c, seed));
+    uint8_t *ekb = NULL;
+    size_t ekl = 0;
+    CHECK_OK(veil_client_eval_keys(c, &ekb, &ekl));
+    veil_eval_keys *ek = NULL;
+    CHECK_OK(veil_server_keys_precheck(s, ekb, 64));
+    CHECK_OK(veil_server_keys_load(s, ekb, ekl, &ek));
+    printf("evaluation keys: %zu bytes compressed\n", ekl);
+
+    int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m);
+    double *y = malloc(sizeof(double) * (size_t)osz), *yc = malloc(sizeof(double) * (size_t)osz);
+    double *y2 = malloc(sizeof(double) * (size_t)osz);
+    uint8_t *req = NULL, *resp = NULL;
+    size_t reql = 0, respl = 0;
+    int agree = 0, n = check_quick() ? 1 : 3;
+    for (int i = 0; i < n; i++) {
+        const double *x = te.data + (int64_t)i * isz;
+        veil_free(req), veil_free(resp);
+        CHECK_OK(veil_client_quantize_encrypt_serialize(c, x, &req, &reql));
+        CHECK_OK(veil_server_run(s, ek, req, reql, 0, &resp, &respl));
+        CHECK_OK(veil_client_deserialize_decrypt_dequantize(c, resp, respl, y));
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
+        agree += argmax(y, osz) == argmax(yc, osz);
+    }
+    printf("inputs %zu bytes compressed, outputs %zu bytes; %d/%d predictions equal clear\n", reql, respl, agree, n);
+    CHECK(agree == n, "deployed predictions equal clear on %d/%d", agree, n);
+
+    /* the secret key file: 0600, and it decrypts the same answer in a fresh client */
+    char skp[640];
+    snprintf(skp, sizeof skp, "%s/secret.key", dir);
+    CHECK_OK(veil_client_save_secret_key(c, skp));
+    struct stat st;
+    CHECK(stat(skp, &st) == 0 && (st.st_mode & 0777) == 0600, "secret key mode %o", (unsigned)(st.st_mode & 0777));
+    veil_client *c2 = NULL;
+    snprintf(path, sizeof path, "%s/client.veil", dir);
+    CHECK_OK(veil_client_load(path, &c2));
+    CHECK(veil_client_deserialize_decrypt_dequantize(c2, resp, respl, y2) == VEIL_ERR_INVALID_ARG, "no key yet");
+    CHECK_OK(veil_client_load_secret_key(c2, skp));
+    CHECK_OK(veil_client_deserialize_decrypt_dequantize(c2, resp, respl, y2));
+    CHECK(memcmp(y, y2, sizeof(double) * (size_t)osz) == 0, "reloaded secret key decrypts the same");
+
+    /* refusals by the server */
+    veil_eval_keys *bad = NULL;
+    CHECK(veil_server_keys_load(s, ekb, ekl / 2, &bad) == VEIL_ERR_TRUNCATED &&
+              has(veil_server_last_error(), "truncated"), "truncated keys");
+    uint8_t *cp = malloc(ekl);
+    memcpy(cp, ekb, ekl);
+    cp[8] = 2; /* format version 2 */
+    CHECK(veil_server_keys_load(s, cp, ekl, &bad) == VEIL_ERR_BAD_VERSION &&
+              has(veil_server_last_error(), "newer software"), "newer format");
+    CHECK(veil_server_keys_precheck(s, cp, 64) == VEIL_ERR_BAD_VERSION, "precheck: newer format");
+    memcpy(cp, ekb, ekl);
+    cp[ekl / 2] ^= 1;
+    CHECK(veil_server_keys_load(s, cp, ekl, &bad) == VEIL_ERR_CHECKSUM && has(veil_server_last_error(), "corrupted"),
+          "corrupted keys");
+    free(cp);
+    uint8_t *skb = NULL;
+    size_t skl = 0;
+    CHECK_OK(veil_file_read_all(skp, 1 << 24, &skb, &skl));
+    CHECK(veil_server_keys_load(s, skb, skl, &bad) == VEIL_ERR_BAD_KIND &&
+              has(veil_server_last_error(), "got a secret key"), "a secret key is not accepted as keys");
+    CHECK(veil_server_keys_precheck(s, skb, skl) == VEIL_ERR_BAD_KIND, "precheck: secret key");
+    veil_free_secret(skb, skl);
+    /* keys and ciphertexts of other parameters (T4's) */
+    veil_params t4;
+    CHECK_OK(veil_params_named("T4", &t4));
+    veil_rng *rng = NULL;
+    CHECK_OK(veil_rng_new_seeded(&rng, seed));
+    veil_secret_key *osk = NULL;
+    veil_eval_keys *oek = NULL;
+    CHECK_OK(veil_secret_key_new(&t4, rng, &osk));
+    CHECK_OK(veil_eval_keys_new(osk, rng, &oek));
+    uint8_t *ob = NULL;
+    size_t obl = 0;
+    CHECK_OK(veil_eval_keys_serialize(oek, 1, &ob, &obl));
+    CHECK(veil_server_keys_precheck(s, ob, 200) == VEIL_ERR_PARAMS_MISMATCH &&
+              has(veil_server_last_error(), "other parameters"), "precheck: keys of another model");
+    CHECK(veil_server_keys_load(s, ob, obl, &bad) == VEIL_ERR_PARAMS_MISMATCH &&
+              has(veil_server_last_error(), "another model"), "keys of another model");
+    veil_free(ob);
+    uint8_t *r2 = NULL;
+    size_t r2l = 0;
+    CHECK(veil_server_run(s, oek, req, reql, 0, &r2, &r2l) == VEIL_ERR_PARAMS_MISMATCH, "run with foreign keys");
+    uint64_t zeros[2 * 1024] = {0};
+    CHECK_OK(veil_lwe_list_serialize(&t4, t4.n, zeros, 2, &ob, &obl));
+    CHECK(veil_server_run(s, ek, ob, obl, 0, &r2, &r2l) == VEIL_ERR_PARAMS_MISMATCH &&
+              has(veil_server_last_error(), "ciphertexts made for other parameters"), "foreign ciphertexts: %s",
+          veil_server_last_error());
+    veil_free(ob);
+    CHECK(veil_server_run(s, ek, req, reql - 7, 0, &r2, &r2l) == VEIL_ERR_TRUNCATED, "truncated inputs");
+    CHECK(veil_server_run(s, ek, resp, respl, 0, &r2, &r2l) == VEIL_ERR_MALFORMED &&
+              has(veil_server_last_error(), "does not fit this model"), "outputs sent as inputs");
+    CHECK(r2 == NULL, "no output on refusal");
+    /* and by the client */
+    CHECK(veil_client_deserialize_decrypt_dequantize(c, resp, respl - 1, y2) == VEIL_ERR_TRUNCATED, "truncated answer");
+    CHECK(veil_client_deserialize_decrypt_dequantize(c, req, reql, y2) == VEIL_ERR_MALFORMED, "inputs as an answer");
+    veil_free(req), veil_free(resp), veil_free(ekb);
+    veil_eval_keys_free(oek);
+    veil_secret_key_free(osk);
+    veil_rng_free(rng);
+    veil_eval_keys_free(ek);
+    veil_client_free(c);
+    veil_client_free(c2);
+    veil_server_model_free(s);
+    veil_model_free(m);
+    free(y), free(yc), free(y2);
+    veil_array_free(&tr), veil_array_free(&te);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) return 1;
+    return check_done("test_deploy");
+}
