@@ -5,4 +5,5 @@ int veil_cmd_bench(int argc, char **argv);
 int veil_cmd_compile(int argc, char **argv);
 int veil_cmd_info(int argc, char **argv);
 int veil_cmd_predict(int argc, char **argv);
+int veil_cmd_client(int argc, char **argv);
 #endif

@@ -1,6 +1,9 @@
 /* The veil command line: dispatches to one file per subcommand. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "veil/core.h"
@@ -12,10 +15,32 @@ static void usage(FILE *f)
                "  compile     compile an ONNX model into client.veil and server.veil (veil compile --help)\n"
                "  info        describe a compiled model (veil info DIR)\n"
                "  predict     run a compiled model on an .npy file: clear, simulate or execute (veil predict --help)\n"
+               "  serve       serve compiled models over HTTP (veil serve --help; runs veil-serve)\n"
+               "  client      predict through a veil server: keys, encryption, decryption here (veil client --help)\n"
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
                "  bench circuit  compile/keygen/encrypt/run/decrypt/simulate benchmark (veil bench circuit --help)\n"
                "  bench models   per-model compile, keygen, key size, execute latency (veil bench models --help)\n"
                "  version     print the version\n");
+}
+
+/* `veil serve` runs the server binary beside this one: veil-serve links no secret-key code, which
+ * this binary (key generation, encryption, decryption) cannot promise. */
+static int exec_serve(char **argv)
+{
+    char self[PATH_MAX], path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "veil serve: cannot find this program's directory\n");
+        return 1;
+    }
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    snprintf(path, sizeof path, "%s/veil-serve", self);
+    argv[1] = path;
+    execv(path, argv + 1);
+    fprintf(stderr, "veil serve: cannot run %s: %s\n", path, strerror(errno));
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -27,6 +52,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "bench") == 0) return veil_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "compile") == 0) return veil_cmd_compile(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return veil_cmd_info(argc - 2, argv + 2);
+    if (strcmp(argv[1], "serve") == 0) return exec_serve(argv);
+    if (strcmp(argv[1], "client") == 0) return veil_cmd_client(argc - 2, argv + 2);
     if (strcmp(argv[1], "predict") == 0) return veil_cmd_predict(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0) {
         printf("veil 0.1.0 (kernels: %s)\n", veil_cpu_kernel_name());
