@@ -4,6 +4,8 @@
  * posts, decrypts and dequantizes. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -138,6 +140,62 @@ static char *read_text(const char *path)
     return s;
 }
 
+/* The prediction loop, shared by `concurrency` threads: each takes the next sample, encrypts,
+ * posts (again after a pause while the server answers 503), decrypts. */
+typedef struct {
+    const veil_client *cl;
+    const http_opts *ho;
+    const char *url;
+    const double *x;
+    int64_t isz, osz, n;
+    double *ys, *lat;
+    atomic_llong next;
+    atomic_int failed, busy;
+    pthread_mutex_t print;
+} job;
+
+static void *worker(void *vj)
+{
+    job *j = vj;
+    sink s = {.max = 1u << 30};
+    for (int64_t i; !j->failed && (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        uint8_t *req = NULL;
+        size_t rl = 0;
+        double t0 = bench_now_s();
+        if (veil_client_quantize_encrypt_serialize(j->cl, j->x + i * j->isz, &req, &rl) != VEIL_OK) {
+            fprintf(stderr, "veil client: %s\n", veil_client_last_error());
+            j->failed = 1;
+            break;
+        }
+        long code;
+        for (int attempt = 0;; attempt++) {
+            s.len = 0;
+            code = http(j->ho, "POST", j->url, req, NULL, rl, &s);
+            if (code != 503 || attempt == 200) break;
+            j->busy++;
+            usleep(50000u * (unsigned)(1 + attempt % 8));
+        }
+        veil_free(req);
+        if (code != 200) {
+            if (code) server_error("prediction", code, &s);
+            j->failed = 1;
+            break;
+        }
+        if (veil_client_deserialize_decrypt_dequantize(j->cl, s.data, s.len, j->ys + i * j->osz) != VEIL_OK) {
+            fprintf(stderr, "veil client: the server's answer to sample %lld: %s\n", (long long)i,
+                    veil_client_last_error());
+            j->failed = 1;
+            break;
+        }
+        j->lat[i] = bench_now_s() - t0;
+        pthread_mutex_lock(&j->print);
+        fprintf(stderr, "sample %lld: %.3f s\n", (long long)i, j->lat[i]);
+        pthread_mutex_unlock(&j->print);
+    }
+    free(s.data);
+    return NULL;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: veil client --url URL --model NAME --input X.npy [-o Y.npy] [options]\n"
@@ -145,6 +203,8 @@ static void usage(FILE *f)
                "  --keys DIR       where keys are made once and kept (default veil-keys/NAME): secret.key\n"
                "                   (mode 0600), eval.keys (compressed, uploaded once per server), key ids\n"
                "  --limit N        only the first N samples\n"
+               "  --concurrency C  requests in flight at once (default 1); prints throughput and latency\n"
+               "                   percentiles, retrying when the server answers 503 (busy)\n"
                "  --labels Y.npy   print accuracy=… (argmax against these labels)\n"
                "  --cacert PEM     trust this certificate (HTTPS);  --insecure  trust any\n"
                "  --progress       upload progress even when stderr is not a terminal\n");
@@ -153,7 +213,7 @@ static void usage(FILE *f)
 int veil_cmd_client(int argc, char **argv)
 {
     const char *url = NULL, *name = NULL, *keys = NULL, *input = NULL, *output = NULL, *labels = NULL;
-    long limit = 0;
+    long limit = 0, concurrency = 1;
     http_opts ho = {0};
     ho.progress = isatty(2);
     for (int i = 0; i < argc; i++) {
@@ -175,7 +235,11 @@ int veil_cmd_client(int argc, char **argv)
         else if (!strcmp(a, "--cacert")) V(ho.cacert);
         else if (!strcmp(a, "--insecure")) ho.insecure = 1;
         else if (!strcmp(a, "--progress")) ho.progress = 1;
-        else if (!strcmp(a, "--limit")) {
+        else if (!strcmp(a, "--concurrency")) {
+            const char *v;
+            V(v);
+            if (!cli_int("client", a, v, 1, 64, &concurrency)) return 2;
+        } else if (!strcmp(a, "--limit")) {
             const char *v;
             V(v);
             if (!cli_int("client", a, v, 1, 1L << 40, &limit)) return 2;
@@ -267,7 +331,7 @@ int veil_cmd_client(int argc, char **argv)
         fprintf(stderr, "veil client: new keys in %s (%.1f s): secret.key (mode 0600), eval.keys %.1f MB\n", kdir,
                 bench_now_s() - t0, (double)ekl / 1e6);
     }
-    /* 3. the key id for this server, or an upload */
+    /* 3. the key id for this server, checked with the server, or an upload */
     char key_id[64] = "";
     char *ids = read_text(kidp);
     for (char *line = ids ? strtok(ids, "\n") : NULL; line; line = strtok(NULL, "\n")) {
@@ -276,110 +340,80 @@ int veil_cmd_client(int argc, char **argv)
             snprintf(key_id, sizeof key_id, "%s", sp + 1);
     }
     free(ids);
-    int uploaded = 0;
-    {
-        if (!key_id[0]) {
-            FILE *f = fopen(ekp, "rb");
-            struct stat st;
-            if (!f || fstat(fileno(f), &st) != 0) {
-                fprintf(stderr, "veil client: cannot read %s\n", ekp);
-                if (f) fclose(f);
-                goto done;
-            }
-            snprintf(u, sizeof u, "%.*s/v1/keys?model=%s", (int)ul, url, name);
-            s.len = 0;
-            ho.t0 = bench_now_s();
-            code = http(&ho, "POST", u, NULL, f, (size_t)st.st_size, &s);
-            fclose(f);
-            if (ho.progress) fputc('\n', stderr);
-            json_t *j = code == 201 ? json_loadb((const char *)s.data, s.len, 0, NULL) : NULL;
-            const char *kid = j ? json_string_value(json_object_get(j, "key_id")) : NULL;
-            if (!kid || strlen(kid) >= sizeof key_id) {
-                json_decref(j);
-                if (code) server_error("uploading the evaluation keys", code, &s);
-                goto done;
-            }
-            snprintf(key_id, sizeof key_id, "%s", kid);
-            json_decref(j);
-            fprintf(stderr, "veil client: evaluation keys uploaded (%.1f MB in %.1f s): key id %.8s…\n",
-                    (double)st.st_size / 1e6, bench_now_s() - ho.t0, key_id);
-            char *old = read_text(kidp);
-            size_t need = (old ? strlen(old) : 0) + ul + 80;
-            char *all = malloc(need);
-            if (all) {
-                snprintf(all, need, "%s%.*s %s\n", old ? old : "", (int)ul, url, key_id);
-                if (!write_text(kidp, all)) fprintf(stderr, "veil client: cannot write %s\n", kidp);
-            }
-            free(all), free(old);
-            uploaded = 1;
+    if (key_id[0]) {
+        snprintf(u, sizeof u, "%.*s/v1/keys/%s", (int)ul, url, key_id);
+        s.len = 0;
+        code = http(&ho, "GET", u, NULL, NULL, 0, &s);
+        if (code == 404) fprintf(stderr, "veil client: the server no longer holds key %.8s…; uploading again\n", key_id);
+        if (code != 200) key_id[0] = 0;
+    }
+    if (!key_id[0]) {
+        FILE *f = fopen(ekp, "rb");
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) != 0) {
+            fprintf(stderr, "veil client: cannot read %s\n", ekp);
+            if (f) fclose(f);
+            goto done;
         }
-    } /* a stored id that the server forgot answers 404 at the first prediction: uploaded again there */
-    /* 4. predictions */
+        snprintf(u, sizeof u, "%.*s/v1/keys?model=%s", (int)ul, url, name);
+        s.len = 0;
+        ho.t0 = bench_now_s();
+        code = http(&ho, "POST", u, NULL, f, (size_t)st.st_size, &s);
+        fclose(f);
+        if (ho.progress) fputc('\n', stderr);
+        json_t *j = code == 201 ? json_loadb((const char *)s.data, s.len, 0, NULL) : NULL;
+        const char *kid = j ? json_string_value(json_object_get(j, "key_id")) : NULL;
+        if (!kid || strlen(kid) >= sizeof key_id) {
+            json_decref(j);
+            if (code) server_error("uploading the evaluation keys", code, &s);
+            goto done;
+        }
+        snprintf(key_id, sizeof key_id, "%s", kid);
+        json_decref(j);
+        fprintf(stderr, "veil client: evaluation keys uploaded (%.1f MB in %.1f s): key id %.8s…\n",
+                (double)st.st_size / 1e6, bench_now_s() - ho.t0, key_id);
+        char *old = read_text(kidp);
+        size_t need = (old ? strlen(old) : 0) + ul + 80;
+        char *all = malloc(need);
+        if (all) {
+            snprintf(all, need, "%s%.*s %s\n", old ? old : "", (int)ul, url, key_id);
+            if (!write_text(kidp, all)) fprintf(stderr, "veil client: cannot write %s\n", kidp);
+        }
+        free(all), free(old);
+    }
+    /* 4. predictions, `concurrency` at a time */
     int64_t n = x.shape[0];
     if (limit && n > limit) n = limit;
     ys = malloc(sizeof(double) * (size_t)(n * osz));
     double *lat = malloc(sizeof(double) * (size_t)(n ? n : 1));
     if (!ys || !lat) goto done;
+    snprintf(u, sizeof u, "%.*s/v1/models/%s/predict?key_id=%s", (int)ul, url, name, key_id);
+    job jb = {.cl = cl, .ho = &ho, .url = u, .x = x.data, .isz = isz, .osz = osz, .n = n, .ys = ys, .lat = lat,
+              .print = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[64];
+    double t_all = bench_now_s();
+    int started = 0;
+    for (long t = 0; t < concurrency; t++) started += pthread_create(&th[t], NULL, worker, &jb) == 0;
+    if (!started) worker(&jb);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    t_all = bench_now_s() - t_all;
+    if (jb.failed) {
+        free(lat);
+        goto done;
+    }
     int correct = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t *req = NULL;
-        size_t rl = 0;
-        double t0 = bench_now_s();
-        if (veil_client_quantize_encrypt_serialize(cl, x.data + i * isz, &req, &rl) != VEIL_OK) {
-            fprintf(stderr, "veil client: %s\n", veil_client_last_error());
-            free(lat);
-            goto done;
-        }
-        snprintf(u, sizeof u, "%.*s/v1/models/%s/predict?key_id=%s", (int)ul, url, name, key_id);
-        s.len = 0;
-        code = http(&ho, "POST", u, req, NULL, rl, &s);
-        if (code == 404 && !uploaded) { /* the server forgot the keys (expiry, deletion): upload again */
-            fprintf(stderr, "veil client: the server no longer has key %.8s…; uploading again\n", key_id);
-            FILE *f = fopen(ekp, "rb");
-            struct stat st;
-            if (f && fstat(fileno(f), &st) == 0) {
-                snprintf(u, sizeof u, "%.*s/v1/keys?model=%s", (int)ul, url, name);
-                s.len = 0;
-                ho.t0 = bench_now_s();
-                long c2 = http(&ho, "POST", u, NULL, f, (size_t)st.st_size, &s);
-                json_t *j = c2 == 201 ? json_loadb((const char *)s.data, s.len, 0, NULL) : NULL;
-                const char *kid = j ? json_string_value(json_object_get(j, "key_id")) : NULL;
-                if (kid && strlen(kid) < sizeof key_id) {
-                    snprintf(key_id, sizeof key_id, "%s", kid);
-                    char line[4300];
-                    snprintf(line, sizeof line, "%.*s %s\n", (int)ul, url, key_id);
-                    if (!write_text(kidp, line)) fprintf(stderr, "veil client: cannot write %s\n", kidp);
-                    uploaded = 1;
-                }
-                json_decref(j);
-            }
-            if (f) fclose(f);
-            snprintf(u, sizeof u, "%.*s/v1/models/%s/predict?key_id=%s", (int)ul, url, name, key_id);
-            s.len = 0;
-            if (uploaded) code = http(&ho, "POST", u, req, NULL, rl, &s);
-        }
-        veil_free(req);
-        if (code != 200) {
-            if (code) server_error("prediction", code, &s);
-            free(lat);
-            goto done;
-        }
-        if (veil_client_deserialize_decrypt_dequantize(cl, s.data, s.len, ys + i * osz) != VEIL_OK) {
-            fprintf(stderr, "veil client: the server's answer: %s\n", veil_client_last_error());
-            free(lat);
-            goto done;
-        }
-        lat[i] = bench_now_s() - t0;
-        if (labels && i < lab.size) { /* argmax against the label */
-            int a = 0;
-            for (int64_t k = 1; k < osz; k++)
-                if (ys[i * osz + k] > ys[i * osz + a]) a = (int)k;
-            correct += a == (int)lab.data[i];
-        }
-        fprintf(stderr, "sample %lld: %.3f s\n", (long long)i, lat[i]);
+    for (int64_t i = 0; labels && i < n && i < lab.size; i++) { /* argmax against the label */
+        int a = 0;
+        for (int64_t k = 1; k < osz; k++)
+            if (ys[i * osz + k] > ys[i * osz + a]) a = (int)k;
+        correct += a == (int)lab.data[i];
     }
     /* 5. results */
-    printf("samples=%lld latency_median_s=%.3f", (long long)n, bench_median(lat, (int)n));
+    double p90 = 0, p99 = 0, med = n ? bench_median(lat, (int)n) : 0; /* sorts lat */
+    if (n) p90 = lat[(n * 90 + 99) / 100 - 1], p99 = lat[(n * 99 + 99) / 100 - 1];
+    printf("samples=%lld ok=%lld lost=0 busy_retries=%d concurrency=%ld throughput_per_s=%.3f latency_median_s=%.3f "
+           "latency_p90_s=%.3f latency_p99_s=%.3f",
+           (long long)n, (long long)n, jb.busy, concurrency, t_all > 0 ? (double)n / t_all : 0.0, med, p90, p99);
     if (labels) printf(" accuracy=%.4f", n ? (double)correct / (double)n : 0.0);
     printf("\n");
     free(lat);

@@ -72,9 +72,9 @@ static key_entry *keys;
 static atomic_int in_flight;
 
 /* metrics */
-enum { R_HEALTH, R_METRICS, R_MODELS, R_CLIENT, R_KEYS_POST, R_KEYS_DELETE, R_PREDICT, R_SIMULATE, R_OTHER, R_COUNT };
+enum { R_HEALTH, R_METRICS, R_MODELS, R_CLIENT, R_KEYS_POST, R_KEY, R_PREDICT, R_SIMULATE, R_OTHER, R_COUNT };
 static const char *const route_names[R_COUNT] = {"healthz", "metrics", "models", "client", "keys_upload",
-                                                 "keys_delete", "predict", "simulate", "other"};
+                                                 "key", "predict", "simulate", "other"};
 static atomic_ullong m_requests[R_COUNT], m_errors4[R_COUNT], m_errors5[R_COUNT], m_pbs, m_busy;
 static const double buckets[NBUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 static atomic_ullong m_lat[R_COUNT][NBUCKETS + 1], m_lat_us[R_COUNT];
@@ -408,7 +408,7 @@ static MHD_Result_t do_metrics(struct MHD_Connection *c, request *r)
                "veil_pbs_total %llu\n", (unsigned long long)m_pbs);
     fprintf(f, "# HELP veil_request_seconds Latency of heavy requests.\n# TYPE veil_request_seconds histogram\n");
     for (int i = R_KEYS_POST; i <= R_SIMULATE; i++) {
-        if (i == R_KEYS_DELETE) continue;
+        if (i == R_KEY) continue;
         unsigned long long cum = 0;
         for (int b = 0; b <= NBUCKETS; b++) {
             cum += m_lat[i][b];
@@ -598,10 +598,10 @@ static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url
                        : strcmp(parts[3], "simulate") == 0 ? R_SIMULATE
                                                            : R_OTHER;
         } else if (np == 2 && strcmp(parts[0], "v1") == 0 && strcmp(parts[1], "keys") == 0) r->route = R_KEYS_POST;
-        else if (np == 3 && strcmp(parts[0], "v1") == 0 && strcmp(parts[1], "keys") == 0) r->route = R_KEYS_DELETE;
+        else if (np == 3 && strcmp(parts[0], "v1") == 0 && strcmp(parts[1], "keys") == 0) r->route = R_KEY;
         m_requests[r->route]++;
         int heavy = r->route == R_PREDICT || r->route == R_SIMULATE || r->route == R_KEYS_POST;
-        int want_post = heavy, want_del = r->route == R_KEYS_DELETE;
+        int want_post = heavy, want_del = r->route == R_KEY && !get;
         if (r->route == R_OTHER) return send_error(c, r, 404, "unknown route: %s %s", method, url);
         if ((want_post && !post) || (want_del && !del) || (!want_post && !want_del && !get))
             return send_error(c, r, 405, "%s is not allowed on %s", method, url);
@@ -696,11 +696,18 @@ static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url
             return send_error(c, r, (unsigned)r->err_code, "%s", r->err);
         }
         return finish_upload(c, r);
-    case R_KEYS_DELETE: {
+    case R_KEY: {
         if (!hex_id_ok(parts[2])) return send_error(c, r, 400, "malformed key id: 32 lowercase hex digits expected");
         pthread_mutex_lock(&keys_lock);
         key_entry *k = keys;
         while (k && strcmp(k->id, parts[2]) != 0) k = k->next;
+        if (get) { /* does the server still hold it, and for which model */
+            json_t *j = k ? json_pack("{s:s, s:s, s:I, s:I}", "key_id", k->id, "model", models[k->model].name, "bytes",
+                                      (json_int_t)k->bytes, "idle_s", (json_int_t)difftime(time(NULL), k->last_used))
+                          : NULL;
+            pthread_mutex_unlock(&keys_lock);
+            return j ? send_json(c, r, 200, j) : send_error(c, r, 404, "unknown key id");
+        }
         int busy = k && k->refs > 0;
         if (k && !busy) key_remove_locked(k);
         pthread_mutex_unlock(&keys_lock);

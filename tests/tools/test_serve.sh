@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# veil serve + veil client on the bundled QAT digits model, over loopback:
+#  - veil-serve links no secret-key code (its symbols);
+#  - the client's decrypted predictions equal `veil predict --mode simulate` on the same samples;
+#  - a restarted server still holds the uploaded keys (the client does not upload again);
+#  - refusals: unknown route, unknown model, key of another model, a secret key uploaded as
+#    evaluation keys, truncated keys, malformed key id, oversized body, simulate while off, bad
+#    JSON; the server stays healthy and still predicts afterwards;
+#  - a deleted key is uploaded again by the client.
+# Usage: test_serve.sh BUILD_DIR SOURCE_DIR
+set -u
+KEEP=${KEEP:-}
+B=$1
+SRC=$2
+M=$SRC/models/digits_qat
+T=$(mktemp -d /tmp/veil_serve_XXXXXX)
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; [ -n "$KEEP" ] || rm -rf "$T"; }
+trap cleanup EXIT
+fails=0
+checks=0
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  checks=$((checks + 1))
+  if ! "$@"; then echo "FAILED: $what" >&2; fails=$((fails + 1)); fi
+}
+# status CODE PATTERN CURL-ARGS...: the answer has that HTTP status and a JSON error matching PATTERN
+status() {
+  local code=$1 pattern=$2; shift 2
+  local got
+  got=$(curl -s -o "$T/body" -w '%{http_code}' "$@")
+  checks=$((checks + 1))
+  if [ "$got" != "$code" ] || ! grep -q -- "$pattern" "$T/body"; then
+    echo "FAILED: curl $* answered $got (want $code): $(cat "$T/body")" >&2
+    fails=$((fails + 1))
+  fi
+}
+start() { # start PORT [OPTIONS]: the server on PORT (0: a free one)
+  local port=$1; shift
+  rm -f "$T/port"
+  "$B/veil" serve "$T/digits" "$T/other" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 \
+    --max-body 65536 "$@" >>"$T/serve.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+  URL=http://127.0.0.1:$(cat "$T/port")
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
+
+# the server binary holds no secret-key code
+syms=$(nm "$B/veil-serve" | grep -E 'veil_(secret_key_|lwe_encrypt|lwe_phase|glwe_encrypt|ggsw_encrypt|eval_keys_new|circuit_(keygen|encrypt|decrypt)|client_|model_)' || true)
+check "veil-serve links no secret-key code: $syms" test -z "$syms"
+
+# two models: digits, and "other" (another compilation: other parameters, other id)
+"$B/veil" compile "$M/model.onnx" --qat --n-bits-json '{"model_inputs":4,"model_outputs":4}' --rounding-bits 6 \
+  --inputset "$M/train.npy" -o "$T/digits" >/dev/null
+"$B/veil" compile "$M/model.onnx" --qat --n-bits-json '{"model_inputs":4,"model_outputs":4}' --rounding-bits 5 \
+  --inputset "$M/train.npy" -o "$T/other" >/dev/null
+start 0
+check "server listening" test -s "$T/port"
+status 200 '"status":"ok"' "$URL/healthz"
+status 200 '"name":"digits"' "$URL/v1/models"
+
+# predictions through the server equal simulate on the same samples
+N=4
+"$B/veil" client --url "$URL" --model digits --keys "$T/keys" --input "$M/test.npy" --limit $N -o "$T/y.npy" \
+  >"$T/client.out" 2>"$T/client.err"
+check "client run: $(tail -3 "$T/client.err")" grep -q "samples=$N ok=$N" "$T/client.out"
+check "keys uploaded once" grep -q "evaluation keys uploaded" "$T/client.err"
+check "secret key mode 0600" test "$(stat -c %a "$T/keys/secret.key")" = 600
+"$B/veil" predict "$T/digits" --input "$M/test.npy" --limit $N --mode simulate -o "$T/ys.npy" >/dev/null
+"$B/npy_argmax" "$T/y.npy" >"$T/pred_client"
+"$B/npy_argmax" "$T/ys.npy" >"$T/pred_sim"
+check "client predictions = simulate predictions" cmp -s "$T/pred_client" "$T/pred_sim"
+check "$N predictions" test "$(wc -l <"$T/pred_client")" = $N
+KEY=$(awk '{print $2}' "$T/keys/key_ids")
+status 200 '"model":"digits"' "$URL/v1/keys/$KEY"
+
+# refusals, and the server goes on
+status 404 'unknown route' "$URL/v2/nothing"
+status 404 "unknown model 'nope'" -X POST --data-binary @"$T/keys/model_id" "$URL/v1/models/nope/predict?key_id=$KEY"
+status 403 "uploaded for model 'digits', not 'other'" -X POST --data-binary @"$T/keys/model_id" \
+  "$URL/v1/models/other/predict?key_id=$KEY"
+status 404 'unknown key id' -X POST --data-binary @"$T/keys/model_id" \
+  "$URL/v1/models/digits/predict?key_id=0123456789abcdef0123456789abcdef"
+status 400 'malformed key id' -X POST --data-binary @"$T/keys/model_id" "$URL/v1/models/digits/predict?key_id=xyz"
+status 400 'expected ciphertexts, got a secret key' -X POST --data-binary @"$T/keys/secret.key" \
+  "$URL/v1/models/digits/predict?key_id=$KEY"
+status 400 'ciphertexts truncated' -X POST --data-binary @<(head -c 4000 "$T/keys/eval.keys") \
+  "$URL/v1/models/digits/predict?key_id=$KEY"
+status 400 'not ciphertexts: no veil header' -X POST --data-binary @"$T/keys/model_id" \
+  "$URL/v1/models/digits/predict?key_id=$KEY"
+status 413 'over the limit' -X POST --data-binary @<(head -c 70000 /dev/zero) "$URL/v1/models/digits/predict?key_id=$KEY"
+status 400 'expected evaluation keys, got a secret key' -X POST --data-binary @"$T/keys/secret.key" \
+  "$URL/v1/keys?model=digits"
+status 400 'truncated' -X POST --data-binary @<(head -c 100000 "$T/keys/eval.keys") "$URL/v1/keys?model=digits"
+status 400 'made for other parameters' -X POST --data-binary @<(head -c 100000 "$T/keys/eval.keys") \
+  "$URL/v1/keys?model=other"
+status 400 'needs ?model=NAME' -X POST --data-binary @"$T/keys/model_id" "$URL/v1/keys"
+status 405 'not allowed' -X PUT "$URL/v1/models"
+status 403 'simulate is off' -X POST -d '{"inputs": [1]}' "$URL/v1/models/digits/simulate"
+status 200 '"status":"ok"' "$URL/healthz"
+status 200 'veil_keys_held 1' "$URL/metrics"
+check "no upload left behind" test -z "$(ls -A "$T/data/keys" | grep upload)"
+
+# a restart keeps the keys: the client predicts without uploading
+PORT=$(cat "$T/port")
+stop
+start "$PORT" --allow-simulate
+"$B/veil" client --url "$URL" --model digits --keys "$T/keys" --input "$M/test.npy" --limit 2 -o "$T/y2.npy" \
+  >"$T/client2.out" 2>"$T/client2.err"
+check "client after restart: $(tail -3 "$T/client2.err")" grep -q "samples=2 ok=2" "$T/client2.out"
+check "no second upload" test "$(grep -c 'evaluation keys uploaded' "$T/client2.err")" = 0
+"$B/npy_argmax" "$T/y2.npy" >"$T/pred2"
+check "same predictions after restart" cmp -s "$T/pred2" <(head -2 "$T/pred_sim")
+status 400 'bad JSON' -X POST -d '{"inputs": [1,' "$URL/v1/models/digits/simulate"
+status 400 'quantized integers' -X POST -d '{"inputs": [1]}' "$URL/v1/models/digits/simulate"
+status 200 '"outputs":\[' -X POST -d "{\"inputs\": [$(seq -s, 0 63)]}" "$URL/v1/models/digits/simulate"
+
+# a deleted key: the client notices and uploads again
+status 200 '"deleted"' -X DELETE "$URL/v1/keys/$KEY"
+status 404 'unknown key id' "$URL/v1/keys/$KEY"
+"$B/veil" client --url "$URL" --model digits --keys "$T/keys" --input "$M/test.npy" --limit 1 >"$T/client3.out" \
+  2>"$T/client3.err"
+check "client after deletion: $(tail -3 "$T/client3.err")" grep -q "samples=1 ok=1" "$T/client3.out"
+check "uploaded again" grep -q "evaluation keys uploaded" "$T/client3.err"
+stop
+check "server log names each model's load" grep -q "model digits loaded in" "$T/serve.log"
+echo "test_serve: $checks checks, $fails failed"
+[ "$fails" -eq 0 ]
