@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench asan clean
+.PHONY: all deps build test demo bench load-check asan clean
 
 all: build
 
@@ -24,6 +24,10 @@ bench: build
 	@./$(BUILD)/veil bench pbs
 	@./$(BUILD)/veil bench circuit
 	@./$(BUILD)/veil bench models
+
+# a local server under concurrent encrypted requests: throughput, latency percentiles, none lost or wrong
+load-check: build
+	@./bench/load_check.sh $(BUILD) 16 4 2
 
 asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVEIL_SANITIZE=ON >/dev/null
