@@ -51,6 +51,40 @@ VEIL_NODISCARD veil_status veil_client_quantize_encrypt_serialize(const veil_cli
 VEIL_NODISCARD veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, const uint8_t *buf,
                                                                       size_t len, double *y);
 
+/* ---- through a veil server (HTTP, libcurl) ------------------------------------------------------- */
+typedef struct {
+    const char *url;      /* "http://127.0.0.1:8080" */
+    const char *model;    /* the model's name on the server */
+    const char *keys_dir; /* keys made once and kept here: secret.key (0600), eval.keys, key ids */
+    const char *cacert;   /* HTTPS: trust this certificate (NULL: the system's) */
+    int insecure;         /* HTTPS: trust any certificate */
+    /* optional: upload progress (bytes sent, total), one finished sample (index, seconds) */
+    void (*on_upload)(void *ctx, uint64_t sent, uint64_t total);
+    void (*on_sample)(void *ctx, int64_t i, double seconds);
+    void (*on_note)(void *ctx, const char *line); /* "new keys in …", "evaluation keys uploaded …" */
+    void *ctx;
+} veil_remote_options;
+
+typedef struct {
+    int keys_made, keys_uploaded; /* in this session */
+    int busy_retries;             /* 503 answers waited out */
+    double seconds;               /* wall time of the predictions */
+} veil_remote_stats;
+
+typedef struct veil_remote veil_remote;
+/* Fetches the client bundle, loads the keys of keys_dir or makes them (for this model's
+ * compilation), and makes sure the server holds the evaluation keys (uploading them, streamed from
+ * keys_dir/eval.keys, when it has none or forgot them). One-line reasons in
+ * veil_client_last_error(). */
+VEIL_NODISCARD veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out);
+void veil_remote_close(veil_remote *r); /* accepts NULL */
+const veil_client *veil_remote_client(const veil_remote *r); /* shapes: veil_client_model */
+/* n samples (veil_model_input_size doubles each) → n outputs (veil_model_output_size each), with
+ * `concurrency` requests in flight (1..64); a 503 is waited out and sent again. latency[i]: the
+ * seconds of sample i (may be NULL). */
+VEIL_NODISCARD veil_status veil_remote_predict(veil_remote *r, const double *x, int64_t n, int concurrency, double *y,
+                                               double *latency, veil_remote_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

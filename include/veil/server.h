@@ -43,6 +43,30 @@ VEIL_NODISCARD veil_status veil_server_keys_precheck(const veil_server_model *m,
 VEIL_NODISCARD veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek, const uint8_t *in,
                                            size_t in_len, unsigned threads, uint8_t **out, size_t *out_len);
 
+/* ---- the HTTP server (veil serve) ------------------------------------------------------------ */
+#define VEIL_SERVE_MAX_MODELS 32
+typedef struct {
+    const char *host;      /* IPv4 address to listen on (default 127.0.0.1) */
+    const char *data;      /* uploaded keys live in DATA/keys, across restarts (default ./veil-data) */
+    const char *tls_cert;  /* PEM files: serve HTTPS when both are set */
+    const char *tls_key;
+    const char *port_file; /* the port is written there once listening (useful with port 0) */
+    long port;             /* default 8080; 0: a free one */
+    long workers;          /* heavy requests (key uploads, predictions, simulations) at once; more: 503 */
+    long threads;          /* threads per evaluation; 0: cores / workers */
+    long cache;            /* key sets kept expanded in memory (least recently used go first) */
+    long timeout_s;        /* idle connection timeout */
+    long long max_body;    /* bytes of a prediction or simulation body; keys: their own size */
+    long long quota;       /* bytes of stored keys */
+    double expiry_s;       /* keys idle this long are deleted */
+    int allow_simulate;    /* POST /v1/models/NAME/simulate (it sees clear data) */
+} veil_serve_config;
+void veil_serve_config_default(veil_serve_config *c);
+/* Loads the models of `dirs` (client.veil + server.veil, each named after its directory), then
+ * serves until SIGINT or SIGTERM (blocked in the calling thread, which waits for them). Returns the
+ * process exit code; reasons go to stderr, one line each. Routes: docs/format.md and README. */
+int veil_serve(const veil_serve_config *c, const char *const *dirs, int ndirs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@ struct veil_client {
 
 static _Thread_local char client_err[400];
 const char *veil_client_last_error(void) { return client_err; }
+void veil_client_set_error(const char *msg) { snprintf(client_err, sizeof client_err, "%s", msg); }
 
 static veil_status fail(veil_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static veil_status fail(veil_status st, const char *fmt, ...)

@@ -18,6 +18,8 @@
 void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
                          char *msg, size_t cap);
 const char *veil_kind_name(veil_kind k);
+/* Sets the calling thread's veil_client_last_error() (client.c; remote.c reports through it). */
+void veil_client_set_error(const char *msg);
 void veil_hex(const uint8_t *b, size_t n, char *out); /* 2n characters + NUL */
 
 #endif
