@@ -125,6 +125,21 @@ status 404 'unknown key id' "$URL/v1/keys/$KEY"
 check "client after deletion: $(tail -3 "$T/client3.err")" grep -q "samples=1 ok=1" "$T/client3.out"
 check "uploaded again" grep -q "evaluation keys uploaded" "$T/client3.err"
 stop
+
+# HTTPS: the same through TLS, trusting a self-signed certificate
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+  start 0 --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
+  URL=https://127.0.0.1:$(cat "$T/port")
+  status 200 '"status":"ok"' --cacert "$T/cert.pem" "$URL/healthz"
+  checks=$((checks + 1))
+  if curl -s -o /dev/null "$URL/healthz"; then echo "FAILED: an untrusted certificate was accepted" >&2; fails=$((fails + 1)); fi
+  "$B/veil" client --url "$URL" --model digits --keys "$T/keys" --cacert "$T/cert.pem" --input "$M/test.npy" \
+    --limit 1 >"$T/client4.out" 2>"$T/client4.err"
+  check "client over HTTPS: $(tail -3 "$T/client4.err")" grep -q "samples=1 ok=1" "$T/client4.out"
+  stop
+fi
 check "server log names each model's load" grep -q "model digits loaded in" "$T/serve.log"
 echo "test_serve: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]
