@@ -62,22 +62,16 @@ veil_status veil_client_from_bytes(const uint8_t *buf, size_t len, veil_client *
     return VEIL_OK;
 }
 
+static veil_status from_bytes(const uint8_t *buf, size_t len, void **out)
+{
+    return veil_client_from_bytes(buf, len, (veil_client **)out);
+}
+
 veil_status veil_client_load(const char *path, veil_client **out)
 {
     if (!path || !out) return fail(VEIL_ERR_INVALID_ARG, "no path");
     *out = NULL;
-    uint8_t *buf;
-    size_t len;
-    veil_status st = veil_file_read_all(path, MAX_BUNDLE_BYTES, &buf, &len);
-    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
-    st = veil_client_from_bytes(buf, len, out);
-    veil_free(buf);
-    if (st != VEIL_OK) {
-        char tmp[sizeof client_err];
-        snprintf(tmp, sizeof tmp, "%s", client_err);
-        return fail(st, "%s: %s", path, tmp);
-    }
-    return VEIL_OK;
+    return veil_deploy_load(path, MAX_BUNDLE_BYTES, from_bytes, (void **)out, client_err, sizeof client_err);
 }
 
 void veil_client_free(veil_client *c)

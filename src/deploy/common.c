@@ -1,5 +1,6 @@
 /* One-line reasons for refused deployment objects (bundles, keys, ciphertexts). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../tfhe/serialize.h"
@@ -64,4 +65,35 @@ void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const v
     default: break;
     }
     snprintf(msg, cap, "%s refused: %s", what, veil_status_str(st));
+}
+
+veil_status veil_deploy_load(const char *path, size_t max_bytes, veil_status (*from)(const uint8_t *, size_t, void **),
+                             void **out, char *err, size_t cap)
+{
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_file_read_all(path, max_bytes, &buf, &len);
+    if (st != VEIL_OK) {
+        snprintf(err, cap, "%s: cannot read (%s)", path, veil_status_str(st));
+        return st;
+    }
+    st = from(buf, len, out);
+    veil_free(buf);
+    if (st != VEIL_OK) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", err);
+        snprintf(err, cap, "%s: %s", path, reason);
+    }
+    return st;
+}
+
+char *veil_read_text(const char *path)
+{
+    uint8_t *b;
+    size_t len;
+    if (veil_file_read_all(path, 1 << 20, &b, &len) != VEIL_OK) return NULL;
+    char *s = malloc(len + 1);
+    if (s) memcpy(s, b, len), s[len] = 0;
+    veil_free(b);
+    return s;
 }

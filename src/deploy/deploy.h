@@ -21,5 +21,11 @@ const char *veil_kind_name(veil_kind k);
 /* Sets the calling thread's veil_client_last_error() (client.c; remote.c reports through it). */
 void veil_client_set_error(const char *msg);
 void veil_hex(const uint8_t *b, size_t n, char *out); /* 2n characters + NUL */
+/* A whole file through `from` (a from_bytes function with its output pointer cast to void **);
+ * failures leave "PATH: reason" in err (which `from` also writes its reason into). */
+veil_status veil_deploy_load(const char *path, size_t max_bytes, veil_status (*from)(const uint8_t *, size_t, void **),
+                             void **out, char *err, size_t cap);
+/* A small text file, NUL-terminated (malloc'd; NULL when unreadable or over 1 MB). */
+char *veil_read_text(const char *path);
 
 #endif

@@ -805,16 +805,6 @@ void veil_serve_config_default(veil_serve_config *c)
                              .expiry_s = 604800};
 }
 
-static char *read_text(const char *path)
-{
-    uint8_t *b;
-    size_t len;
-    if (veil_file_read_all(path, 1 << 20, &b, &len) != VEIL_OK) return NULL;
-    char *s = malloc(len + 1);
-    if (s) memcpy(s, b, len), s[len] = 0;
-    veil_free(b);
-    return s;
-}
 
 int veil_serve(const veil_serve_config *config, const char *const *dirs, int ndirs)
 {
@@ -854,7 +844,7 @@ int veil_serve(const veil_serve_config *config, const char *const *dirs, int ndi
             fprintf(stderr, "veil serve: this libmicrohttpd has no TLS support\n");
             return 1;
         }
-        if (!(cert = read_text(cfg.tls_cert)) || !(key = read_text(cfg.tls_key))) {
+        if (!(cert = veil_read_text(cfg.tls_cert)) || !(key = veil_read_text(cfg.tls_key))) {
             fprintf(stderr, "veil serve: cannot read %s or %s\n", cfg.tls_cert, cfg.tls_key);
             return 1;
         }

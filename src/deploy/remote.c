@@ -165,16 +165,6 @@ static int mkdirs(const char *dir)
     return mkdir(tmp, 0700) == 0 || errno == EEXIST;
 }
 
-static char *read_text(const char *path)
-{
-    uint8_t *b;
-    size_t len;
-    if (veil_file_read_all(path, 1 << 20, &b, &len) != VEIL_OK) return NULL;
-    char *s = malloc(len + 1);
-    if (s) memcpy(s, b, len), s[len] = 0;
-    veil_free(b);
-    return s;
-}
 
 static int write_text(const char *path, const char *s)
 {
@@ -208,7 +198,7 @@ static veil_status upload(veil_remote *r, const char *ekp)
         note(r, "evaluation keys uploaded (%.1f MB in %.1f s): key id %.8s…", (double)st.st_size / 1e6,
              now_s() - t0, r->key_id);
         /* one line per server: "URL KEY_ID" */
-        char *old = read_text(r->kidp), *all = NULL;
+        char *old = veil_read_text(r->kidp), *all = NULL;
         size_t need = (old ? strlen(old) : 0) + strlen(r->base) + KEY_ID_CAP + 4, used = 0;
         if ((all = malloc(need))) {
             all[0] = 0;
@@ -266,7 +256,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     }
     /* 2. keys, made once per compilation of the model */
     const char *mid = veil_client_model_id(r->cl);
-    char *stored = read_text(midp);
+    char *stored = veil_read_text(midp);
     struct stat fs;
     int fresh = !stored || strncmp(stored, mid, 32) != 0 || stat(skp, &fs) != 0 || stat(ekp, &fs) != 0;
     free(stored);
@@ -295,7 +285,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
              (double)ekl / 1e6);
     }
     /* 3. the server's key id: stored and still held, or a new upload */
-    char *ids = read_text(r->kidp);
+    char *ids = veil_read_text(r->kidp);
     for (char *line = ids ? strtok(ids, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         char *sp = strrchr(line, ' ');
         if (sp && (size_t)(sp - line) == strlen(r->base) && strncmp(line, r->base, strlen(r->base)) == 0 &&

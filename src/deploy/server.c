@@ -58,22 +58,16 @@ veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_se
     return VEIL_OK;
 }
 
+static veil_status from_bytes(const uint8_t *buf, size_t len, void **out)
+{
+    return veil_server_model_from_bytes(buf, len, (veil_server_model **)out);
+}
+
 veil_status veil_server_model_load(const char *path, veil_server_model **out)
 {
     if (!path || !out) return fail(VEIL_ERR_INVALID_ARG, "no path");
     *out = NULL;
-    uint8_t *buf;
-    size_t len;
-    veil_status st = veil_file_read_all(path, MAX_BUNDLE_BYTES, &buf, &len);
-    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
-    st = veil_server_model_from_bytes(buf, len, out);
-    veil_free(buf);
-    if (st != VEIL_OK) {
-        char tmp[sizeof server_err];
-        snprintf(tmp, sizeof tmp, "%s", server_err);
-        return fail(st, "%s: %s", path, tmp);
-    }
-    return VEIL_OK;
+    return veil_deploy_load(path, MAX_BUNDLE_BYTES, from_bytes, (void **)out, server_err, sizeof server_err);
 }
 
 void veil_server_model_free(veil_server_model *m)
