@@ -260,7 +260,8 @@ static void keys_scan(void)
 
 /* ---- requests ----------------------------------------------------------------------------------- */
 typedef struct {
-    int route, slot, model, status_hint;
+    int route, model, status_hint;
+    int slot; /* 1: holds a worker slot; 2: held one, given back */
     double t0;
     /* body */
     uint8_t *body;
@@ -567,7 +568,7 @@ static MHD_Result_t do_simulate(struct MHD_Connection *c, request *r)
     return send_json(c, r, 200, json_pack("{s:o}", "outputs", arr));
 }
 
-static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+static MHD_Result_t handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)cls, (void)version;
@@ -717,6 +718,21 @@ static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url
     }
 }
 
+/* MHD's entry: the request's worker slot is given back as soon as its answer is queued, so that a
+ * client sending its next request at once does not find it still taken. */
+static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                            const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    request *before = *con_cls;
+    int final = before && *upload_size == 0;
+    MHD_Result_t ret = handle(cls, c, url, method, version, upload_data, upload_size, con_cls);
+    if (final && before->slot == 1) {
+        atomic_fetch_sub(&in_flight, 1);
+        before->slot = 2; /* released; the latency is still recorded at completion */
+    }
+    return ret;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)c;
@@ -724,7 +740,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     if (!r) return;
     double dt = now_s() - r->t0;
     if (r->slot) {
-        atomic_fetch_sub(&in_flight, 1);
+        if (r->slot == 1) atomic_fetch_sub(&in_flight, 1);
         int b = 0;
         while (b < NBUCKETS && dt > buckets[b]) b++;
         m_lat[r->route][b]++;

@@ -117,6 +117,14 @@ status 400 'bad JSON' -X POST -d '{"inputs": [1,' "$URL/v1/models/digits/simulat
 status 400 'quantized integers' -X POST -d '{"inputs": [1]}' "$URL/v1/models/digits/simulate"
 status 200 '"outputs":\[' -X POST -d "{\"inputs\": [$(seq -s, 0 63)]}" "$URL/v1/models/digits/simulate"
 
+# a full worker pool answers 503 at once: a key upload holds the only slot
+curl -s -o /dev/null --limit-rate 40M -X POST -T "$T/keys/eval.keys" "$URL/v1/keys?model=digits" & # streamed
+UP=$!
+for _ in $(seq 400); do curl -s "$URL/metrics" | grep -q '^veil_in_flight 1' && break; sleep 0.05; done
+status 503 'busy' -X POST --data-binary @"$T/keys/model_id" "$URL/v1/models/digits/predict?key_id=$KEY"
+wait $UP
+status 200 'veil_busy_total 1' "$URL/metrics"
+
 # a deleted key: the client notices and uploads again
 status 200 '"deleted"' -X DELETE "$URL/v1/keys/$KEY"
 status 404 'unknown key id' "$URL/v1/keys/$KEY"
@@ -124,6 +132,16 @@ status 404 'unknown key id' "$URL/v1/keys/$KEY"
   2>"$T/client3.err"
 check "client after deletion: $(tail -3 "$T/client3.err")" grep -q "samples=1 ok=1" "$T/client3.out"
 check "uploaded again" grep -q "evaluation keys uploaded" "$T/client3.err"
+stop
+
+# the quota, and the idle expiry (checked at start-up too)
+start 0 --quota 1000
+status 507 'quota' -X POST --data-binary @"$T/keys/secret.key" "$URL/v1/keys?model=digits"
+stop
+sleep 2
+start 0 --key-expiry 1
+status 200 'veil_keys_held 0' "$URL/metrics"
+check "expiry logged" grep -q "expired" "$T/serve.log"
 stop
 
 # HTTPS: the same through TLS, trusting a self-signed certificate
