@@ -20,7 +20,8 @@ static void usage(FILE *f)
             "  --quota BYTES         total bytes of stored keys (default 16e9)\n"
             "  --key-expiry SECONDS  delete keys idle this long (default 604800: a week)\n"
             "  --cache N             key sets kept expanded in memory (default 4)\n"
-            "  --workers N           heavy requests at once; more get 503 (default 2)\n"
+            "  --workers N           heavy requests (uploads, predictions) at once (default 2)\n"
+            "  --queue N             more wait for a worker, in arrival order (default 4); beyond, 503\n"
             "  --threads N           threads per evaluation (default: cores / workers)\n"
             "  --max-body BYTES      limit for prediction bodies (default 64e6)\n"
             "  --timeout SECONDS     idle connection timeout (default 120)\n"
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--allow-simulate") == 0) cfg.allow_simulate = 1;
         else if (strcmp(a, "--port") == 0) VAL(cfg.port, 0, 65535);
         else if (strcmp(a, "--workers") == 0) VAL(cfg.workers, 1, 256);
+        else if (strcmp(a, "--queue") == 0) VAL(cfg.queue, 0, 4096);
         else if (strcmp(a, "--threads") == 0) VAL(cfg.threads, 0, 1024);
         else if (strcmp(a, "--cache") == 0) VAL(cfg.cache, 0, 1024);
         else if (strcmp(a, "--timeout") == 0) VAL(cfg.timeout_s, 1, 86400);

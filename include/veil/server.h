@@ -52,7 +52,8 @@ typedef struct {
     const char *tls_key;
     const char *port_file; /* the port is written there once listening (useful with port 0) */
     long port;             /* default 8080; 0: a free one */
-    long workers;          /* heavy requests (key uploads, predictions, simulations) at once; more: 503 */
+    long workers;          /* heavy requests (key uploads, predictions, simulations) at once */
+    long queue;            /* more wait for a worker in arrival order (default 4); beyond: 503 at once */
     long threads;          /* threads per evaluation; 0: cores / workers */
     long cache;            /* key sets kept expanded in memory (least recently used go first) */
     long timeout_s;        /* idle connection timeout */

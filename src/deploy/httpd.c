@@ -62,7 +62,41 @@ static int nmodels;
 static char keys_dir[PATH_MAX];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static key_entry *keys;
-static atomic_int in_flight;
+/* Worker slots: `running` heavy requests at most cfg.workers; up to cfg.queue more wait for one in
+ * arrival order (tickets); beyond that, 503 at once. */
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cond = PTHREAD_COND_INITIALIZER;
+static long running, waiting;
+static unsigned long long next_ticket, serving;
+static atomic_int in_flight; /* = running, readable without the lock */
+
+static int slot_acquire(void)
+{
+    pthread_mutex_lock(&slot_lock);
+    if (waiting >= cfg.queue && running >= cfg.workers) {
+        pthread_mutex_unlock(&slot_lock);
+        return 0;
+    }
+    unsigned long long mine = next_ticket++;
+    waiting++;
+    while (serving != mine || running >= cfg.workers) pthread_cond_wait(&slot_cond, &slot_lock);
+    waiting--;
+    serving++;
+    running++;
+    atomic_store(&in_flight, (int)running);
+    pthread_cond_broadcast(&slot_cond); /* the next ticket may go too */
+    pthread_mutex_unlock(&slot_lock);
+    return 1;
+}
+
+static void slot_release(void)
+{
+    pthread_mutex_lock(&slot_lock);
+    running--;
+    atomic_store(&in_flight, (int)running);
+    pthread_cond_broadcast(&slot_cond);
+    pthread_mutex_unlock(&slot_lock);
+}
 
 /* metrics */
 enum { R_HEALTH, R_METRICS, R_MODELS, R_CLIENT, R_KEYS_POST, R_KEY, R_PREDICT, R_SIMULATE, R_OTHER, R_COUNT };
@@ -421,6 +455,10 @@ static MHD_Result_t do_metrics(struct MHD_Connection *c, request *r)
                "veil_key_bytes_held %llu\n", (unsigned long long)kb);
     fprintf(f, "# HELP veil_in_flight Heavy requests in progress.\n# TYPE veil_in_flight gauge\nveil_in_flight %d\n",
             atomic_load(&in_flight));
+    pthread_mutex_lock(&slot_lock);
+    long q = waiting;
+    pthread_mutex_unlock(&slot_lock);
+    fprintf(f, "# HELP veil_queued Heavy requests waiting for a worker.\n# TYPE veil_queued gauge\nveil_queued %ld\n", q);
     fclose(f);
     return send_bytes(c, r, 200, "text/plain; version=0.0.4", buf, blen, free);
 }
@@ -614,10 +652,10 @@ static MHD_Result_t handle(void *cls, struct MHD_Connection *c, const char *url,
         if (cl && atoll(cl) > limit)
             return send_error(c, r, 413, "body of %s bytes is over the limit of %lld", cl, limit);
         if (heavy) {
-            if (atomic_fetch_add(&in_flight, 1) >= cfg.workers) {
-                atomic_fetch_sub(&in_flight, 1);
+            if (!slot_acquire()) {
                 m_busy++;
-                return send_error(c, r, 503, "busy: %ld requests in progress, try again", cfg.workers);
+                return send_error(c, r, 503, "busy: %ld requests in progress and %ld waiting, try again",
+                                  cfg.workers, cfg.queue);
             }
             r->slot = 1;
         }
@@ -727,7 +765,7 @@ static MHD_Result_t handler(void *cls, struct MHD_Connection *c, const char *url
     int final = before && *upload_size == 0;
     MHD_Result_t ret = handle(cls, c, url, method, version, upload_data, upload_size, con_cls);
     if (final && before->slot == 1) {
-        atomic_fetch_sub(&in_flight, 1);
+        slot_release();
         before->slot = 2; /* released; the latency is still recorded at completion */
     }
     return ret;
@@ -740,7 +778,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     if (!r) return;
     double dt = now_s() - r->t0;
     if (r->slot) {
-        if (r->slot == 1) atomic_fetch_sub(&in_flight, 1);
+        if (r->slot == 1) slot_release();
         int b = 0;
         while (b < NBUCKETS && dt > buckets[b]) b++;
         m_lat[r->route][b]++;
@@ -816,7 +854,7 @@ static int load_model(const char *dir)
 
 void veil_serve_config_default(veil_serve_config *c)
 {
-    *c = (veil_serve_config){.host = "127.0.0.1", .data = "veil-data", .port = 8080, .workers = 2, .threads = 0,
+    *c = (veil_serve_config){.host = "127.0.0.1", .data = "veil-data", .port = 8080, .workers = 2, .queue = 4, .threads = 0,
                              .cache = 4, .timeout_s = 120, .max_body = 64000000, .quota = 16000000000LL,
                              .expiry_s = 604800};
 }
@@ -884,8 +922,9 @@ int veil_serve(const veil_serve_config *config, const char *const *dirs, int ndi
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = info ? info->port : (unsigned)cfg.port;
-    logf_("listening on %s://%s:%u (%d model(s), %ld workers, %ld threads each, simulate %s)", cert ? "https" : "http",
-          cfg.host, port, nmodels, cfg.workers, cfg.threads, cfg.allow_simulate ? "on" : "off");
+    logf_("listening on %s://%s:%u (%d model(s), %ld workers, %ld threads each, queue %ld, simulate %s)",
+          cert ? "https" : "http", cfg.host, port, nmodels, cfg.workers, cfg.threads, cfg.queue,
+          cfg.allow_simulate ? "on" : "off");
     if (cfg.port_file) {
         char pb[16];
         int pl = snprintf(pb, sizeof pb, "%u\n", port);

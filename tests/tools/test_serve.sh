@@ -38,7 +38,7 @@ status() {
 start() { # start PORT [OPTIONS]: the server on PORT (0: a free one)
   local port=$1; shift
   rm -f "$T/port"
-  "$B/veil" serve "$T/digits" "$T/other" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 \
+  "$B/veil" serve "$T/digits" "$T/other" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
     --max-body 65536 "$@" >>"$T/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
