@@ -6,4 +6,8 @@ int veil_cmd_compile(int argc, char **argv);
 int veil_cmd_info(int argc, char **argv);
 int veil_cmd_predict(int argc, char **argv);
 int veil_cmd_client(int argc, char **argv);
+int veil_cmd_keygen(int argc, char **argv);
+int veil_cmd_encrypt(int argc, char **argv);
+int veil_cmd_run(int argc, char **argv);
+int veil_cmd_decrypt(int argc, char **argv);
 #endif

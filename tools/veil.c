@@ -15,6 +15,10 @@ static void usage(FILE *f)
                "  compile     compile an ONNX model into client.veil and server.veil (veil compile --help)\n"
                "  info        describe a compiled model (veil info DIR)\n"
                "  predict     run a compiled model on an .npy file: clear, simulate or execute (veil predict --help)\n"
+               "  keygen      the client's keys for a compiled model (veil keygen --help)\n"
+               "  encrypt     quantize and encrypt one sample (veil encrypt --help)\n"
+               "  run         what a server does: the program on ciphertexts, evaluation keys only (veil run --help)\n"
+               "  decrypt     decrypt and dequantize a result (veil decrypt --help)\n"
                "  serve       serve compiled models over HTTP (veil serve --help; runs veil-serve)\n"
                "  client      predict through a veil server: keys, encryption, decryption here (veil client --help)\n"
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
@@ -54,6 +58,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "info") == 0) return veil_cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "serve") == 0) return exec_serve(argv);
     if (strcmp(argv[1], "client") == 0) return veil_cmd_client(argc - 2, argv + 2);
+    if (strcmp(argv[1], "keygen") == 0) return veil_cmd_keygen(argc - 2, argv + 2);
+    if (strcmp(argv[1], "encrypt") == 0) return veil_cmd_encrypt(argc - 2, argv + 2);
+    if (strcmp(argv[1], "run") == 0) return veil_cmd_run(argc - 2, argv + 2);
+    if (strcmp(argv[1], "decrypt") == 0) return veil_cmd_decrypt(argc - 2, argv + 2);
     if (strcmp(argv[1], "predict") == 0) return veil_cmd_predict(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0) {
         printf("veil 0.1.0 (kernels: %s)\n", veil_cpu_kernel_name());

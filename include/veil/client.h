@@ -44,6 +44,12 @@ VEIL_NODISCARD veil_status veil_client_load_secret_key(veil_client *c, const cha
  * veil_client_keygen in this process (they are not kept with the secret key). *out: veil_free. */
 VEIL_NODISCARD veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len);
 
+/* A key directory, as veil client and veil keygen keep it: secret.key (mode 0600), eval.keys
+ * (compressed), model_id (the compilation the keys belong to). Saving needs veil_client_keygen in
+ * this process; loading refuses keys of another compilation of the model ("made for model …"). */
+VEIL_NODISCARD veil_status veil_client_save_keys(const veil_client *c, const char *dir);
+VEIL_NODISCARD veil_status veil_client_load_keys(veil_client *c, const char *dir);
+
 /* One sample (veil_model_input_size doubles) → compressed input ciphertexts (*out: veil_free). */
 VEIL_NODISCARD veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const double *x,
                                                                   uint8_t **out, size_t *len);

@@ -112,6 +112,13 @@ unsigned veil_parallel_for(size_t n, unsigned threads, void (*fn)(void *ctx, siz
                            void *ctx);
 unsigned veil_cpu_count(void);
 
+/* Whole files. read_all refuses files larger than max_bytes (*out: veil_free). write_atomic writes
+ * a temporary file beside `path` with `mode`, fsyncs and renames it, so `path` is never half
+ * written. */
+VEIL_NODISCARD veil_status veil_file_read_all(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
+VEIL_NODISCARD veil_status veil_file_write_atomic(const char *path, const uint8_t *data, size_t len,
+                                                  unsigned mode);
+
 #ifdef __cplusplus
 }
 #endif

@@ -101,11 +101,7 @@ int veil_cursor_bytes(veil_cursor *c, void *out, size_t n);
 void veil_buf_put_shape(veil_buf *b, int ndim, const int64_t *shape);
 int64_t veil_cursor_shape(veil_cursor *c, int max_dims, int *ndim, int64_t *shape);
 
-/* Whole-file helpers. read_all refuses files larger than max_bytes. write_atomic writes a
- * temporary file beside `path`, fsyncs and renames it, so `path` is never half written. */
-VEIL_NODISCARD veil_status veil_file_read_all(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
-VEIL_NODISCARD veil_status veil_file_write_atomic(const char *path, const uint8_t *data, size_t len,
-                                                  unsigned mode);
+/* Whole-file helpers: veil_file_read_all and veil_file_write_atomic, public in veil/core.h. */
 
 /* SHA-256 (OpenSSL) */
 void veil_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -1,8 +1,11 @@
 /* The client side of a deployed model: a client bundle, the secret key (made, saved with mode
  * 0600, loaded), compressed evaluation keys, and one sample to and from ciphertext bytes. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../ml/model_impl.h"
 #include "deploy.h"
@@ -135,6 +138,61 @@ veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *l
     if (!c->m->ek) return fail(VEIL_ERR_INVALID_ARG, "no evaluation keys in this process: call veil_client_keygen");
     veil_status st = veil_eval_keys_serialize(c->m->ek, 1, out, len);
     return st == VEIL_OK ? VEIL_OK : fail(st, "cannot serialize the evaluation keys: %s", veil_status_str(st));
+}
+
+static int mkdirs(const char *dir)
+{
+    char tmp[2048];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return 0;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return 0;
+            *p = '/';
+        }
+    return mkdir(tmp, 0700) == 0 || errno == EEXIST;
+}
+
+veil_status veil_client_save_keys(const veil_client *c, const char *dir)
+{
+    if (!c || !dir) return fail(VEIL_ERR_INVALID_ARG, "no client or directory");
+    if (!mkdirs(dir)) return fail(VEIL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    char p[2200], line[64];
+    uint8_t *ek = NULL;
+    size_t ekl = 0;
+    veil_status st;
+    snprintf(p, sizeof p, "%s/secret.key", dir);
+    if ((st = veil_client_save_secret_key(c, p)) != VEIL_OK || (st = veil_client_eval_keys(c, &ek, &ekl)) != VEIL_OK)
+        return st;
+    snprintf(p, sizeof p, "%s/eval.keys", dir);
+    st = veil_file_write_atomic(p, ek, ekl, 0600);
+    veil_free(ek);
+    if (st != VEIL_OK) return fail(st, "%s: cannot write (%s)", p, veil_status_str(st));
+    snprintf(p, sizeof p, "%s/model_id", dir);
+    int n = snprintf(line, sizeof line, "%s\n", c->id);
+    if ((st = veil_file_write_atomic(p, (const uint8_t *)line, (size_t)n, 0600)) != VEIL_OK)
+        return fail(st, "%s: cannot write (%s)", p, veil_status_str(st));
+    return VEIL_OK;
+}
+
+veil_status veil_client_load_keys(veil_client *c, const char *dir)
+{
+    if (!c || !dir) return fail(VEIL_ERR_INVALID_ARG, "no client or directory");
+    char p[2200];
+    snprintf(p, sizeof p, "%s/model_id", dir);
+    char *id = veil_read_text(p);
+    if (!id) return fail(VEIL_ERR_IO, "%s: no keys here (make them with veil keygen or veil client)", dir);
+    int same = strncmp(id, c->id, 2 * VEIL_MODEL_ID_BYTES) == 0;
+    if (!same) {
+        id[strcspn(id, "\n")] = 0;
+        veil_status st = fail(VEIL_ERR_PARAMS_MISMATCH, "%s: keys made for model %.32s, not for this one (%s)", dir, id,
+                              c->id);
+        free(id);
+        return st;
+    }
+    free(id);
+    snprintf(p, sizeof p, "%s/secret.key", dir);
+    return veil_client_load_secret_key(c, p);
 }
 
 veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const double *x, uint8_t **out, size_t *len)

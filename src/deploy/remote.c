@@ -152,18 +152,6 @@ static void server_error(const sink *s, long code, char *out, size_t cap)
 }
 
 /* ---- files in keys_dir ------------------------------------------------------------------------- */
-static int mkdirs(const char *dir)
-{
-    char tmp[2048];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return 0;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return 0;
-            *p = '/';
-        }
-    return mkdir(tmp, 0700) == 0 || errno == EEXIST;
-}
 
 
 static int write_text(const char *path, const char *s)
@@ -225,7 +213,6 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     for (const char *p = o->model; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.", *p)))
             return fail(VEIL_ERR_INVALID_ARG, "model name '%s': letters, digits, '-', '_' and '.' only", o->model);
-    if (!mkdirs(o->keys_dir)) return fail(VEIL_ERR_IO, "cannot create %s: %s", o->keys_dir, strerror(errno));
     veil_remote *r = calloc(1, sizeof *r);
     if (!r) return fail(VEIL_ERR_NOMEM, "out of memory");
     curl_global_init(CURL_GLOBAL_DEFAULT); /* reference-counted; thread-safe in libcurl >= 7.84 */
@@ -233,8 +220,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     size_t ul = strlen(o->url);
     while (ul && o->url[ul - 1] == '/') ul--;
     snprintf(r->base, sizeof r->base, "%.*s", (int)ul, o->url);
-    char u[2200], err[600] = "", skp[2600], ekp[2600], midp[2600];
-    snprintf(skp, sizeof skp, "%s/secret.key", o->keys_dir);
+    char u[2200], err[600] = "", ekp[2600], midp[2600];
     snprintf(ekp, sizeof ekp, "%s/eval.keys", o->keys_dir);
     snprintf(midp, sizeof midp, "%s/model_id", o->keys_dir);
     snprintf(r->kidp, sizeof r->kidp, "%s/key_ids", o->keys_dir);
@@ -255,34 +241,17 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
         goto done;
     }
     /* 2. keys, made once per compilation of the model */
-    const char *mid = veil_client_model_id(r->cl);
-    char *stored = veil_read_text(midp);
     struct stat fs;
-    int fresh = !stored || strncmp(stored, mid, 32) != 0 || stat(skp, &fs) != 0 || stat(ekp, &fs) != 0;
-    free(stored);
-    if (!fresh && veil_client_load_secret_key(r->cl, skp) != VEIL_OK) {
-        note(r, "%s; making new keys", veil_client_last_error());
-        fresh = 1;
-    }
-    if (fresh) {
+    int have = veil_client_load_keys(r->cl, o->keys_dir) == VEIL_OK && stat(ekp, &fs) == 0;
+    if (!have && stat(midp, &fs) == 0) note(r, "%s; making new keys", veil_client_last_error());
+    if (!have) {
         double t0 = now_s();
-        uint8_t *ek = NULL;
-        size_t ekl = 0;
-        if ((st = veil_client_keygen(r->cl, NULL)) != VEIL_OK || (st = veil_client_save_secret_key(r->cl, skp)) != VEIL_OK ||
-            (st = veil_client_eval_keys(r->cl, &ek, &ekl)) != VEIL_OK)
+        if ((st = veil_client_keygen(r->cl, NULL)) != VEIL_OK || (st = veil_client_save_keys(r->cl, o->keys_dir)) != VEIL_OK)
             goto done;
-        st = veil_file_write_atomic(ekp, ek, ekl, 0600);
-        veil_free(ek);
         unlink(r->kidp); /* ids of the previous keys */
-        char line[64];
-        snprintf(line, sizeof line, "%s\n", mid);
-        if (st != VEIL_OK || !write_text(midp, line)) {
-            st = fail(VEIL_ERR_IO, "cannot write the keys into %s", o->keys_dir);
-            goto done;
-        }
         r->stats.keys_made = 1;
         note(r, "new keys in %s (%.1f s): secret.key (mode 0600), eval.keys %.1f MB", o->keys_dir, now_s() - t0,
-             (double)ekl / 1e6);
+             (stat(ekp, &fs) == 0 ? (double)fs.st_size : 0.0) / 1e6);
     }
     /* 3. the server's key id: stored and still held, or a new upload */
     char *ids = veil_read_text(r->kidp);

@@ -1,0 +1,78 @@
+/* veil decrypt DIR --keys KDIR --input OUT [-o Y.npy]: the server's answer decrypted and
+ * dequantized (with the model's client-side post-processing); prints the values and the argmax. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "veil/client.h"
+#include "veil/npy.h"
+
+int veil_cmd_decrypt(int argc, char **argv)
+{
+    const char *dir = NULL, *keys = NULL, *input = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy]\n"
+                   "  decrypts and dequantizes OUT (veil run) with KDIR/secret.key; prints the outputs\n");
+            return 0;
+        }
+        if (!strcmp(a, "--keys")) {
+            if (!(keys = cli_value("decrypt", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--input")) {
+            if (!(input = cli_value("decrypt", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "-o")) {
+            if (!(out = cli_value("decrypt", argc, argv, &i))) return 2;
+        } else if (!dir && a[0] != '-') {
+            dir = a;
+        } else {
+            fprintf(stderr, "veil decrypt: unknown argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!dir || !keys || !input) {
+        fprintf(stderr, "usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy]\n");
+        return 2;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/client.veil", dir);
+    veil_client *c = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    veil_array y = {0};
+    int rc = 1;
+    if (veil_client_load(path, &c) != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
+        fprintf(stderr, "veil decrypt: %s\n", veil_client_last_error());
+        goto done;
+    }
+    if (veil_file_read_all(input, (size_t)1 << 30, &buf, &len) != VEIL_OK) {
+        fprintf(stderr, "veil decrypt: cannot read %s\n", input);
+        goto done;
+    }
+    const veil_model *m = veil_client_model(c);
+    y.size = veil_model_output_size(m);
+    y.ndim = veil_model_output_shape(m, y.shape);
+    if (!(y.data = veil_malloc(sizeof(double) * (size_t)y.size))) goto done;
+    if (veil_client_deserialize_decrypt_dequantize(c, buf, len, y.data) != VEIL_OK) {
+        fprintf(stderr, "veil decrypt: %s: %s\n", input, veil_client_last_error());
+        goto done;
+    }
+    int64_t best = 0;
+    printf("outputs:");
+    for (int64_t k = 0; k < y.size; k++) {
+        printf(" %.6g", y.data[k]);
+        if (y.data[k] > y.data[best]) best = k;
+    }
+    printf("\nargmax=%lld\n", (long long)best);
+    if (out && veil_npy_save(out, &y, VEIL_NPY_F64) != VEIL_OK) {
+        fprintf(stderr, "veil decrypt: %s: %s\n", out, veil_npy_last_error());
+        goto done;
+    }
+    rc = 0;
+done:
+    veil_array_free(&y);
+    veil_free(buf);
+    veil_client_free(c);
+    return rc;
+}

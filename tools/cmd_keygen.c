@@ -1,0 +1,50 @@
+/* veil keygen DIR [--keys KDIR]: the client's keys for the model in DIR, from the CSPRNG, kept as
+ * veil client keeps them (secret.key with mode 0600, eval.keys compressed, model_id). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "cli.h"
+#include "commands.h"
+#include "veil/client.h"
+
+int veil_cmd_keygen(int argc, char **argv)
+{
+    const char *dir = NULL, *keys = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: veil keygen DIR [--keys KDIR]\n"
+                   "  makes the secret and evaluation keys for the model in DIR into KDIR (default DIR/keys):\n"
+                   "  secret.key (mode 0600: it never leaves the client), eval.keys (compressed: for the server)\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--keys")) {
+            if (!(keys = cli_value("keygen", argc, argv, &i))) return 2;
+        } else if (!dir && argv[i][0] != '-') {
+            dir = argv[i];
+        } else {
+            fprintf(stderr, "veil keygen: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "usage: veil keygen DIR [--keys KDIR]\n");
+        return 2;
+    }
+    char path[4200], kdir[4200];
+    snprintf(path, sizeof path, "%s/client.veil", dir);
+    snprintf(kdir, sizeof kdir, "%s", keys ? keys : dir);
+    if (!keys) strncat(kdir, "/keys", sizeof kdir - strlen(kdir) - 1);
+    veil_client *c = NULL;
+    double t0 = bench_now_s();
+    if (veil_client_load(path, &c) != VEIL_OK || veil_client_keygen(c, NULL) != VEIL_OK ||
+        veil_client_save_keys(c, kdir) != VEIL_OK) {
+        fprintf(stderr, "veil keygen: %s\n", veil_client_last_error());
+        veil_client_free(c);
+        return 1;
+    }
+    printf("keys for model %s in %s (%.1f s): secret.key (mode 0600), eval.keys (for the server)\n",
+           veil_client_model_id(c), kdir, bench_now_s() - t0);
+    veil_client_free(c);
+    return 0;
+}
