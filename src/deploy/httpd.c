@@ -683,6 +683,10 @@ static MHD_Result_t handle(void *cls, struct MHD_Connection *c, const char *url,
         }
         return MHD_YES;
     }
+    if (r->status_hint) { /* answered at the headers already (an error): the body is not read */
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (*upload_size) { /* a piece of the body */
         if (r->route == R_KEYS_POST) {
             if (!r->err_code) {
