@@ -2,7 +2,8 @@
 # Load check: a local veil server (the bundled QAT digits model, W workers) gets REQUESTS encrypted
 # predictions, CONCURRENCY at a time, from veil client. Prints throughput and latency percentiles
 # (from the client), the server's 503 count, and checks that every request was answered (none
-# lost) and that every decrypted prediction equals veil predict --mode clear on the same sample.
+# lost) and that every decrypted output equals veil predict --mode clear on the same sample, value
+# for value (the model rounds exactly, so execute must give clear's integers).
 # Usage: bench/load_check.sh [BUILD_DIR] [REQUESTS] [CONCURRENCY] [WORKERS]
 set -eu
 B=${1:-build}
@@ -15,7 +16,7 @@ T=$(mktemp -d /tmp/veil_load_XXXXXX)
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 "$B/veil" compile "$M/model.onnx" --qat --n-bits-json '{"model_inputs":4,"model_outputs":4}' --rounding-bits 6 \
-  --inputset "$M/train.npy" -o "$T/digits" >/dev/null
+  --rounding-method exact --inputset "$M/train.npy" -o "$T/digits" >/dev/null
 "$B/veil" serve "$T/digits" --port 0 --port-file "$T/port" --data "$T/data" --workers "$WORKERS" \
   >"$T/serve.log" 2>&1 &
 PID=$!
@@ -31,7 +32,10 @@ URL=http://127.0.0.1:$(cat "$T/port")
 "$B/npy_argmax" "$T/yc.npy" >"$T/pc"
 answered=$(wc -l <"$T/p")
 wrong=$(paste -d' ' "$T/p" "$T/pc" | awk '$1 != $2' | wc -l)
+same_values=no
+cmp -s "$T/y.npy" "$T/yc.npy" && same_values=yes
 busy=$(curl -s "$URL/metrics" | awk '/^veil_busy_total/ {print $2}')
 echo "load_check: workers=$WORKERS $(cat "$T/client.out")"
-echo "load_check: requests=$REQ answered=$answered lost=$((REQ - answered)) wrong_vs_clear=$wrong server_503=$busy"
-[ "$answered" -eq "$REQ" ] && [ "$wrong" -eq 0 ]
+echo "load_check: requests=$REQ answered=$answered lost=$((REQ - answered)) wrong_predictions_vs_clear=$wrong" \
+  "outputs_equal_clear=$same_values server_503=$busy"
+[ "$answered" -eq "$REQ" ] && [ "$wrong" -eq 0 ] && [ "$same_values" = yes ]

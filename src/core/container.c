@@ -166,6 +166,17 @@ static uint64_t get_le(const uint8_t *p, int bytes)
     return v;
 }
 
+veil_status veil_container_peek(const uint8_t *data, size_t len, unsigned *version, unsigned *kind)
+{
+    if (!data || !version || !kind) return VEIL_ERR_INVALID_ARG;
+    size_t m = len < 8 ? len : 8;
+    if (memcmp(data, MAGIC, m) != 0) return VEIL_ERR_BAD_MAGIC;
+    if (len < 12) return VEIL_ERR_TRUNCATED;
+    *version = (unsigned)get_le(data + 8, 2);
+    *kind = (unsigned)get_le(data + 10, 2);
+    return VEIL_OK;
+}
+
 veil_status veil_container_parse(const uint8_t *data, size_t len, veil_kind expected_kind, uint32_t allowed_flags,
                                  veil_container *c)
 {

@@ -77,6 +77,9 @@ typedef struct veil_container {
  * checksum; never aborts. */
 VEIL_NODISCARD veil_status veil_container_parse(const uint8_t *data, size_t len, veil_kind expected_kind,
                                                 uint32_t allowed_flags, veil_container *c);
+/* The header alone (first 12 bytes suffice): BAD_MAGIC, TRUNCATED, or VEIL_OK with the format
+ * version and kind as written (not yet checked). For messages and early checks of uploads. */
+VEIL_NODISCARD veil_status veil_container_peek(const uint8_t *data, size_t len, unsigned *version, unsigned *kind);
 /* The first section with `tag`; VEIL_ERR_MALFORMED when absent. */
 VEIL_NODISCARD veil_status veil_container_section(const veil_container *c, uint32_t tag, const uint8_t **p,
                                                   size_t *len);

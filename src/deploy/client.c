@@ -32,12 +32,6 @@ static veil_status fail(veil_status st, const char *fmt, ...)
     return st;
 }
 
-static veil_status refuse(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st)
-{
-    char msg[400];
-    veil_deploy_explain(buf, len, want, expect, st, msg, sizeof msg);
-    return fail(st, "%s", msg);
-}
 
 static const veil_params *params(const veil_client *c) { return veil_circuit_params(c->m->circuit); }
 
@@ -53,7 +47,8 @@ veil_status veil_client_from_bytes(const uint8_t *buf, size_t len, veil_client *
     if (st == VEIL_OK && ((st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK ||
                           idl != VEIL_MODEL_ID_BYTES))
         st = VEIL_ERR_MALFORMED;
-    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_CLIENT_BUNDLE, NULL, st);
+    if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_CLIENT_BUNDLE, NULL, st,
+                                                  client_err, sizeof client_err);
     veil_client *c = veil_calloc(1, sizeof *c);
     if (!c) return fail(VEIL_ERR_NOMEM, "out of memory");
     veil_hex(id, VEIL_MODEL_ID_BYTES, c->id);
@@ -221,7 +216,8 @@ veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, con
     if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen or load one");
     veil_ciphertexts *v = NULL;
     veil_status st = veil_ciphertexts_deserialize(c->m->circuit, 1, buf, len, &v);
-    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, params(c), st);
+    if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, params(c), st,
+                                                  client_err, sizeof client_err);
     int64_t n = veil_model_quantized_output_size(c->m);
     int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     int64_t *outs[1] = {q};

@@ -24,47 +24,48 @@ void veil_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
-                         char *msg, size_t cap)
+veil_status veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect,
+                                veil_status st, char *msg, size_t cap)
 {
     const char *what = veil_kind_name(want);
-    unsigned version = len >= 10 ? (unsigned)buf[8] | (unsigned)buf[9] << 8 : 0;
-    unsigned kind = len >= 12 ? (unsigned)buf[10] | (unsigned)buf[11] << 8 : 0;
+    unsigned version = 0, kind = 0;
+    if (veil_container_peek(buf, len, &version, &kind) != VEIL_OK) version = kind = 0;
     veil_container c;
     veil_params p;
     switch (st) {
     case VEIL_ERR_BAD_VERSION:
         snprintf(msg, cap, "%s in format version %u; this build reads version %u%s", what, version,
                  VEIL_FORMAT_VERSION, version > VEIL_FORMAT_VERSION ? " (made by newer software)" : "");
-        return;
+        return st;
     case VEIL_ERR_BAD_KIND:
         snprintf(msg, cap, "expected %s, got %s", what, veil_kind_name(kind < VEIL_KIND_COUNT ? (veil_kind)kind
                                                                                               : VEIL_KIND_COUNT));
-        return;
+        return st;
     case VEIL_ERR_PARAMS_MISMATCH:
         if (expect && veil_container_parse(buf, len, want, VEIL_FLAG_SEEDED, &c) == VEIL_OK &&
             veil_params_read_section(&c, NULL, &p) == VEIL_OK) {
             snprintf(msg, cap, "%s made for other parameters (fingerprint %016llx; this model's is %016llx): "
                      "keys or ciphertexts of another model", what, (unsigned long long)veil_params_fingerprint(&p),
                      (unsigned long long)veil_params_fingerprint(expect));
-            return;
+            return st;
         }
         break;
     case VEIL_ERR_TRUNCATED:
         snprintf(msg, cap, "%s truncated (%zu bytes)", what, len);
-        return;
+        return st;
     case VEIL_ERR_BAD_MAGIC:
         snprintf(msg, cap, "not %s: no veil header", what);
-        return;
+        return st;
     case VEIL_ERR_CHECKSUM:
         snprintf(msg, cap, "%s corrupted (checksum mismatch)", what);
-        return;
+        return st;
     case VEIL_ERR_MALFORMED:
         snprintf(msg, cap, "%s malformed: a field is out of bounds or does not fit this model", what);
-        return;
+        return st;
     default: break;
     }
     snprintf(msg, cap, "%s refused: %s", what, veil_status_str(st));
+    return st;
 }
 
 veil_status veil_deploy_load(const char *path, size_t max_bytes, veil_status (*from)(const uint8_t *, size_t, void **),

@@ -7,15 +7,14 @@
 #include <stdint.h>
 
 #include "../core/container.h"
+#include "../runtime/circuit_io.h"
 #include "../tfhe/serialize.h"
 #include "veil/tfhe.h"
 
-#define VEIL_MODEL_ID_BYTES 16
-#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
 
 /* Why `buf` (meant to be a `want` made for parameters `expect`) was refused with `st`: which kind
- * it really is, which format version, which parameters. Writes one line into msg. */
-void veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
+ * it really is, which format version, which parameters. Writes one line into msg; returns st. */
+veil_status veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st,
                          char *msg, size_t cap);
 const char *veil_kind_name(veil_kind k);
 /* Sets the calling thread's veil_client_last_error() (client.c; remote.c reports through it). */

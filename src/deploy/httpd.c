@@ -503,8 +503,7 @@ static MHD_Result_t finish_upload(struct MHD_Connection *c, request *r)
         unlink(r->up_path);
         return send_error(c, r, 503, "out of memory");
     }
-    static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) k->id[2 * i] = hx[raw[i] >> 4], k->id[2 * i + 1] = hx[raw[i] & 15];
+    veil_hex(raw, sizeof raw, k->id);
     k->model = r->model;
     k->bytes = len;
     k->last_used = time(NULL);
@@ -832,12 +831,12 @@ static int load_model(const char *dir)
     const uint8_t *id;
     size_t idl;
     if (st != VEIL_OK || veil_container_parse(m->client, m->client_len, VEIL_KIND_CLIENT_BUNDLE, 0, &cn) != VEIL_OK ||
-        veil_container_section(&cn, TAG_MDID, &id, &idl) != VEIL_OK || idl != 16) {
+        veil_container_section(&cn, TAG_MDID, &id, &idl) != VEIL_OK || idl != VEIL_MODEL_ID_BYTES) {
         fprintf(stderr, "veil serve: %s: not a readable client bundle\n", path);
         return 0;
     }
-    char hex[33];
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    char hex[2 * VEIL_MODEL_ID_BYTES + 1];
+    veil_hex(id, VEIL_MODEL_ID_BYTES, hex);
     if (strcmp(hex, veil_server_model_id(m->sm)) != 0) {
         fprintf(stderr, "veil serve: %.*s: client.veil and server.veil come from different compilations\n", (int)dl, dir);
         return 0;

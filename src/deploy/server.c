@@ -29,12 +29,6 @@ static veil_status fail(veil_status st, const char *fmt, ...)
     return st;
 }
 
-static veil_status refuse(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect, veil_status st)
-{
-    char msg[400];
-    veil_deploy_explain(buf, len, want, expect, st, msg, sizeof msg);
-    return fail(st, "%s", msg);
-}
 
 veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_server_model **out)
 {
@@ -43,7 +37,8 @@ veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_se
     server_err[0] = 0;
     veil_container cn;
     veil_status st = veil_container_parse(buf, len, VEIL_KIND_SERVER_BUNDLE, 0, &cn);
-    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st);
+    if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st,
+                                                  server_err, sizeof server_err);
     veil_server_model *m = veil_calloc(1, sizeof *m);
     if (!m) return fail(VEIL_ERR_NOMEM, "out of memory");
     const uint8_t *id;
@@ -51,7 +46,8 @@ veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_se
     if ((st = veil_circuit_read_sections(&cn, 1, &m->circuit)) != VEIL_OK ||
         (st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK || idl != VEIL_MODEL_ID_BYTES) {
         veil_server_model_free(m);
-        return refuse(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st != VEIL_OK ? st : VEIL_ERR_MALFORMED);
+        return veil_deploy_explain(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st != VEIL_OK ? st : VEIL_ERR_MALFORMED,
+                                   server_err, sizeof server_err);
     }
     veil_hex(id, VEIL_MODEL_ID_BYTES, m->id);
     *out = m;
@@ -84,12 +80,13 @@ veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t 
 {
     if (!m || !head) return fail(VEIL_ERR_INVALID_ARG, "no bytes");
     server_err[0] = 0;
-    static const uint8_t magic[8] = {'V', 'E', 'I', 'L', 0x89, '\r', '\n', 0x1a};
     if (len < VEIL_CONTAINER_HEADER_BYTES) return VEIL_OK; /* nothing to say yet */
-    if (memcmp(head, magic, 8) != 0) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_MAGIC);
-    unsigned version = (unsigned)head[8] | (unsigned)head[9] << 8, kind = (unsigned)head[10] | (unsigned)head[11] << 8;
-    if (version != VEIL_FORMAT_VERSION) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_VERSION);
-    if (kind != VEIL_KIND_EVAL_KEYS) return refuse(head, len, VEIL_KIND_EVAL_KEYS, NULL, VEIL_ERR_BAD_KIND);
+    unsigned version, kind;
+    veil_status st = veil_container_peek(head, len, &version, &kind);
+    if (st == VEIL_OK && version != VEIL_FORMAT_VERSION) st = VEIL_ERR_BAD_VERSION;
+    else if (st == VEIL_OK && kind != VEIL_KIND_EVAL_KEYS) st = VEIL_ERR_BAD_KIND;
+    if (st != VEIL_OK) return veil_deploy_explain(head, len, VEIL_KIND_EVAL_KEYS, NULL, st,
+                                                  server_err, sizeof server_err);
     /* the parameters come first: check them as soon as their section is in */
     size_t off = VEIL_CONTAINER_HEADER_BYTES;
     if (len < off + 12) return VEIL_OK;
@@ -101,7 +98,7 @@ veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t 
     veil_container c = {.nsections = 1, .tags = {TAG_PARAMS}, .sec = {head + off + 12}, .sec_len = {sl}};
     veil_params p;
     const veil_params *want = veil_circuit_params(m->circuit);
-    veil_status st = veil_params_read_section(&c, want, &p);
+    st = veil_params_read_section(&c, want, &p);
     if (st == VEIL_ERR_PARAMS_MISMATCH)
         return fail(st, "evaluation keys made for other parameters (fingerprint %016llx; this model's is %016llx): "
                         "keys of another model",
@@ -117,7 +114,8 @@ veil_status veil_server_keys_load(const veil_server_model *m, const uint8_t *buf
     server_err[0] = 0;
     const veil_params *want = veil_circuit_params(m->circuit);
     veil_status st = veil_eval_keys_deserialize(buf, len, want, out);
-    if (st != VEIL_OK) return refuse(buf, len, VEIL_KIND_EVAL_KEYS, want, st);
+    if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_EVAL_KEYS, want, st,
+                                                  server_err, sizeof server_err);
     return VEIL_OK;
 }
 
@@ -132,7 +130,8 @@ veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek
         return fail(VEIL_ERR_PARAMS_MISMATCH, "these evaluation keys belong to another model's parameters");
     veil_ciphertexts *x = NULL, *y = NULL;
     veil_status st = veil_ciphertexts_deserialize(m->circuit, 0, in, in_len, &x);
-    if (st != VEIL_OK) return refuse(in, in_len, VEIL_KIND_LWE_CIPHERTEXTS, P, st);
+    if (st != VEIL_OK) return veil_deploy_explain(in, in_len, VEIL_KIND_LWE_CIPHERTEXTS, P, st,
+                                                  server_err, sizeof server_err);
     st = veil_circuit_run(m->circuit, ek, x, threads, &y);
     if (st == VEIL_OK) st = veil_ciphertexts_serialize(m->circuit, y, out, out_len);
     veil_ciphertexts_free(x);

@@ -16,10 +16,8 @@
 #include "../tfhe/serialize.h"
 #include "model_impl.h"
 
-#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
 #define TAG_MODL VEIL_TAG('M', 'O', 'D', 'L')
 #define TAG_RPRT VEIL_TAG('R', 'P', 'R', 'T')
-#define MODEL_ID_BYTES 16
 #define MAX_BUNDLE_BYTES ((size_t)1 << 31)
 
 static int get_shape(veil_cursor *c, int *ndim, int64_t *shape)
@@ -34,7 +32,7 @@ static int64_t shape_size(int nd, const int64_t *s)
     return n;
 }
 
-static veil_status model_id(const veil_circuit *c, uint8_t id[MODEL_ID_BYTES])
+static veil_status model_id(const veil_circuit *c, uint8_t id[VEIL_MODEL_ID_BYTES])
 {
     uint8_t *buf;
     size_t len;
@@ -42,7 +40,7 @@ static veil_status model_id(const veil_circuit *c, uint8_t id[MODEL_ID_BYTES])
     if (st != VEIL_OK) return st;
     uint8_t h[32];
     veil_sha256(buf, len, h);
-    memcpy(id, h, MODEL_ID_BYTES);
+    memcpy(id, h, VEIL_MODEL_ID_BYTES);
     veil_free(buf);
     return VEIL_OK;
 }
@@ -53,7 +51,7 @@ static void put_text(veil_writer *w, uint32_t tag, const char *s)
     if (s) veil_buf_put(&w->b, s, strlen(s));
 }
 
-static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t id[MODEL_ID_BYTES], uint8_t **out,
+static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t id[VEIL_MODEL_ID_BYTES], uint8_t **out,
                                 size_t *len)
 {
     veil_status st;
@@ -64,7 +62,7 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
         return st;
     }
     veil_writer_section(&w, TAG_MDID);
-    veil_buf_put(&w.b, id, MODEL_ID_BYTES);
+    veil_buf_put(&w.b, id, VEIL_MODEL_ID_BYTES);
     if (!server) {
         veil_writer_section(&w, TAG_MODL);
         veil_buf *b = &w.b;
@@ -103,7 +101,7 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
 /* Both bundles, or one (server 0 or 1), with the model id computed once. */
 static veil_status bundles(const veil_model *m, int which, uint8_t **out, size_t *len)
 {
-    uint8_t id[MODEL_ID_BYTES];
+    uint8_t id[VEIL_MODEL_ID_BYTES];
     veil_status st = model_id(m->circuit, id);
     for (int s = 0; s < 2 && st == VEIL_OK; s++)
         if (which < 0 || which == s) st = bundle_bytes(m, s, id, &out[s], &len[s]);
@@ -149,14 +147,14 @@ veil_status veil_model_save(const veil_model *m, const char *dir)
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-static veil_status read_id(const veil_container *cn, uint8_t id[MODEL_ID_BYTES])
+static veil_status read_id(const veil_container *cn, uint8_t id[VEIL_MODEL_ID_BYTES])
 {
     const uint8_t *d;
     size_t len;
     veil_status st = veil_container_section(cn, TAG_MDID, &d, &len);
     if (st != VEIL_OK) return st;
-    if (len != MODEL_ID_BYTES) return VEIL_ERR_MALFORMED;
-    memcpy(id, d, MODEL_ID_BYTES);
+    if (len != VEIL_MODEL_ID_BYTES) return VEIL_ERR_MALFORMED;
+    memcpy(id, d, VEIL_MODEL_ID_BYTES);
     return VEIL_OK;
 }
 
@@ -289,7 +287,7 @@ veil_status veil_model_deserialize(const uint8_t *client, size_t client_len, con
     veil_model *m = veil_calloc(1, sizeof *m);
     if (!m) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
     veil_circuit *cc = NULL;
-    uint8_t cid[MODEL_ID_BYTES], sid[MODEL_ID_BYTES];
+    uint8_t cid[VEIL_MODEL_ID_BYTES], sid[VEIL_MODEL_ID_BYTES];
     veil_status st = read_bundle(client, client_len, 0, &cc, cid, m);
     if (st == VEIL_OK && !server) { /* a client's model: it quantizes, encrypts, decrypts, never runs */
         m->circuit = cc;

@@ -5,7 +5,13 @@
 #define VEIL_RUNTIME_CIRCUIT_IO_H
 
 #include "../core/container.h"
+#include "../tfhe/serialize.h"
 #include "veil/compiler.h"
+
+/* The model id of a bundle pair (section MDID, docs/format.md): the first bytes of the SHA-256 of
+ * the model's circuit serialized alone. Written by src/ml/bundle.c, checked by src/deploy/. */
+#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
+#define VEIL_MODEL_ID_BYTES 16
 
 /* with_program 0: the interface only (what a client needs to encrypt and decrypt);
  * 1: also the instructions, the output slots and the listing (what a server needs).
