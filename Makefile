@@ -22,6 +22,7 @@ demo: build
 
 bench: build
 	@./$(BUILD)/veil bench pbs
+	@./$(BUILD)/veil bench kernels
 	@./$(BUILD)/veil bench circuit
 	@./$(BUILD)/veil bench models
 

@@ -1,11 +1,15 @@
 /* Circuit benchmark (`veil bench circuit`): compile, keygen, encrypt, run, decrypt and simulate
- * for two circuits, one key=value line each:
- *   dot64_tlu4  64 binary features (at most 15 active), all weights 1, then a 4-bit lookup
+ * for three circuits, one key=value line each:
+ *   tlu4        one encrypted 4-bit input (inputset covers 0..15), one 4-bit lookup (x*x) % 13
+ *   dot64_tlu4  64 binary features (at most 15 active), all weights 1, then the same 4-bit lookup
  *   mlp2        16 binary inputs -> 8 ReLU (weights in {-1,0,1}) -> 4 ReLU, an integer network
  * Keys: circuit precision pbs params compile_ms keygen_s encrypt_ms run_ms decrypt_ms simulate_ms
  *       sim_speedup bsk_bytes ksk_bytes in_bytes out_bytes p_error
  * Times are medians of --runs runs (keygen: one run); sim_speedup = run_ms / simulate_ms, measured
- * in the same process. run uses --threads threads (all cores by default). */
+ * in the same process. run uses --threads threads (all cores by default). --p-error P sets the
+ * per-lookup error probability of the compile config (default 2^-40, as veil_compile_config_default);
+ * params= is n/k/N/pbs<base_log>.<levels>/ks<base_log>.<levels>. bench/compare/concrete.sh runs
+ * tlu4 and dot64_tlu4 against concrete-python. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,14 @@ static void sparse_binary(int64_t *x)
     for (int i = 0; i < k; i++) x[rnd() % 64] = 1;
 }
 
+/* 0, 1, ..., 15, 0, 1, ... */
+static void nibble(int64_t *x)
+{
+    static int64_t next = 0;
+    x[0] = next;
+    next = (next + 1) % 16;
+}
+
 static void binary16(int64_t *x)
 {
     for (int i = 0; i < 16; i++) x[i] = (int64_t)(rnd() & 1);
@@ -46,7 +58,12 @@ static veil_graph *build(const char *name, int64_t *in_size, void (**gen)(int64_
 {
     veil_graph *g;
     if (veil_graph_new(&g) != VEIL_OK) return NULL;
-    if (strcmp(name, "dot64_tlu4") == 0) {
+    if (strcmp(name, "tlu4") == 0) {
+        int x = veil_graph_input(g, "x", VEIL_ENCRYPTED, 1, (int64_t[]){1});
+        (void)!veil_graph_output(g, veil_graph_apply(g, x, sigmoidish, NULL, "f"));
+        *in_size = 1;
+        *gen = nibble;
+    } else if (strcmp(name, "dot64_tlu4") == 0) {
         int64_t ones[64];
         for (int i = 0; i < 64; i++) ones[i] = 1;
         int x = veil_graph_input(g, "x", VEIL_ENCRYPTED, 1, (int64_t[]){64});
@@ -73,7 +90,7 @@ static veil_graph *build(const char *name, int64_t *in_size, void (**gen)(int64_
     return g;
 }
 
-static int bench_one(const char *name, int runs, unsigned threads)
+static int bench_one(const char *name, int runs, unsigned threads, double p_error)
 {
     int rc = 1;
     int64_t in_size = 0;
@@ -92,6 +109,7 @@ static int bench_one(const char *name, int runs, unsigned threads)
     double *t_sim = calloc((size_t)runs, sizeof(double));
     veil_compile_config cfg;
     veil_compile_config_default(&cfg);
+    if (p_error > 0) cfg.p_error = p_error;
     veil_rng *sim_rng = NULL; /* one generator for all simulations, as a caller running many would */
     if (veil_rng_new_os(&sim_rng) != VEIL_OK) goto out;
     for (int r = 0; r < runs; r++) {
@@ -163,14 +181,23 @@ int veil_bench_circuit(int argc, char **argv)
     int runs = 5;
     unsigned threads = 0;
     const char *only = NULL;
+    double p_error = 0; /* 0: the config default */
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--circuit") == 0 && i + 1 < argc) only = argv[++i];
-        else {
+        else if (strcmp(argv[i], "--p-error") == 0 && i + 1 < argc) {
+            char *end;
+            p_error = strtod(argv[++i], &end);
+            if (*end || !(p_error > 0 && p_error < 1)) {
+                fprintf(stderr, "veil bench circuit: --p-error must be a number in (0, 1), e.g. 9.094947e-13\n");
+                return 2;
+            }
+        } else {
             if (strcmp(argv[i], "--help") != 0 && strcmp(argv[i], "-h") != 0)
                 fprintf(stderr, "veil bench circuit: unknown argument '%s'\n", argv[i]);
-            printf("usage: veil bench circuit [--circuit dot64_tlu4|mlp2] [--runs R] [--threads T]\n");
+            printf("usage: veil bench circuit [--circuit tlu4|dot64_tlu4|mlp2] [--runs R] [--threads T] "
+                   "[--p-error P]\n");
             return strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ? 0 : 2;
         }
     }
@@ -178,10 +205,15 @@ int veil_bench_circuit(int argc, char **argv)
         fprintf(stderr, "veil bench circuit: --runs must be in [1, 1000]\n");
         return 2;
     }
-    fprintf(stderr, "# kernels=%s threads=%u\n", veil_cpu_kernel_name(), threads ? threads : veil_cpu_count());
+    fprintf(stderr, "# kernels=%s threads=%u\n", veil_kernels_describe(), threads ? threads : veil_cpu_count());
     int rc = 0;
-    const char *names[] = {"dot64_tlu4", "mlp2"};
-    for (int i = 0; i < 2; i++)
-        if (!only || strcmp(only, names[i]) == 0) rc |= bench_one(names[i], runs, threads);
+    const char *names[] = {"tlu4", "dot64_tlu4", "mlp2"};
+    int found = 0;
+    for (int i = 0; i < 3; i++)
+        if (!only || strcmp(only, names[i]) == 0) found = 1, rc |= bench_one(names[i], runs, threads, p_error);
+    if (!found) {
+        fprintf(stderr, "veil bench circuit: unknown circuit '%s' (tlu4, dot64_tlu4, mlp2)\n", only);
+        return 2;
+    }
     return rc;
 }

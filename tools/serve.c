@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "veil/server.h"
+#include "veil/tfhe.h"
 
 static void usage(FILE *f)
 {
@@ -44,6 +45,11 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
 
 int main(int argc, char **argv)
 {
+    const char *kmsg;
+    if (veil_kernels_check(&kmsg) != VEIL_OK) {
+        fprintf(stderr, "veil serve: %s\n", kmsg);
+        return 2;
+    }
     veil_serve_config cfg;
     veil_serve_config_default(&cfg);
     const char *dirs[VEIL_SERVE_MAX_MODELS];

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "veil/core.h"
+#include "veil/tfhe.h"
 
 static void usage(FILE *f)
 {
@@ -53,6 +54,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *kmsg;
+    if (veil_kernels_check(&kmsg) != VEIL_OK) {
+        fprintf(stderr, "veil: %s\n", kmsg);
+        return 2;
+    }
     if (strcmp(argv[1], "bench") == 0) return veil_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "compile") == 0) return veil_cmd_compile(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return veil_cmd_info(argc - 2, argv + 2);
@@ -64,7 +70,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "decrypt") == 0) return veil_cmd_decrypt(argc - 2, argv + 2);
     if (strcmp(argv[1], "predict") == 0) return veil_cmd_predict(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0) {
-        printf("veil 0.1.0 (kernels: %s)\n", veil_cpu_kernel_name());
+        printf("veil 0.1.0 (kernels: %s)\n", veil_kernels_describe());
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -99,15 +99,17 @@ enum {
     VEIL_CPU_FMA = 1u << 1,
     VEIL_CPU_AVX512F = 1u << 2,
     VEIL_CPU_AVX512DQ = 1u << 3,
+    VEIL_CPU_AVX512VL = 1u << 4,
 };
-/* Bit set of VEIL_CPU_* detected once by CPUID (and OS support of the vector state). */
+/* Bit set of VEIL_CPU_* detected once by CPUID (and OS support of the vector state). Which kernel
+ * variants use them is veil_kernels_describe() (veil/tfhe.h). */
 unsigned veil_cpu_features(void);
-/* "portable", "avx2" or "avx512": the kernel family in use; VEIL_KERNELS overrides. */
-const char *veil_cpu_kernel_name(void);
 
 /* ---- parallel for --------------------------------------------------------------------------- */
-/* Run fn(ctx, i, thread) for i in [0, n) on `threads` threads (0: all cores). thread is in
- * [0, threads) and lets callers index per-thread scratch. Returns the thread count used. */
+/* Run fn(ctx, i, thread) for i in [0, n) on `threads` threads (0: all cores): the caller and up to
+ * threads - 1 workers of the library's one persistent pool (started on first use, sized to the
+ * cores, shared by concurrent callers). thread is in [0, returned count) and lets callers index
+ * per-thread scratch; the returned count is min(threads, n), at least 1. */
 unsigned veil_parallel_for(size_t n, unsigned threads, void (*fn)(void *ctx, size_t i, unsigned thread),
                            void *ctx);
 unsigned veil_cpu_count(void);

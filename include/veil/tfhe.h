@@ -168,19 +168,52 @@ void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *
 VEIL_NODISCARD veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *cts_in,
                                              uint64_t *cts_out, size_t count, unsigned threads);
 
+/* The general batch: input i is in[i] (count pointers; in_base + i·(k·N+1) when in is NULL), read
+ * as its value times 2^in_shift (in_shift < 64) by the key switch, so no shifted copy is made;
+ * output i at out + i·(k·N+1). The batch is cut into groups that share each pass over the
+ * bootstrapping key (veil_pbs_group_size), and the groups are spread over `threads` threads of
+ * the pool (0: all cores). Inputs and outputs may alias element by element. */
+VEIL_NODISCARD veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut,
+                                                const uint64_t *const *in, const uint64_t *in_base,
+                                                unsigned in_shift, uint64_t *out, size_t count, unsigned threads);
+/* How many ciphertexts of a batch of `count` on `threads` threads share one pass over the key: as
+ * many accumulators as fit in half the L2 cache beside one key block, at most 16, at most each
+ * thread's share. */
+unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned threads);
+
+/* ---- kernels ------------------------------------------------------------------------------------ */
+/* The hot primitives (FFT with its fused twist and rounding, decomposition, Fourier
+ * multiply-accumulate, rotation, key switching) each run the fastest variant this CPU can run,
+ * chosen once per process; VEIL_KERNELS=portable|avx2|avx512 forces one variant for all. */
+/* "fft=avx512 decompose=avx512 mac=avx512 rotate=avx2 keyswitch=avx2": which variant serves each
+ * primitive (or, when VEIL_KERNELS is invalid here, the reason). Never NULL; static storage. */
+const char *veil_kernels_describe(void);
+/* VEIL_OK, or VEIL_ERR_UNSUPPORTED when VEIL_KERNELS names an unknown variant or one this CPU
+ * cannot run; then *msg (when msg is not NULL) is the one-line reason. Key generation, key loading
+ * and PBS scratch refuse with the same status. */
+VEIL_NODISCARD veil_status veil_kernels_check(const char **msg);
+
 /* ---- serialization (docs/format.md) ------------------------------------------------------------ */
 /* Writers return a buffer the caller frees with veil_free. Readers borrow the buffer, check the
  * container, and when `expect` is non-NULL refuse objects of other parameters. */
 VEIL_NODISCARD veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len);
 VEIL_NODISCARD veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
                                                        veil_secret_key **out);
-/* Expanded form: every mask word stored. Compressed form: mask seed + bodies (needs keys made by
- * veil_eval_keys_new*, which remember their seed; VEIL_ERR_UNSUPPORTED otherwise). */
+/* Expanded form: the bootstrapping key in the Fourier domain as held in memory (doubles) and the
+ * whole key-switching key. Compressed form: mask seed + bodies (needs seeded keys that still hold
+ * their bodies: made by veil_eval_keys_new* or read from a compressed file, and not compacted;
+ * VEIL_ERR_UNSUPPORTED otherwise). */
 VEIL_NODISCARD veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out,
                                                     size_t *len);
-/* Accepts both forms; compressed keys are expanded, then the BSK is converted to the Fourier domain. */
+/* Accepts both forms (and expanded files with a standard-domain BSK, as written before veil kept
+ * only the Fourier one); compressed keys are expanded, then the BSK is converted to the Fourier
+ * domain and the standard-domain copy is dropped. */
 VEIL_NODISCARD veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
                                                       veil_eval_keys **out);
+/* Drops what only compressed serialization needs (the BSK bodies, 1/(k+1) of the standard-domain
+ * key): for evaluation-only holders such as the server. Afterwards only the expanded form can be
+ * written. Accepts NULL. */
+void veil_eval_keys_compact(veil_eval_keys *ek);
 /* A list of `count` LWE ciphertexts of dimension dim (cts: count·(dim+1) words). */
 VEIL_NODISCARD veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const uint64_t *cts,
                                                    size_t count, uint8_t **out, size_t *len);

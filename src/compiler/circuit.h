@@ -14,6 +14,10 @@ struct veil_circuit {
     /* Set when clear inputs reach encrypted operations: the program is lowered again with the
      * clear values of each evaluation (veil_circuit_program). */
     veil_graph *graph;
+    /* What the runtime derives from prog once and reuses on every run (the lookup-table
+     * polynomials): built on the first execution, owned here, freed with rt_cache_free. */
+    void *rt_cache;
+    void (*rt_cache_free)(void *);
 };
 
 /* The program for one evaluation: c->prog, or (when c->graph) a program lowered with the clear

@@ -364,6 +364,7 @@ done:
 void veil_circuit_free(veil_circuit *c)
 {
     if (!c) return;
+    if (c->rt_cache && c->rt_cache_free) c->rt_cache_free(c->rt_cache);
     veil_program_free(c->prog);
     veil_graph_free(c->graph);
     veil_free(c->listing);

@@ -1,7 +1,5 @@
 #include <cpuid.h>
 #include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "veil/core.h"
@@ -16,6 +14,7 @@ static uint64_t xgetbv0(void)
     return (uint64_t)hi << 32 | lo;
 }
 
+/* What the CPU and the OS support; which kernels use it is src/tfhe/kernels.c's business. */
 static void detect(void)
 {
     unsigned a, b, c, d;
@@ -30,9 +29,7 @@ static void detect(void)
     if (ymm_ok && fma) f |= VEIL_CPU_FMA;
     if (zmm_ok && ((b >> 16) & 1)) f |= VEIL_CPU_AVX512F;
     if (zmm_ok && ((b >> 17) & 1)) f |= VEIL_CPU_AVX512DQ;
-    const char *force = getenv("VEIL_KERNELS");
-    if (force && strcmp(force, "portable") == 0) f = 0;
-    else if (force && strcmp(force, "avx2") == 0) f &= VEIL_CPU_AVX2 | VEIL_CPU_FMA;
+    if (zmm_ok && ((b >> 31) & 1)) f |= VEIL_CPU_AVX512VL;
     features = f;
 }
 
@@ -40,14 +37,6 @@ unsigned veil_cpu_features(void)
 {
     pthread_once(&once, detect);
     return features;
-}
-
-const char *veil_cpu_kernel_name(void)
-{
-    unsigned f = veil_cpu_features();
-    if ((f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512DQ)) return "avx512";
-    if ((f & VEIL_CPU_AVX2) && (f & VEIL_CPU_FMA)) return "avx2";
-    return "portable";
 }
 
 unsigned veil_cpu_count(void)

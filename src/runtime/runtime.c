@@ -1,5 +1,6 @@
 /* The three interpreters of a compiled program: clear, simulate, execute. */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "runtime_impl.h"
@@ -177,6 +178,65 @@ static void linear_one(void *ctx, size_t o, unsigned thread)
     dst[j->lwe - 1] += (uint64_t)I->cst[o] << j->delta_shift;
 }
 
+/* ---- execute --------------------------------------------------------------------------------- */
+/* The test polynomial of every lookup instruction of a program (NULL for linear ones). */
+typedef struct {
+    size_t n;
+    veil_lut **luts;
+} lut_set;
+
+static void lut_set_free(void *v)
+{
+    lut_set *ls = v;
+    if (!ls) return;
+    for (size_t i = 0; i < ls->n; i++) veil_lut_free(ls->luts[i]);
+    veil_free(ls->luts);
+    veil_free(ls);
+}
+
+static veil_status lut_set_new(const veil_program *p, const veil_params *P, lut_set **out)
+{
+    *out = NULL;
+    lut_set *ls = veil_calloc(1, sizeof *ls);
+    uint64_t *vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
+    veil_status st = ls && vals ? VEIL_OK : VEIL_ERR_NOMEM;
+    if (st == VEIL_OK && !(ls->luts = veil_calloc(p->ninstr ? p->ninstr : 1, sizeof(veil_lut *)))) st = VEIL_ERR_NOMEM;
+    if (st == VEIL_OK) ls->n = p->ninstr;
+    for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
+        const veil_instr *I = &p->instr[q];
+        if (I->kind != VEIL_INSTR_TLU) continue;
+        lut_values(p, I, vals);
+        st = veil_lut_new_torus(P, I->bits, vals, &ls->luts[q]);
+    }
+    veil_free(vals);
+    if (st != VEIL_OK) lut_set_free(ls);
+    else *out = ls;
+    return st;
+}
+
+/* The circuit's own program keeps its tables across runs (and across the server's concurrent
+ * runs): built once under a lock, published with release order, read without the lock. The cache
+ * is logically const: it only memoizes what prog determines. */
+static pthread_mutex_t lut_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
+{
+    veil_circuit *mc = (veil_circuit *)c;
+    lut_set *ls = __atomic_load_n((lut_set **)&mc->rt_cache, __ATOMIC_ACQUIRE);
+    veil_status st = VEIL_OK;
+    if (!ls) {
+        pthread_mutex_lock(&lut_cache_lock);
+        ls = mc->rt_cache;
+        if (!ls && (st = lut_set_new(c->prog, &c->params, &ls)) == VEIL_OK) {
+            mc->rt_cache_free = lut_set_free;
+            __atomic_store_n((lut_set **)&mc->rt_cache, ls, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&lut_cache_lock);
+    }
+    *out = ls;
+    return st;
+}
+
 veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, const veil_ciphertexts *in,
                              unsigned threads, veil_ciphertexts **out)
 {
@@ -208,16 +268,23 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     if (st != VEIL_OK) return st;
     const size_t lwe = in->lwe_size;
     uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
-    uint64_t *gather = NULL, *vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
+    const uint64_t **ins = NULL;
     veil_ciphertexts *res = veil_rt_cts_new(P, veil_rt_output_count(p));
+    /* the tables: the circuit's cached ones, or this evaluation's own when clear inputs made a
+     * program of its own */
+    const lut_set *luts = NULL;
+    lut_set *own_luts = NULL;
     size_t max_tlu = 0;
     for (size_t k = 0; k < p->ninstr; k++)
         if (p->instr[k].kind == VEIL_INSTR_TLU && p->instr[k].count > max_tlu) max_tlu = p->instr[k].count;
-    if (max_tlu) gather = veil_malloc(sizeof(uint64_t) * lwe * max_tlu);
-    if (!slots || !vals || !res || (max_tlu && !gather)) {
+    if (max_tlu) ins = veil_malloc(sizeof(uint64_t *) * max_tlu);
+    if (!slots || !res || (max_tlu && !ins)) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
+    if (p == c->prog) st = circuit_luts(c, &luts);
+    else if ((st = lut_set_new(p, P, &own_luts)) == VEIL_OK) luts = own_luts;
+    if (st != VEIL_OK) goto done;
     size_t k = 0;
     for (size_t i = 0; i < p->ninputs; i++) {
         const veil_prog_input *pi = &p->inputs[i];
@@ -232,17 +299,10 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
             veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
             continue;
         }
-        lut_values(p, I, vals);
-        veil_lut *lut = NULL;
-        if ((st = veil_lut_new_torus(P, I->bits, vals, &lut)) != VEIL_OK) break;
-        const unsigned up = lut_up(p, I);
-        for (uint32_t o = 0; o < I->count; o++) {
-            uint64_t *dst = gather + (size_t)o * lwe;
-            const uint64_t *src = slots + (size_t)I->in_slot[o] * lwe;
-            for (size_t t = 0; t < lwe; t++) dst[t] = src[t] << up;
-        }
-        st = veil_ks_pbs_batch(ek, lut, gather, slots + (size_t)I->out_base * lwe, I->count, threads);
-        veil_lut_free(lut);
+        /* the key switch reads each input where it lies, scaled by 2^up on the fly */
+        for (uint32_t o = 0; o < I->count; o++) ins[o] = slots + (size_t)I->in_slot[o] * lwe;
+        st = veil_ks_pbs_batch_ex(ek, luts->luts[q], ins, NULL, lut_up(p, I), slots + (size_t)I->out_base * lwe,
+                                  I->count, threads);
     }
     if (st != VEIL_OK) goto done;
     k = 0;
@@ -254,8 +314,8 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
 done:
     veil_program_free(tmp);
     veil_free(slots);
-    veil_free(gather);
-    veil_free(vals);
+    veil_free(ins);
+    lut_set_free(own_luts);
     veil_ciphertexts_free(res);
     return st;
 }

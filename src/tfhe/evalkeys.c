@@ -40,7 +40,7 @@ veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BY
 void veil_eval_keys_free(veil_eval_keys *ek)
 {
     if (!ek) return;
-    veil_free(ek->bsk);
+    veil_free(ek->bsk_bodies);
     veil_free(ek->bsk_f);
     veil_free(ek->ksk);
     veil_free(ek);
@@ -48,9 +48,38 @@ void veil_eval_keys_free(veil_eval_keys *ek)
 
 const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return &ek->p; }
 
-veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, veil_eval_keys **out)
+void veil_eval_keys_compact(veil_eval_keys *ek)
+{
+    if (!ek) return;
+    veil_free(ek->bsk_bodies);
+    ek->bsk_bodies = NULL;
+}
+
+veil_status veil_eval_keys_from_fourier(const veil_params *p, double *bsk_f, uint64_t *ksk, veil_eval_keys **out)
 {
     *out = NULL;
+    veil_eval_keys *ek = veil_kernels_check(NULL) == VEIL_OK ? veil_calloc(1, sizeof *ek) : NULL;
+    if (!ek) {
+        veil_free(bsk_f);
+        veil_free(ksk);
+        return veil_kernels_check(NULL) == VEIL_OK ? VEIL_ERR_NOMEM : VEIL_ERR_UNSUPPORTED;
+    }
+    ek->p = *p;
+    ek->bsk_f = bsk_f;
+    ek->ksk = ksk;
+    *out = ek;
+    return VEIL_OK;
+}
+
+veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, int keep_bodies,
+                                      veil_eval_keys **out)
+{
+    *out = NULL;
+    if (veil_kernels_check(NULL) != VEIL_OK) {
+        veil_free(bsk);
+        veil_free(ksk);
+        return VEIL_ERR_UNSUPPORTED;
+    }
     veil_eval_keys *ek = veil_calloc(1, sizeof *ek);
     const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
     veil_key_sizes sz = veil_params_key_sizes(p);
@@ -61,15 +90,19 @@ veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint6
         return VEIL_ERR_NOMEM;
     }
     ek->p = *p;
-    ek->bsk = bsk;
     ek->ksk = ksk;
+    const size_t N = veil_params_N(p), k1 = p->k + 1, polys = sz.bsk_bytes / 8 / N, ggsw_rows = polys / k1;
     ek->bsk_f = veil_malloc(sz.bsk_fourier_bytes);
-    if (!ek->bsk_f) {
+    if (keep_bodies) ek->bsk_bodies = veil_malloc(8 * ggsw_rows * N);
+    if (!ek->bsk_f || (keep_bodies && !ek->bsk_bodies)) {
+        veil_free(bsk);
         veil_eval_keys_free(ek);
         return VEIL_ERR_NOMEM;
     }
-    size_t N = veil_params_N(p), polys = sz.bsk_bytes / 8 / N;
     for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, bsk + i * N, ek->bsk_f + i * N);
+    if (keep_bodies) /* row g's body is its last polynomial */
+        for (size_t g = 0; g < ggsw_rows; g++) memcpy(ek->bsk_bodies + g * N, bsk + (g * k1 + k1 - 1) * N, 8 * N);
+    veil_free(bsk);
     *out = ek;
     return VEIL_OK;
 }
@@ -99,7 +132,7 @@ veil_status veil_eval_keys_build(const veil_params *p, const uint8_t seed[VEIL_S
     for (uint32_t i = 0; i < n; i++) kb->ggsw(kb->ctx, i, bsk_rng, bsk + (size_t)i * rows * (k + 1) * N);
     for (uint32_t i = 0; i < big; i++)
         for (uint32_t j = 0; j < lk; j++) kb->ksk_row(kb->ctx, i, j, ksk_rng, ksk + ((size_t)i * lk + j) * (n + 1));
-    s = veil_eval_keys_from_parts(p, bsk, ksk, out);
+    s = veil_eval_keys_from_parts(p, bsk, ksk, 1, out);
     bsk = NULL;
     ksk = NULL;
     if (s == VEIL_OK) {

@@ -1,3 +1,5 @@
+/* FFT plans (twiddles computed once per size, in long double, and kept in one allocation) and the
+ * entry points that dispatch to the chosen kernels (kernels.h). */
 #include "fft.h"
 
 #include <math.h>
@@ -8,78 +10,76 @@
 #include "veil/core.h"
 
 static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
-static veil_fft_plan *plans[17];
+static veil_fft_plan *plans[VEIL_FFT_MAX_LOG2_N + 1];
+
+static veil_fft_plan *plan_new(uint32_t log2_N)
+{
+    const uint32_t M = 1u << (log2_N - 1);
+    /* the struct, then six arrays of M doubles, each starting on a 64-byte boundary */
+    const size_t head = (sizeof(veil_fft_plan) + 63) & ~(size_t)63, arr = ((sizeof(double) * M) + 63) & ~(size_t)63;
+    uint8_t *mem = veil_malloc(head + 6 * arr);
+    if (!mem) return NULL;
+    veil_fft_plan *p = (veil_fft_plan *)mem;
+    memset(p, 0, sizeof *p);
+    p->N = 1u << log2_N;
+    p->half = M;
+    p->log2_half = log2_N - 1;
+    double **tabs[6] = {&p->tw_re, &p->tw_im, &p->twist_re, &p->twist_im, &p->untwist_re, &p->untwist_im};
+    for (int t = 0; t < 6; t++) *tabs[t] = (double *)(mem + head + (size_t)t * arr);
+    const long double pi = 3.141592653589793238462643383279502884L;
+    p->tw_re[0] = 1;
+    p->tw_im[0] = 0;
+    /* each twiddle from its own angle (no recurrence), so every table entry is correctly rounded */
+    for (uint32_t d = 1; d < M; d <<= 1)
+        for (uint32_t j = 0; j < d; j++) {
+            long double ang = -pi * (long double)j / (long double)d;
+            p->tw_re[d + j] = (double)cosl(ang);
+            p->tw_im[d + j] = (double)sinl(ang);
+        }
+    for (uint32_t j = 0; j < M; j++) {
+        long double ang = pi * (long double)j / (long double)p->N;
+        p->twist_re[j] = (double)cosl(ang);
+        p->twist_im[j] = (double)sinl(ang);
+        p->untwist_re[j] = (double)(cosl(ang) / M);
+        p->untwist_im[j] = (double)(-sinl(ang) / M);
+    }
+    return p;
+}
 
 const veil_fft_plan *veil_fft_plan_get(uint32_t log2_N)
 {
-    if (log2_N < 3 || log2_N > 16) return NULL;
+    if (log2_N < VEIL_FFT_MIN_LOG2_N || log2_N > VEIL_FFT_MAX_LOG2_N || !veil_kernels_get()) return NULL;
     pthread_mutex_lock(&plan_lock);
     veil_fft_plan *p = plans[log2_N];
-    if (!p) {
-        p = veil_calloc(1, sizeof *p);
-        if (p) {
-            p->N = 1u << log2_N;
-            p->half = p->N / 2;
-            p->twist = veil_malloc(sizeof(double) * p->N);
-            p->untwist = veil_malloc(sizeof(double) * p->N);
-            if (p->twist && p->untwist) {
-                for (uint32_t j = 0; j < p->half; j++) {
-                    /* long double keeps the tables correctly rounded for large N */
-                    long double ang = (long double)M_PI * (long double)j / (long double)p->N;
-                    p->twist[2 * j] = (double)cosl(ang);
-                    p->twist[2 * j + 1] = (double)sinl(ang);
-                    p->untwist[2 * j] = (double)(cosl(ang) / p->half);
-                    p->untwist[2 * j + 1] = (double)(-sinl(ang) / p->half);
-                }
-            }
-            if (!p->twist || !p->untwist || !veil_fft_backend_init(p)) {
-                veil_free(p->twist);
-                veil_free(p->untwist);
-                veil_free(p);
-                p = NULL;
-            }
-        }
-        plans[log2_N] = p;
-    }
+    if (!p) plans[log2_N] = p = plan_new(log2_N);
     pthread_mutex_unlock(&plan_lock);
     return p;
 }
 
-static inline void twist_store(const veil_fft_plan *p, double *out, uint32_t j, double re, double im)
-{
-    double tr = p->twist[2 * j], ti = p->twist[2 * j + 1];
-    out[2 * j] = re * tr - im * ti;
-    out[2 * j + 1] = re * ti + im * tr;
-}
-
 void veil_fft_forward_i64(const veil_fft_plan *p, const int64_t *in, double *out)
 {
-    veil_kernels_get()->twist_i64(in, p->twist, out, p->half);
-    p->fwd(p, out);
+    veil_kernels_get()->fft_fwd(p, in, out);
 }
 
 void veil_fft_forward_u64(const veil_fft_plan *p, const uint64_t *in, double *out)
 {
-    const uint32_t h = p->half;
-    for (uint32_t j = 0; j < h; j++) twist_store(p, out, j, (double)(int64_t)in[j], (double)(int64_t)in[j + h]);
-    p->fwd(p, out);
+    veil_kernels_get()->fft_fwd(p, (const int64_t *)in, out);
 }
 
 void veil_fft_backward_add_u64(const veil_fft_plan *p, double *buf, uint64_t *out)
 {
-    p->inv(p, buf);
-    veil_kernels_get()->untwist_add_u64(buf, p->untwist, out, p->half);
+    veil_kernels_get()->fft_bwd_add(p, buf, out);
 }
 
 void veil_fft_backward_f64(const veil_fft_plan *p, double *buf, double *out)
 {
-    const uint32_t h = p->half;
-    p->inv(p, buf);
-    for (uint32_t j = 0; j < h; j++) {
-        double re = buf[2 * j], im = buf[2 * j + 1];
-        double ur = p->untwist[2 * j], ui = p->untwist[2 * j + 1];
-        out[j] = re * ur - im * ui;
-        out[j + h] = re * ui + im * ur;
+    const uint32_t M = p->half;
+    veil_kernels_get()->fft_inv(p, buf);
+    const double *re = buf, *im = buf + M;
+    for (uint32_t j = 0; j < M; j++) {
+        double ur = p->untwist_re[j], ui = p->untwist_im[j];
+        out[j] = re[j] * ur - im[j] * ui;
+        out[j + M] = re[j] * ui + im[j] * ur;
     }
 }
 
@@ -91,21 +91,22 @@ void veil_fft_mac(double *acc, const double *a, const double *b, uint32_t half)
 void veil_poly_mul_binary_exact(const veil_fft_plan *p, const uint64_t *a, const double *s_f, uint64_t *out,
                                 double *tmp)
 {
-    const uint32_t N = p->N, h = p->half;
+    const uint32_t N = p->N, M = p->half;
+    const veil_kernels *k = veil_kernels_get();
     double *buf = tmp, *res = tmp + N;
+    int64_t *limbs = (int64_t *)(void *)res; /* consumed by the forward transform before res is written */
     memset(out, 0, sizeof(uint64_t) * N);
     for (int limb = 0; limb < 4; limb++) {
         int shift = 16 * limb;
-        for (uint32_t j = 0; j < h; j++)
-            twist_store(p, buf, j, (double)((a[j] >> shift) & 0xffff), (double)((a[j + h] >> shift) & 0xffff));
-        p->fwd(p, buf);
-        for (uint32_t j = 0; j < h; j++) {
-            double ar = buf[2 * j], ai = buf[2 * j + 1], br = s_f[2 * j], bi = s_f[2 * j + 1];
-            buf[2 * j] = ar * br - ai * bi;
-            buf[2 * j + 1] = ar * bi + ai * br;
+        for (uint32_t j = 0; j < N; j++) limbs[j] = (int64_t)((a[j] >> shift) & 0xffff);
+        k->fft_fwd(p, limbs, buf);
+        for (uint32_t j = 0; j < M; j++) {
+            double ar = buf[j], ai = buf[M + j], br = s_f[j], bi = s_f[M + j];
+            buf[j] = ar * br - ai * bi;
+            buf[M + j] = ar * bi + ai * br;
         }
         veil_fft_backward_f64(p, buf, res);
-        /* |res| ≤ N·2^16 ≤ 2^32: llrint is exact once the FFT error is below 1/2 */
+        /* |res| ≤ N·2^16 ≤ 2^33: llrint is exact once the FFT error is below 1/2 */
         for (uint32_t j = 0; j < N; j++) out[j] += (uint64_t)llrint(res[j]) << shift;
     }
 }

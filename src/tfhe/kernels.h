@@ -1,35 +1,66 @@
-/* Hot primitives behind a function-pointer table chosen once from CPUID (libsodium's
- * pick-best-implementation idea). Variants: portable (the oracle), avx2 (+FMA) and avx512; VEIL_KERNELS
- * forces one. The variants share one source (kernels_impl.inc) compiled with different ISA flags. */
+/* The hot primitives of the PBS and key switching, each in several variants, in one table
+ * (kernels.c): portable (plain C, the oracle of the differential tests), avx2 (AVX2+FMA
+ * intrinsics) and avx512 (AVX-512 F/DQ/VL intrinsics). The choice is made once per process and per
+ * primitive: the first variant of that primitive's ranking (kernels.c; measured with
+ * `veil bench kernels`) that the CPU can run. VEIL_KERNELS=portable|avx2|avx512 names one variant
+ * for every primitive; an unknown name, or one the CPU cannot run, makes veil_kernels_get() return
+ * NULL (plans, scratch and keys then refuse to be made, with veil_kernels_error()). */
 #ifndef VEIL_TFHE_KERNELS_H
 #define VEIL_TFHE_KERNELS_H
 
 #include <stdint.h>
 
+#include "fft.h"
+
+/* The primitives, as `veil bench pbs` and `veil bench kernels` name them. The twist, untwist and
+ * int64↔double conversions are fused into the FFT's passes, so they are part of VEIL_PRIM_FFT. */
+typedef enum {
+    VEIL_PRIM_FFT,       /* fft_fwd, fft_fwd_dec, fft_bwd_add, fft_inv, round_add */
+    VEIL_PRIM_DECOMPOSE, /* decompose (standalone; the PBS uses the one fused into fft_fwd_dec) */
+    VEIL_PRIM_MAC,       /* fft_mac, ext_mac */
+    VEIL_PRIM_ROTATE,    /* rotate_sub */
+    VEIL_PRIM_KEYSWITCH, /* keyswitch */
+    VEIL_PRIM_COUNT
+} veil_prim;
+
 typedef struct veil_kernels {
-    const char *name;
+    const char *name;                     /* the variant, or "auto" for the per-primitive choice */
+    const char *variant[VEIL_PRIM_COUNT]; /* the variant that serves each primitive */
+    /* Fold, twist, forward FFT (fft.h's layout): in holds N signed integers, out N doubles. */
+    void (*fft_fwd)(const veil_fft_plan *p, const int64_t *in, double *out);
+    /* Gadget decomposition (as `decompose`) fused into the forward transform: the ℓ digit
+     * polynomials of in, transformed, into out + level·N; the same doubles as decompose then
+     * fft_fwd of each level. */
+    void (*fft_fwd_dec)(const veil_fft_plan *p, const uint64_t *in, uint32_t beta, uint32_t ell, double *out);
+    /* Inverse FFT of buf (destroyed), untwist, round, reduce mod 2^64 and add into out (N words). */
+    void (*fft_bwd_add)(const veil_fft_plan *p, double *buf, uint64_t *out);
+    /* Inverse FFT in place, unnormalized, not untwisted (natural order out). */
+    void (*fft_inv)(const veil_fft_plan *p, double *buf);
+    /* out[j] += round(x[j]) mod 2^64 for j < n (n a multiple of 8): the conversion fft_bwd_add
+     * fuses into its last pass, bit for bit the same in every variant (ties to even) */
+    void (*round_add)(const double *x, uint64_t *out, uint32_t n);
     /* Signed gadget decomposition with rounding of N words into ℓ digit polynomials
      * (out[j·N + t], level j = 0 weighs 2^(64-β)); digits in [-B/2, B/2). */
     void (*decompose)(const uint64_t *in, uint32_t N, uint32_t beta, uint32_t ell, int64_t *out);
-    /* Fold, twist: out[j] = (in[j] + i·in[j+half]) · tw[j] (interleaved complex); in is int64 */
-    void (*twist_i64)(const int64_t *in, const double *tw, double *out, uint32_t half);
-    /* Untwist, round, reduce mod 2^64 and add: out[j] += re(buf[j]·u[j]), out[j+half] += im(...) */
-    void (*untwist_add_u64)(const double *buf, const double *u, uint64_t *out, uint32_t half);
-    /* out[o] = Σ_r dec[r] ⊙ key[r·k1 + o] for o < k1 (polynomials of `half` complex points, stride
-     * 2·half doubles): the Fourier-domain part of an external product, each output written once */
+    /* out[o] = Σ_r dec[r] ⊙ key[r·k1 + o] for o < k1 (Fourier polynomials of `half` complex points,
+     * 2·half doubles each, split layout): the Fourier-domain part of an external product, each
+     * output written once */
     void (*ext_mac)(double *out, const double *dec, const double *key, uint32_t rows, uint32_t k1, uint32_t half);
     /* out = X^t · in - in mod X^N+1, t in [0, 2N): the CMUX difference of the blind rotation */
     void (*rotate_sub)(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t);
-    /* acc += a ⊙ b over `half` interleaved complex points */
+    /* acc += a ⊙ b over `half` complex points (split layout) */
     void (*fft_mac)(double *acc, const double *a, const double *b, uint32_t half);
-    /* LWE key switch with ksk[big][ell][n+1]: out (n+1 words) = (0, b) - Σ digits · rows */
-    void (*keyswitch)(const uint64_t *ksk, const uint64_t *in, uint64_t *out, uint32_t big, uint32_t n,
-                      uint32_t beta, uint32_t ell);
+    /* LWE key switch with ksk[big][ell][n+1] of the input times 2^in_shift (in_shift < 64, read
+     * where the input lies): out (n+1 words) = (0, b') - Σ digits(a'_i) · rows */
+    void (*keyswitch)(const uint64_t *ksk, const uint64_t *in, unsigned in_shift, uint64_t *out, uint32_t big,
+                      uint32_t n, uint32_t beta, uint32_t ell);
 } veil_kernels;
 
+/* The chosen table (one per process), or NULL when VEIL_KERNELS is invalid here. */
 const veil_kernels *veil_kernels_get(void);
-/* Every compiled variant usable on this CPU, the portable one first; NULL-terminated. */
+/* Every compiled variant this CPU can run, the portable one first; NULL-terminated. */
 const veil_kernels *const *veil_kernels_all(void);
+const char *veil_prim_name(veil_prim p);
 
 extern const veil_kernels veil_kernels_portable;
 extern const veil_kernels veil_kernels_avx2;

@@ -1,3 +1,4 @@
+#include "fft_kernels.h"
 #include "kernels.h"
 
 #include <stddef.h>

@@ -45,6 +45,7 @@ void veil_secret_key_free(veil_secret_key *sk)
 /* Allocates sk with the bits already filled in `lwe`/`glwe`, and its Fourier cache. */
 static veil_status finish_secret_key(veil_secret_key *sk)
 {
+    if (veil_kernels_check(NULL) != VEIL_OK) return VEIL_ERR_UNSUPPORTED;
     const veil_fft_plan *plan = veil_fft_plan_get(sk->p.log2_N);
     if (!plan) return VEIL_ERR_NOMEM;
     uint32_t N = veil_params_N(&sk->p);

@@ -29,7 +29,7 @@ static const concrete_row concrete_sets[] = {
     {"C7", 1, 13, 915, 1, 22, 6, 3},  {"C8", 1, 14, 1006, 2, 15, 5, 4},
 };
 
-static const char *const names[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "T4", "GATE", NULL};
+static const char *const names[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "T4", "M6", "GATE", NULL};
 
 const char *const *veil_params_names(void) { return names; }
 
@@ -57,6 +57,14 @@ veil_status veil_params_named(const char *name, veil_params *out)
         p = (veil_params){.n = 918, .k = 1, .log2_N = 11,
                           .lwe_noise = {VEIL_NOISE_TUNIFORM, 0, 45}, .glwe_noise = {VEIL_NOISE_TUNIFORM, 0, 17},
                           .pbs_base_log = 23, .pbs_levels = 1, .ks_base_log = 4, .ks_levels = 4};
+        found = 1;
+    } else if (strcmp(name, "M6") == 0) {
+        /* the shape the optimizer gives today's models (the 6-bit digits lookups): N = 2^13, k = 1,
+         * PBS 2 levels of 2^15, n = 870, KS 9 levels of 2^2; noise on the security curve */
+        p = (veil_params){.n = 870, .k = 1, .log2_N = 13, .pbs_base_log = 15, .pbs_levels = 2, .ks_base_log = 2,
+                          .ks_levels = 9};
+        p.lwe_noise = curve_noise(p.n);
+        p.glwe_noise = curve_noise(p.k << p.log2_N);
         found = 1;
     } else if (strcmp(name, "GATE") == 0) {
         /* original TFHE library gate bootstrapping set: below veil's 128-bit curve */

@@ -4,6 +4,7 @@
  * Joye, Paillier, "Programmable bootstrapping enables efficient homomorphic inference of deep
  * neural networks", CSCML 2021, §3). */
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels.h"
 #include "tfhe_internal.h"
@@ -67,6 +68,7 @@ veil_status veil_pbs_scratch_new(const veil_params *p, veil_pbs_scratch **out)
     if (!p || !out) return VEIL_ERR_INVALID_ARG;
     *out = NULL;
     if (veil_params_check(p) != VEIL_OK) return VEIL_ERR_INVALID_ARG;
+    if (veil_kernels_check(NULL) != VEIL_OK) return VEIL_ERR_UNSUPPORTED;
     veil_pbs_scratch *s = veil_calloc(1, sizeof *s);
     if (!s) return VEIL_ERR_NOMEM;
     size_t N = veil_params_N(p), k1 = p->k + 1, rows = k1 * p->pbs_levels;
@@ -113,11 +115,8 @@ static void ext_product_add(const veil_params *p, const double *ggsw_f, const ui
     const uint32_t N = veil_params_N(p), k1 = p->k + 1, l = p->pbs_levels, rows = k1 * l, h = N / 2;
     const veil_fft_plan *plan = s->plan;
     const veil_kernels *kern = veil_kernels_get();
-    for (uint32_t c = 0; c < k1; c++) {
-        kern->decompose(in + (size_t)c * N, N, p->pbs_base_log, l, s->digits);
-        for (uint32_t j = 0; j < l; j++)
-            veil_fft_forward_i64(plan, s->digits + (size_t)j * N, s->dec_f + ((size_t)c * l + j) * N);
-    }
+    for (uint32_t c = 0; c < k1; c++)
+        kern->fft_fwd_dec(plan, in + (size_t)c * N, p->pbs_base_log, l, s->dec_f + (size_t)c * l * N);
     kern->ext_mac(s->out_f, s->dec_f, ggsw_f, rows, k1, h);
     for (uint32_t o = 0; o < k1; o++) veil_fft_backward_add_u64(plan, s->out_f + (size_t)o * N, out + (size_t)o * N);
 }
@@ -166,42 +165,63 @@ veil_status veil_cmux(const veil_params *p, const uint64_t *ggsw, const uint64_t
     return st;
 }
 
-void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct, uint64_t *res, veil_pbs_scratch *s)
+/* Blind rotation (TFHE Alg. 3) of B ciphertexts at once, then sample extraction. The loop over the
+ * bootstrapping key is outside the loop over the batch: each GGSW is read from memory once and
+ * applied to the B accumulators while it sits in cache. accs: B·(k+1)·N words. */
+static void pbs_group(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *small,
+                      uint64_t *const *res, unsigned B, veil_pbs_scratch *s, uint64_t *accs)
 {
     const veil_params *p = &ek->p;
     const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels;
     const uint32_t k1 = k + 1, rows = k1 * l;
+    const size_t acc_words = (size_t)k1 * N;
     const veil_kernels *kern = veil_kernels_get();
-    uint64_t *acc = s->acc, *diff = s->diff;
+    uint64_t *diff = s->diff;
 
-    memset(acc, 0, 8 * (size_t)k * N);
-    uint32_t b = mod_switch(ct[n], p->log2_N);
-    rotate(lut->poly, acc + (size_t)k * N, N, (2 * N - b) & (2 * N - 1));
-
+    for (unsigned b = 0; b < B; b++) {
+        uint64_t *acc = accs + b * acc_words;
+        memset(acc, 0, 8 * (size_t)k * N);
+        uint32_t body = mod_switch(small[b][n], p->log2_N);
+        rotate(lut->poly, acc + (size_t)k * N, N, (2 * N - body) & (2 * N - 1));
+    }
     const size_t key_stride = (size_t)rows * k1 * N; /* doubles per GGSW in the Fourier domain */
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t a = mod_switch(ct[i], p->log2_N);
-        if (a == 0) continue; /* X^0·ACC - ACC = 0: the CMUX leaves ACC unchanged */
-        /* CMUX(BSK_i, ACC, X^a·ACC) = ACC + BSK_i ⊡ (X^a·ACC - ACC) */
-        for (uint32_t c = 0; c < k1; c++) kern->rotate_sub(acc + (size_t)c * N, diff + (size_t)c * N, N, a);
-        ext_product_add(p, ek->bsk_f + i * key_stride, diff, acc, s);
+        const double *ggsw = ek->bsk_f + i * key_stride;
+        for (unsigned b = 0; b < B; b++) {
+            uint32_t a = mod_switch(small[b][i], p->log2_N);
+            if (a == 0) continue; /* X^0·ACC - ACC = 0: the CMUX leaves ACC unchanged */
+            uint64_t *acc = accs + b * acc_words;
+            /* CMUX(BSK_i, ACC, X^a·ACC) = ACC + BSK_i ⊡ (X^a·ACC - ACC) */
+            for (uint32_t c = 0; c < k1; c++) kern->rotate_sub(acc + (size_t)c * N, diff + (size_t)c * N, N, a);
+            ext_product_add(p, ggsw, diff, acc, s);
+        }
     }
     /* sample extraction of coefficient 0 */
-    for (uint32_t c = 0; c < k; c++) {
-        const uint64_t *m = acc + (size_t)c * N;
-        uint64_t *o = res + (size_t)c * N;
-        o[0] = m[0];
-        for (uint32_t j = 1; j < N; j++) o[j] = 0 - m[N - j];
+    for (unsigned b = 0; b < B; b++) {
+        const uint64_t *acc = accs + b * acc_words;
+        for (uint32_t c = 0; c < k; c++) {
+            const uint64_t *m = acc + (size_t)c * N;
+            uint64_t *o = res[b] + (size_t)c * N;
+            o[0] = m[0];
+            for (uint32_t j = 1; j < N; j++) o[j] = 0 - m[N - j];
+        }
+        res[b][(size_t)k * N] = acc[(size_t)k * N];
     }
-    res[(size_t)k * N] = acc[(size_t)k * N];
 }
 
-void veil_keyswitch(const veil_eval_keys *ek, const uint64_t *in, uint64_t *out)
+void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct, uint64_t *res, veil_pbs_scratch *s)
+{
+    pbs_group(ek, lut, &ct, &res, 1, s, s->acc);
+}
+
+static void keyswitch_shifted(const veil_eval_keys *ek, const uint64_t *in, unsigned shift, uint64_t *out)
 {
     const veil_params *p = &ek->p;
     const uint32_t big = veil_params_big_lwe_dim(p), n = p->n;
-    veil_kernels_get()->keyswitch(ek->ksk, in, out, big, n, p->ks_base_log, p->ks_levels);
+    veil_kernels_get()->keyswitch(ek->ksk, in, shift, out, big, n, p->ks_base_log, p->ks_levels);
 }
+
+void veil_keyswitch(const veil_eval_keys *ek, const uint64_t *in, uint64_t *out) { keyswitch_shifted(ek, in, 0, out); }
 
 void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *in, uint64_t *out, veil_pbs_scratch *s)
 {
@@ -209,34 +229,100 @@ void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *
     veil_pbs(ek, lut, s->small, out, s);
 }
 
+/* ---- batches: groups of B ciphertexts, one group per task of the thread pool ------------------- */
+enum { MAX_GROUP = 16, MAX_THREADS = 256 };
+
+typedef struct {
+    veil_pbs_scratch *scr;
+    uint64_t *accs;  /* MAX_GROUP accumulators */
+    uint64_t *small; /* MAX_GROUP small ciphertexts */
+} thread_scratch;
+
 typedef struct {
     const veil_eval_keys *ek;
     const veil_lut *lut;
-    const uint64_t *in;
+    const uint64_t *const *in; /* count pointers, or NULL: in_base + i·stride */
+    const uint64_t *in_base;
+    unsigned in_shift;
     uint64_t *out;
-    size_t stride;
-    veil_pbs_scratch **scratch;
+    size_t stride, count;
+    unsigned group;
+    thread_scratch *ts;
 } batch_ctx;
 
-static void batch_one(void *vctx, size_t i, unsigned thread)
+static void batch_group(void *vctx, size_t g, unsigned thread)
 {
-    batch_ctx *c = vctx;
-    veil_ks_pbs(c->ek, c->lut, c->in + i * c->stride, c->out + i * c->stride, c->scratch[thread]);
+    const batch_ctx *c = vctx;
+    thread_scratch *ts = &c->ts[thread];
+    const size_t first = g * c->group, n1 = (size_t)c->ek->p.n + 1;
+    const unsigned B = (unsigned)(c->count - first < c->group ? c->count - first : c->group);
+    const uint64_t *small[MAX_GROUP];
+    uint64_t *res[MAX_GROUP];
+    for (unsigned b = 0; b < B; b++) {
+        const size_t i = first + b;
+        const uint64_t *src = c->in ? c->in[i] : c->in_base + i * c->stride;
+        keyswitch_shifted(c->ek, src, c->in_shift, ts->small + b * n1);
+        small[b] = ts->small + b * n1;
+        res[b] = c->out + i * c->stride;
+    }
+    pbs_group(c->ek, c->lut, small, res, B, ts->scr, ts->accs);
+}
+
+/* The group size: as many accumulators as fit in half the L2 cache beside one GGSW of the key
+ * (so each key block read from memory serves the whole group), at most MAX_GROUP, and no larger
+ * than each thread's share of the batch. */
+unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned threads)
+{
+    const size_t N = veil_params_N(p), k1 = p->k + 1;
+    const size_t acc = 8 * k1 * N, key = 8 * k1 * k1 * p->pbs_levels * N;
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    size_t budget = l2 > 0 ? (size_t)l2 / 2 : 512 * 1024;
+    size_t g = budget > key + acc ? (budget - key) / acc : 1;
+    if (g > MAX_GROUP) g = MAX_GROUP;
+    if (threads == 0) threads = 1;
+    size_t share = (count + threads - 1) / threads;
+    if (g > share) g = share;
+    return g ? (unsigned)g : 1;
+}
+
+veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
+                                 const uint64_t *in_base, unsigned in_shift, uint64_t *out, size_t count,
+                                 unsigned threads)
+{
+    if (!ek || !lut || (!in && !in_base && count) || (!out && count) || in_shift > 63) return VEIL_ERR_INVALID_ARG;
+    if (count == 0) return VEIL_OK;
+    if (threads == 0) threads = veil_cpu_count();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    const unsigned group = veil_pbs_group_size(&ek->p, count, threads);
+    const size_t groups = (count + group - 1) / group;
+    if (threads > groups) threads = (unsigned)groups;
+    const veil_params *p = &ek->p;
+    const size_t acc_words = (size_t)(p->k + 1) * veil_params_N(p), n1 = (size_t)p->n + 1;
+    thread_scratch *ts = veil_calloc(threads, sizeof *ts);
+    if (!ts) return VEIL_ERR_NOMEM;
+    veil_status s = VEIL_OK;
+    for (unsigned t = 0; t < threads && s == VEIL_OK; t++) {
+        s = veil_pbs_scratch_new(p, &ts[t].scr);
+        ts[t].accs = veil_malloc(8 * acc_words * group);
+        ts[t].small = veil_malloc(8 * n1 * group);
+        if (s == VEIL_OK && (!ts[t].accs || !ts[t].small)) s = VEIL_ERR_NOMEM;
+    }
+    if (s == VEIL_OK) {
+        batch_ctx ctx = {ek, lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(p) + 1, count, group, ts};
+        veil_parallel_for(groups, threads, batch_group, &ctx);
+    }
+    for (unsigned t = 0; t < threads; t++) {
+        veil_pbs_scratch_free(ts[t].scr);
+        veil_free(ts[t].accs);
+        veil_free(ts[t].small);
+    }
+    veil_free(ts);
+    return s;
 }
 
 veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *in, uint64_t *out,
                               size_t count, unsigned threads)
 {
-    if (!ek || !lut || (!in && count) || (!out && count)) return VEIL_ERR_INVALID_ARG;
-    if (threads == 0) threads = veil_cpu_count();
-    if (threads > 256) threads = 256;
-    veil_pbs_scratch *scr[256] = {0};
-    veil_status s = VEIL_OK;
-    for (unsigned t = 0; t < threads && s == VEIL_OK; t++) s = veil_pbs_scratch_new(&ek->p, &scr[t]);
-    if (s == VEIL_OK) {
-        batch_ctx ctx = {ek, lut, in, out, (size_t)veil_params_big_lwe_dim(&ek->p) + 1, scr};
-        veil_parallel_for(count, threads, batch_one, &ctx);
-    }
-    for (unsigned t = 0; t < threads; t++) veil_pbs_scratch_free(scr[t]);
-    return s;
+    if (!in && count) return VEIL_ERR_INVALID_ARG;
+    return veil_ks_pbs_batch_ex(ek, lut, NULL, in, 0, out, count, threads);
 }

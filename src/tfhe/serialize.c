@@ -1,6 +1,7 @@
 /* Serialization of TFHE objects in the container format (docs/format.md). Every object carries
  * its parameters and their fingerprint; readers bound every size by the section length before
  * allocating and never abort. */
+#include <math.h>
 #include <string.h>
 
 #include "../core/container.h"
@@ -9,6 +10,7 @@
 
 #define TAG_SEED VEIL_TAG('S', 'E', 'E', 'D')
 #define TAG_BSK VEIL_TAG('B', 'S', 'K', ' ')
+#define TAG_BSKF VEIL_TAG('B', 'S', 'K', 'F')
 #define TAG_KSK VEIL_TAG('K', 'S', 'K', ' ')
 #define TAG_LWE VEIL_TAG('L', 'W', 'E', 'S')
 
@@ -78,7 +80,7 @@ veil_status veil_open_object(const uint8_t *buf, size_t len, veil_kind kind, uin
 veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out, size_t *len)
 {
     if (!ek || !out || !len) return VEIL_ERR_INVALID_ARG;
-    if (compressed && !ek->has_seed) return VEIL_ERR_UNSUPPORTED;
+    if (compressed && (!ek->has_seed || !ek->bsk_bodies)) return VEIL_ERR_UNSUPPORTED;
     const veil_params *p = &ek->p;
     veil_key_sizes sz = veil_params_key_sizes(p);
     const size_t N = veil_params_N(p), k = p->k, n = p->n, rows = (k + 1) * p->pbs_levels;
@@ -90,12 +92,13 @@ veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, u
         veil_writer_section(&w, TAG_SEED);
         veil_buf_put(&w.b, ek->mask_seed, VEIL_SEED_BYTES);
         veil_writer_section(&w, TAG_BSK);
-        for (size_t g = 0; g < n * rows; g++) veil_buf_put_u64s(&w.b, ek->bsk + (g * (k + 1) + k) * N, N);
+        veil_buf_put_u64s(&w.b, ek->bsk_bodies, n * rows * N);
         veil_writer_section(&w, TAG_KSK);
         for (size_t r = 0; r < big * lk; r++) veil_buf_put_u64(&w.b, ek->ksk[r * (n + 1) + n]);
     } else {
-        veil_writer_section(&w, TAG_BSK);
-        veil_buf_put_u64s(&w.b, ek->bsk, sz.bsk_bytes / 8);
+        /* the Fourier-domain key as it is held in memory (IEEE-754 bit patterns) */
+        veil_writer_section(&w, TAG_BSKF);
+        veil_buf_put_u64s(&w.b, (const uint64_t *)(const void *)ek->bsk_f, sz.bsk_fourier_bytes / 8);
         veil_writer_section(&w, TAG_KSK);
         veil_buf_put_u64s(&w.b, ek->ksk, sz.ksk_bytes / 8);
     }
@@ -143,12 +146,27 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
         veil_free(ksk);
         return s;
     }
-    if ((s = read_words(&c, TAG_BSK, sz.bsk_bytes / 8, &bsk)) != VEIL_OK) return s;
+    /* expanded: the Fourier-domain key (BSKF), or, in files written before it, the standard-domain
+     * key (BSK), converted here */
+    const uint8_t *d;
+    size_t dl;
+    int fourier = veil_container_section(&c, TAG_BSKF, &d, &dl) == VEIL_OK;
+    if ((s = read_words(&c, fourier ? TAG_BSKF : TAG_BSK, (fourier ? sz.bsk_fourier_bytes : sz.bsk_bytes) / 8, &bsk)) !=
+        VEIL_OK)
+        return s;
     if ((s = read_words(&c, TAG_KSK, sz.ksk_bytes / 8, &ksk)) != VEIL_OK) {
         veil_free(bsk);
         return s;
     }
-    return veil_eval_keys_from_parts(&p, bsk, ksk, out);
+    if (!fourier) return veil_eval_keys_from_parts(&p, bsk, ksk, 0, out);
+    double *bf = (double *)(void *)bsk;
+    for (size_t i = 0; i < sz.bsk_fourier_bytes / 8; i++)
+        if (!isfinite(bf[i])) {
+            veil_free(bsk);
+            veil_free(ksk);
+            return VEIL_ERR_MALFORMED;
+        }
+    return veil_eval_keys_from_fourier(&p, bf, ksk, out);
 }
 
 /* ---- ciphertext lists -------------------------------------------------------------------------- */

@@ -13,14 +13,16 @@ struct veil_secret_key {
 };
 
 /* Bootstrapping key: for each of the n small-key bits, a GGSW = (k+1)·ℓ GLWE rows of (k+1)
- * polynomials. Row r = c·ℓ + j encrypts s_i·2^(64-β(j+1)) added to component c.
- *   bsk   [n][(k+1)ℓ][(k+1)][N]   uint64 (standard domain)
- *   bsk_f [n][(k+1)ℓ][(k+1)][N/2] complex (Fourier domain, interleaved)
+ * polynomials. Row r = c·ℓ + j encrypts s_i·2^(64-β(j+1)) added to component c. In memory only its
+ * Fourier form is kept (the standard-domain key lives only while it is converted):
+ *   bsk_f      [n][(k+1)ℓ][(k+1)][N] doubles: Fourier polynomials (fft.h's split layout)
+ *   bsk_bodies [n][(k+1)ℓ][N] uint64: the standard-domain bodies, kept only by seeded keys that may
+ *              still be written compressed (seed + bodies); NULL after veil_eval_keys_compact
  * Key-switching key: ksk[kN][ℓ_ks][n+1], row (i, j) encrypts s'_i·2^(64-β(j+1)) under the small key. */
 struct veil_eval_keys {
     veil_params p;
-    uint64_t *bsk;
     double *bsk_f;
+    uint64_t *bsk_bodies;
     uint64_t *ksk;
     int has_seed;
     uint8_t mask_seed[VEIL_SEED_BYTES];
@@ -60,8 +62,12 @@ void veil_ggsw_encrypt_core(const veil_secret_key *sk, int64_t m, veil_rng *mask
                             uint64_t *ct, double *tmp, uint64_t *prod);
 const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice which, uint32_t *dim);
 
-/* Build evaluation keys from the standard-domain arrays (takes ownership of bsk and ksk). */
-veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, veil_eval_keys **out);
+/* Build evaluation keys from the standard-domain arrays (takes ownership of bsk and ksk; bsk is
+ * converted to the Fourier domain and freed; its bodies are kept when keep_bodies). */
+veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint64_t *ksk, int keep_bodies,
+                                      veil_eval_keys **out);
+/* Build evaluation keys from a Fourier-domain BSK (takes ownership of bsk_f and ksk). */
+veil_status veil_eval_keys_from_fourier(const veil_params *p, double *bsk_f, uint64_t *ksk, veil_eval_keys **out);
 /* The parts of evaluation keys that depend on the secret key: a GGSW of small-key bit i (its masks
  * drawn from `mask` in row order), and key-switching row (i, j). */
 typedef struct {

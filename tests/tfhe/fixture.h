@@ -2,7 +2,9 @@
 #ifndef VEIL_TESTS_TFHE_FIXTURE_H
 #define VEIL_TESTS_TFHE_FIXTURE_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "veil/tfhe.h"
@@ -15,6 +17,49 @@ typedef struct {
     uint64_t *ct, *res; /* big-key ciphertexts (k·N + 1 words) */
     uint64_t *small;    /* small-key ciphertext (n + 1 words) */
 } tfhe_fixture;
+
+/* Tests that a ctest runs once per kernel variant (VEIL_KERNELS=portable|avx2|avx512): a variant
+ * this CPU cannot run is reported as skipped (ctest's SKIP_RETURN_CODE 77), never as passed; an
+ * unknown name fails. */
+static inline void fixture_kernels_or_skip(void)
+{
+    const char *msg;
+    if (veil_kernels_check(&msg) == VEIL_OK) {
+        printf("kernels: %s\n", veil_kernels_describe());
+        return;
+    }
+    const char *v = getenv("VEIL_KERNELS");
+    if (v && (strcmp(v, "portable") == 0 || strcmp(v, "avx2") == 0 || strcmp(v, "avx512") == 0)) {
+        printf("SKIPPED: %s\n", msg);
+        exit(77);
+    }
+    fprintf(stderr, "%s\n", msg);
+    exit(1);
+}
+
+/* A CSPRNG stream for a randomized test, from VEIL_TEST_SEED (32 hex digits) when set, else from
+ * the OS; the seed is printed so that a failure can be replayed. */
+static inline void fixture_seeded_rng(veil_rng **rng)
+{
+    uint8_t seed[VEIL_SEED_BYTES];
+    const char *env = getenv("VEIL_TEST_SEED");
+    if (env && strlen(env) == 2 * VEIL_SEED_BYTES) {
+        for (int i = 0; i < VEIL_SEED_BYTES; i++) {
+            unsigned v;
+            if (sscanf(env + 2 * i, "%2x", &v) != 1) exit(1);
+            seed[i] = (uint8_t)v;
+        }
+    } else {
+        veil_rng *os;
+        CHECK_OK(veil_rng_new_os(&os));
+        veil_rng_seed(os, seed);
+        veil_rng_free(os);
+    }
+    printf("seed ");
+    for (int i = 0; i < VEIL_SEED_BYTES; i++) printf("%02x", seed[i]);
+    printf(" (replay with VEIL_TEST_SEED)\n");
+    CHECK_OK(veil_rng_new_seeded(rng, seed));
+}
 
 static inline void fixture_new(tfhe_fixture *f, const char *name, veil_rng *rng)
 {
