@@ -177,8 +177,8 @@ VEIL_NODISCARD veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const 
                                                 const uint64_t *const *in, const uint64_t *in_base,
                                                 unsigned in_shift, uint64_t *out, size_t count, unsigned threads);
 /* How many ciphertexts of a batch of `count` on `threads` threads share one pass over the key: as
- * many accumulators as fit in half the L2 cache beside one key block, at most 16, at most each
- * thread's share. */
+ * many accumulators as fit in the L2 cache beside one key block and the external product's
+ * scratch, at most 16, at most each thread's share. */
 unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned threads);
 
 /* ---- kernels ------------------------------------------------------------------------------------ */

@@ -35,8 +35,8 @@ static const int ranking[VEIL_PRIM_COUNT][V_COUNT] = {
     [VEIL_PRIM_FFT] = {V_AVX512, V_AVX2, V_PORTABLE},
     [VEIL_PRIM_DECOMPOSE] = {V_AVX512, V_AVX2, V_PORTABLE},
     [VEIL_PRIM_MAC] = {V_AVX512, V_AVX2, V_PORTABLE},
-    [VEIL_PRIM_ROTATE] = {V_AVX2, V_AVX512, V_PORTABLE},
-    [VEIL_PRIM_KEYSWITCH] = {V_AVX2, V_AVX512, V_PORTABLE},
+    [VEIL_PRIM_ROTATE] = {V_AVX512, V_AVX2, V_PORTABLE},
+    [VEIL_PRIM_KEYSWITCH] = {V_AVX512, V_AVX2, V_PORTABLE},
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -64,7 +64,10 @@ static void take(veil_prim prim, const veil_kernels *k)
         chosen.ext_mac = k->ext_mac;
         break;
     case VEIL_PRIM_ROTATE: chosen.rotate_sub = k->rotate_sub; break;
-    case VEIL_PRIM_KEYSWITCH: chosen.keyswitch = k->keyswitch; break;
+    case VEIL_PRIM_KEYSWITCH:
+        chosen.keyswitch = k->keyswitch;
+        chosen.keyswitch_batch = k->keyswitch_batch;
+        break;
     case VEIL_PRIM_COUNT: break;
     }
 }

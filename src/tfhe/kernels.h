@@ -19,7 +19,7 @@ typedef enum {
     VEIL_PRIM_DECOMPOSE, /* decompose (standalone; the PBS uses the one fused into fft_fwd_dec) */
     VEIL_PRIM_MAC,       /* fft_mac, ext_mac */
     VEIL_PRIM_ROTATE,    /* rotate_sub */
-    VEIL_PRIM_KEYSWITCH, /* keyswitch */
+    VEIL_PRIM_KEYSWITCH, /* keyswitch, keyswitch_batch */
     VEIL_PRIM_COUNT
 } veil_prim;
 
@@ -54,6 +54,9 @@ typedef struct veil_kernels {
      * where the input lies): out (n+1 words) = (0, b') - Σ digits(a'_i) · rows */
     void (*keyswitch)(const uint64_t *ksk, const uint64_t *in, unsigned in_shift, uint64_t *out, uint32_t big,
                       uint32_t n, uint32_t beta, uint32_t ell);
+    /* the same for `count` ciphertexts in[g] → out[g], each key row read once for all of them */
+    void (*keyswitch_batch)(const uint64_t *ksk, const uint64_t *const *in, unsigned in_shift, uint64_t *const *out,
+                            uint32_t count, uint32_t big, uint32_t n, uint32_t beta, uint32_t ell);
 } veil_kernels;
 
 /* The chosen table (one per process), or NULL when VEIL_KERNELS is invalid here. */

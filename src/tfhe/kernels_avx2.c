@@ -97,4 +97,5 @@ const veil_kernels veil_kernels_avx2 = {
     .ext_mac = ext_mac_avx2i, /* half is a multiple of 4 for N ≥ 8 */
     .rotate_sub = rotate_sub_avx2,
     .keyswitch = keyswitch_avx2,
+    .keyswitch_batch = keyswitch_batch_avx2,
 };

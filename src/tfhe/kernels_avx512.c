@@ -118,4 +118,5 @@ const veil_kernels veil_kernels_avx512 = {
     .ext_mac = ext_mac_avx512i,
     .rotate_sub = rotate_sub_avx512i,
     .keyswitch = keyswitch_avx512,
+    .keyswitch_batch = keyswitch_batch_avx512,
 };

@@ -239,6 +239,26 @@ int main(void)
             k->keyswitch(ksk, ct, 3, o2, big, n, beta, ell);
             CHECK(memcmp(o1, o2, 8 * (n + 1)) == 0, "%s keyswitch of a shifted input beta=%u ell=%u", k->name, beta, ell);
             veil_free(sh);
+            /* a batch of 5 equals 5 single switches (the shifted input among them) */
+            uint64_t *bo = veil_malloc(8 * 5 * (n + 1)), *so = veil_malloc(8 * (n + 1));
+            uint64_t *bi = veil_malloc(8 * 5 * (big + 1));
+            veil_rng_u64s(rng, bi, 5 * (size_t)(big + 1));
+            const uint64_t *ins[5];
+            uint64_t *outs[5];
+            for (int g = 0; g < 5; g++) {
+                ins[g] = bi + (size_t)g * (big + 1);
+                outs[g] = bo + (size_t)g * (n + 1);
+            }
+            k->keyswitch_batch(ksk, ins, 2, outs, 5, big, n, beta, ell);
+            int bad = 0;
+            for (int g = 0; g < 5; g++) {
+                ref->keyswitch(ksk, ins[g], 2, so, big, n, beta, ell);
+                bad += memcmp(so, outs[g], 8 * (n + 1)) != 0;
+            }
+            CHECK(bad == 0, "%s keyswitch_batch differs on %d of 5 (beta=%u ell=%u)", k->name, bad, beta, ell);
+            veil_free(bo);
+            veil_free(so);
+            veil_free(bi);
             veil_free(ksk);
             veil_free(ct);
         }
