@@ -109,7 +109,7 @@ unsigned veil_cpu_features(void);
 /* Run fn(ctx, i, thread) for i in [0, n) on `threads` threads (0: all cores): the caller and up to
  * threads - 1 workers of the library's one persistent pool (started on first use, sized to the
  * cores, shared by concurrent callers). thread is in [0, returned count) and lets callers index
- * per-thread scratch; the returned count is min(threads, n), at least 1. */
+ * per-thread scratch; the returned count is min(threads, 256, n), at least 1. */
 unsigned veil_parallel_for(size_t n, unsigned threads, void (*fn)(void *ctx, size_t i, unsigned thread),
                            void *ctx);
 unsigned veil_cpu_count(void);

@@ -28,9 +28,19 @@ static const struct {
                   VEIL_CPU_AVX512F | VEIL_CPU_AVX512DQ | VEIL_CPU_AVX512VL | VEIL_CPU_AVX2 | VEIL_CPU_FMA},
 };
 
-/* Per primitive, the variants fastest first: the first one the CPU runs is taken. Measured with
- * `veil bench kernels` on AMD Zen 4 (2 vCPU, AVX-512 F/DQ/BW/VL/IFMA); the figures are in
- * src/tfhe/README.md. A variant never ranks above one it was measured slower than. */
+/* Per primitive, the variants fastest first: the first one the CPU runs is taken. A variant never
+ * ranks above one it was measured slower than. Measured with `veil bench kernels` (median µs,
+ * portable / avx2 / avx512) on the 2-vCPU Intel Xeon with AVX-512 F/DQ/BW/VL/IFMA that builds veil
+ * today:
+ *   fft_fwd     N=2^11  8.02 / 1.84 / 1.17     N=2^13  39.0 / 9.20 / 6.77
+ *   fft_bwd_add N=2^11  12.2 / 2.69 / 1.50     N=2^13  60.2 / 13.3 / 8.30
+ *   decompose   N=2^13  19.7 / 4.72 / 2.46
+ *   ext_mac     N=2^11  6.93 / 2.83 / 2.09     N=2^13  29.2 / 10.8 / 8.20
+ *   rotate_sub  N=2^11  0.93 / 0.92 / 0.23     N=2^13  4.00 / 3.99 / 1.72
+ *   keyswitch   T4      2936 / 2123 / 2043
+ * AMD Zen 4 (the CPU the bootstrapping issue was measured on) runs 512-bit operations as two
+ * 256-bit halves; its ranking could not be measured here (no such machine), so it follows this
+ * one: rerun `veil bench kernels` there before trusting it. */
 static const int ranking[VEIL_PRIM_COUNT][V_COUNT] = {
     [VEIL_PRIM_FFT] = {V_AVX512, V_AVX2, V_PORTABLE},
     [VEIL_PRIM_DECOMPOSE] = {V_AVX512, V_AVX2, V_PORTABLE},

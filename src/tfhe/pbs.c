@@ -56,7 +56,6 @@ void veil_pbs_scratch_free(veil_pbs_scratch *s)
     if (!s) return;
     veil_free(s->acc);
     veil_free(s->diff);
-    veil_free(s->digits);
     veil_free(s->dec_f);
     veil_free(s->out_f);
     veil_free(s->small);
@@ -76,11 +75,10 @@ veil_status veil_pbs_scratch_new(const veil_params *p, veil_pbs_scratch **out)
     s->plan = veil_fft_plan_get(p->log2_N);
     s->acc = veil_malloc(8 * k1 * N);
     s->diff = veil_malloc(8 * k1 * N);
-    s->digits = veil_malloc(8 * N * p->pbs_levels);
     s->dec_f = veil_malloc(8 * rows * N);
     s->out_f = veil_malloc(8 * k1 * N);
     s->small = veil_malloc(8 * ((size_t)p->n + 1));
-    if (!s->plan || !s->acc || !s->diff || !s->digits || !s->dec_f || !s->out_f || !s->small) {
+    if (!s->plan || !s->acc || !s->diff || !s->dec_f || !s->out_f || !s->small) {
         veil_pbs_scratch_free(s);
         return VEIL_ERR_NOMEM;
     }

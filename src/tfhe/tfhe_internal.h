@@ -38,7 +38,6 @@ struct veil_pbs_scratch {
     const veil_fft_plan *plan;
     uint64_t *acc;     /* (k+1)·N */
     uint64_t *diff;    /* (k+1)·N */
-    int64_t *digits;   /* N */
     double *dec_f;     /* (k+1)ℓ · N doubles */
     double *out_f;     /* (k+1) · N doubles */
     uint64_t *small;   /* n+1 */

@@ -8,6 +8,8 @@
 
 #include "check.h"
 #include "core/container.h"
+#include "tfhe/serialize.h"
+#include "tfhe/tfhe_internal.h"
 #include "veil/tfhe.h"
 
 typedef enum { OBJ_SK, OBJ_EK, OBJ_LWE, OBJ_COUNT } obj;
@@ -165,6 +167,91 @@ static void test_eval_keys(veil_secret_key *sk, veil_rng *rng)
     veil_eval_keys_free(ek);
 }
 
+/* Files written before veil kept only the Fourier-domain key carry the standard-domain BSK
+ * (section `BSK `) in their expanded form. Build one from a compressed file by docs/format.md's
+ * mask expansion, and check that it still reads, to the same keys. Then compaction: a compacted
+ * key writes only the expanded form. */
+static void test_legacy_and_compact(veil_secret_key *sk, veil_rng *rng)
+{
+    veil_eval_keys *ek;
+    CHECK_OK(veil_eval_keys_new(sk, rng, &ek));
+    uint8_t *cbuf, *ebuf, *lbuf, *e2;
+    size_t clen, elen, llen, e2len;
+    CHECK_OK(veil_eval_keys_serialize(ek, 1, &cbuf, &clen));
+    CHECK_OK(veil_eval_keys_serialize(ek, 0, &ebuf, &elen));
+    veil_container c;
+    CHECK_OK(veil_container_parse(cbuf, clen, VEIL_KIND_EVAL_KEYS, 1, &c));
+    const uint8_t *seed, *bb, *kb;
+    size_t sl, bl, kl;
+    CHECK_OK(veil_container_section(&c, VEIL_TAG('S', 'E', 'E', 'D'), &seed, &sl));
+    CHECK_OK(veil_container_section(&c, VEIL_TAG('B', 'S', 'K', ' '), &bb, &bl));
+    CHECK_OK(veil_container_section(&c, VEIL_TAG('K', 'S', 'K', ' '), &kb, &kl));
+    const size_t N = veil_params_N(&P), k = P.k, n = P.n, rows = (k + 1) * P.pbs_levels, big = k * N;
+    const size_t lk = P.ks_levels;
+    veil_key_sizes sz = veil_params_key_sizes(&P);
+    uint64_t *bsk = malloc(sz.bsk_bytes), *ksk = malloc(sz.ksk_bytes);
+    uint8_t sub[VEIL_SEED_BYTES];
+    veil_rng *mb, *mk;
+    veil_derive_seed(seed, "veil-bsk", sub);
+    CHECK_OK(veil_rng_new_seeded(&mb, sub));
+    veil_derive_seed(seed, "veil-ksk", sub);
+    CHECK_OK(veil_rng_new_seeded(&mk, sub));
+    veil_cursor cb = {bb, bl, 0}, ck = {kb, kl, 0};
+    for (size_t g = 0; g < n * rows; g++) {
+        veil_rng_u64s(mb, bsk + g * (k + 1) * N, k * N);
+        veil_cursor_u64s(&cb, bsk + g * (k + 1) * N + k * N, N);
+    }
+    for (size_t r = 0; r < big * lk; r++) {
+        veil_rng_u64s(mk, ksk + r * (n + 1), n);
+        ksk[r * (n + 1) + n] = veil_cursor_u64(&ck);
+    }
+    CHECK(!cb.bad && !ck.bad && cb.left == 0 && ck.left == 0, "compressed sections have the documented sizes");
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_EVAL_KEYS, 0);
+    veil_params_write_section(&w, &P);
+    veil_writer_section(&w, VEIL_TAG('B', 'S', 'K', ' '));
+    veil_buf_put_u64s(&w.b, bsk, sz.bsk_bytes / 8);
+    veil_writer_section(&w, VEIL_TAG('K', 'S', 'K', ' '));
+    veil_buf_put_u64s(&w.b, ksk, sz.ksk_bytes / 8);
+    CHECK_OK(veil_writer_finish(&w, &lbuf, &llen));
+    veil_eval_keys *legacy;
+    CHECK_OK(veil_eval_keys_deserialize(lbuf, llen, &P, &legacy));
+    CHECK_OK(veil_eval_keys_serialize(legacy, 0, &e2, &e2len));
+    CHECK(e2len == elen && memcmp(e2, ebuf, elen) == 0, "a legacy expanded file reads to the same keys");
+    /* compaction: expanded still writes (the same bytes), compressed is refused */
+    veil_eval_keys_compact(ek);
+    uint8_t *x;
+    size_t xl;
+    CHECK(veil_eval_keys_serialize(ek, 1, &x, &xl) == VEIL_ERR_UNSUPPORTED, "a compacted key has no compressed form");
+    veil_free(e2);
+    CHECK_OK(veil_eval_keys_serialize(ek, 0, &e2, &e2len));
+    CHECK(e2len == elen && memcmp(e2, ebuf, elen) == 0, "a compacted key writes the same expanded form");
+    /* non-finite Fourier values in an expanded file are refused */
+    veil_container ce;
+    CHECK_OK(veil_container_parse(ebuf, elen, VEIL_KIND_EVAL_KEYS, 0, &ce));
+    const uint8_t *bf;
+    size_t bfl;
+    CHECK_OK(veil_container_section(&ce, VEIL_TAG('B', 'S', 'K', 'F'), &bf, &bfl));
+    CHECK(bfl == sz.bsk_fourier_bytes, "BSKF holds the Fourier key (%zu bytes)", bfl);
+    uint8_t *bad = malloc(elen);
+    memcpy(bad, ebuf, elen);
+    const uint64_t nan_bits = 0x7ff8000000000000ull;
+    memcpy(bad + (bf - ebuf) + 8 * 17, &nan_bits, 8);
+    resign(bad, elen);
+    CHECK(read_as(OBJ_EK, bad, elen, &P) == VEIL_ERR_MALFORMED, "a NaN in the Fourier key is refused");
+    free(bad);
+    veil_rng_free(mb);
+    veil_rng_free(mk);
+    free(bsk);
+    free(ksk);
+    veil_free(cbuf);
+    veil_free(ebuf);
+    veil_free(lbuf);
+    veil_free(e2);
+    veil_eval_keys_free(legacy);
+    veil_eval_keys_free(ek);
+}
+
 static void test_ciphertexts(veil_secret_key *sk, veil_rng *rng)
 {
     enum { COUNT = 5 };
@@ -214,6 +301,7 @@ int main(void)
     test_secret_key(sk, rng);
     test_ciphertexts(sk, rng);
     test_eval_keys(sk, rng);
+    test_legacy_and_compact(sk, rng);
     veil_secret_key_free(sk);
     veil_rng_free(rng);
     return check_done("test_serialize");
