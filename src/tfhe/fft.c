@@ -12,8 +12,9 @@
 static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
 static veil_fft_plan *plans[VEIL_FFT_MAX_LOG2_N + 1];
 
-static veil_fft_plan *plan_new(uint32_t log2_N)
+veil_fft_plan *veil_fft_plan_new_uncached(uint32_t log2_N)
 {
+    if (log2_N < VEIL_FFT_MIN_LOG2_N || log2_N > VEIL_FFT_MAX_LOG2_N) return NULL;
     const uint32_t M = 1u << (log2_N - 1);
     /* the struct, then six arrays of M doubles, each starting on a 64-byte boundary */
     const size_t head = (sizeof(veil_fft_plan) + 63) & ~(size_t)63, arr = ((sizeof(double) * M) + 63) & ~(size_t)63;
@@ -51,7 +52,7 @@ const veil_fft_plan *veil_fft_plan_get(uint32_t log2_N)
     if (log2_N < VEIL_FFT_MIN_LOG2_N || log2_N > VEIL_FFT_MAX_LOG2_N || !veil_kernels_get()) return NULL;
     pthread_mutex_lock(&plan_lock);
     veil_fft_plan *p = plans[log2_N];
-    if (!p) plans[log2_N] = p = plan_new(log2_N);
+    if (!p) plans[log2_N] = p = veil_fft_plan_new_uncached(log2_N);
     pthread_mutex_unlock(&plan_lock);
     return p;
 }

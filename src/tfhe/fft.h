@@ -33,6 +33,10 @@ typedef struct veil_fft_plan {
  * thread-safe; NULL on failure (allocation, or VEIL_KERNELS names no usable variant). */
 const veil_fft_plan *veil_fft_plan_get(uint32_t log2_N);
 
+/* A plan of one's own (the kernel choice uses one before any kernel may be asked for): the caller
+ * frees it with veil_free. NULL on failure. */
+veil_fft_plan *veil_fft_plan_new_uncached(uint32_t log2_N);
+
 /* Forward transforms into `out` (N doubles, 64-byte aligned): in holds N signed integers (digits,
  * or torus values read as signed). */
 void veil_fft_forward_i64(const veil_fft_plan *p, const int64_t *in, double *out);

@@ -2,9 +2,11 @@
  * (kernels.c): portable (plain C, the oracle of the differential tests), avx2 (AVX2+FMA
  * intrinsics) and avx512 (AVX-512 F/DQ/VL intrinsics). The choice is made once per process and per
  * primitive: the first variant of that primitive's ranking (kernels.c; measured with
- * `veil bench kernels`) that the CPU can run. VEIL_KERNELS=portable|avx2|avx512 names one variant
- * for every primitive; an unknown name, or one the CPU cannot run, makes veil_kernels_get() return
- * NULL (plans, scratch and keys then refuse to be made, with veil_kernels_error()). */
+ * `veil bench kernels`) that the CPU can run, unless a short calibration at the choice finds another
+ * SIMD variant at least 10% faster on this CPU. VEIL_KERNELS=portable|avx2|avx512 names one variant
+ * for every primitive (no calibration); an unknown name, or one the CPU cannot run, makes
+ * veil_kernels_get() return NULL (plans, scratch and keys then refuse to be made; the reason is
+ * veil_kernels_check()'s). */
 #ifndef VEIL_TFHE_KERNELS_H
 #define VEIL_TFHE_KERNELS_H
 
