@@ -129,13 +129,16 @@ static void calibrate(int chosen_v[VEIL_PRIM_COUNT])
         if (runs(v)) cand[nc++] = v;
     if (nc < 2) return;
     const uint32_t logN = 11, N = 1u << logN;
+    /* f: 4 Fourier polynomials (the digits of 2 levels, or the 4 rows of the accumulation), g: 2
+     * outputs, key: 4 rows × 2 outputs; d: 2 digit polynomials */
     calib_buf b = {veil_fft_plan_new_uncached(logN), veil_malloc(8 * N), veil_malloc(8 * N), veil_malloc(16 * N),
-                   veil_malloc(16 * N), veil_malloc(16 * N), veil_malloc(64 * N)};
+                   veil_malloc(32 * N), veil_malloc(16 * N), veil_malloc(64 * N)};
     if (b.p && b.u && b.o && b.d && b.f && b.g && b.key) {
         uint64_t x = 0x9e3779b97f4a7c15ull;
         for (uint32_t j = 0; j < N; j++) b.u[j] = b.o[j] = (x = x * 6364136223846793005ull + 1442695040888963407ull);
         for (uint32_t j = 0; j < 8 * N; j++) b.key[j] = (double)(int64_t)(x = x * 6364136223846793005ull + 1) * 0x1p-40;
-        for (uint32_t j = 0; j < 2 * N; j++) b.f[j] = b.g[j] = 0;
+        for (uint32_t j = 0; j < 4 * N; j++) b.f[j] = 0;
+        for (uint32_t j = 0; j < 2 * N; j++) b.g[j] = 0;
         for (int prim = 0; prim < VEIL_PRIM_COUNT; prim++) {
             if (prim == VEIL_PRIM_KEYSWITCH) continue;
             double best[V_COUNT];
