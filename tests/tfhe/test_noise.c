@@ -62,7 +62,7 @@ static void run(const char *name, unsigned samples, unsigned pbs_samples, veil_r
 int main(int argc, char **argv)
 {
     veil_rng *rng;
-    CHECK_OK(veil_rng_new_os(&rng));
+    fixture_seeded_rng(&rng);
     unsigned pbs = check_quick() ? 100 : 1000;
     if (argc > 1) run(argv[1], 2000, pbs, rng);
     else if (check_quick()) {
