@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/container.h"
+#include "../core/strbuf.h"
 #include "model_impl.h"
 
 const char *const veil_mode_names[VEIL_MODE_COUNT] = {"clear", "simulate", "execute"};
@@ -64,6 +65,54 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
     return VEIL_OK;
 }
 
+/* One quantization and compilation. On success *c is the circuit and *q the quantization (its
+ * graph consumed by the compiler's copy is still q's to free); on failure q is freed but keeps
+ * output_choice, err holds the quantizer's message and cerr the compiler's first line. */
+static veil_status quantize_compile(const ml_graph *fg, const double *inputset, size_t nsamples,
+                                    const veil_model_options *o, int output_lookup, ml_quantized *q, veil_circuit **c,
+                                    char *err, size_t errlen, char *cerr, size_t cerrlen)
+{
+    *c = NULL;
+    cerr[0] = 0;
+    veil_status st = ml_quantize(fg, inputset, nsamples, o, output_lookup, q, err, errlen);
+    if (st != VEIL_OK) return st;
+    int64_t isz = 1;
+    for (int i = 0; i < q->in_ndim; i++) isz *= q->in_shape[i];
+    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples);
+    if (!samples) {
+        int choice = q->output_choice;
+        ml_quantized_free(q);
+        q->output_choice = choice;
+        snprintf(err, errlen, "out of memory");
+        return VEIL_ERR_NOMEM;
+    }
+    for (size_t s = 0; s < nsamples; s++) samples[s] = q->inputset_q + s * (size_t)isz;
+    veil_compile_config cfg;
+    veil_compile_config_default(&cfg);
+    cfg.p_error = o->p_error;
+    cfg.global_p_error = o->global_p_error;
+    st = veil_compile(q->g, samples, nsamples, &cfg, c);
+    free(samples);
+    if (st != VEIL_OK) {
+        /* the compiler's first line is its one-line summary (the annotated listing follows) */
+        const char *ce = veil_compiler_last_error();
+        int first = (int)strcspn(ce, "\n");
+        snprintf(cerr, cerrlen, "%.*s", first, ce);
+        int choice = q->output_choice;
+        ml_quantized_free(q);
+        q->output_choice = choice;
+        *c = NULL;
+    }
+    return st;
+}
+
+static double circuit_cost(const veil_circuit *c)
+{
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c, &s);
+    return s.cost;
+}
+
 veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
                                       size_t sample_size, const veil_model_options *opts, veil_model **out)
 {
@@ -90,12 +139,49 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset has %zu values per sample, the model's input has %lld",
                              sample_size, want);
     }
+    /* A wide linear output either decrypts at full precision (no lookup) or keeps its rounded
+     * high bits through one lookup per element; both are compiled and the cheaper one is kept (the
+     * compiler constrains a linear output's noise below its lowest bit). */
     ml_quantized q;
-    st = ml_quantize(m->fg, inputset, nsamples, &o, &q, err, sizeof err);
+    veil_circuit *c = NULL;
+    char cerr[400] = "";
+    st = quantize_compile(m->fg, inputset, nsamples, &o, 0, &q, &c, err, sizeof err, cerr, sizeof cerr);
+    int with_lookup = 0;
+    double cost_without = 0, cost_with = 0;
+    if (st == VEIL_OK || (st != VEIL_OK && q.output_choice)) {
+        ml_quantized q2;
+        veil_circuit *c2 = NULL;
+        char err2[400] = "", cerr2[400] = "";
+        int try_lookup = st != VEIL_OK ? 1 : q.output_choice;
+        veil_status st2 = try_lookup ? quantize_compile(m->fg, inputset, nsamples, &o, 1, &q2, &c2, err2, sizeof err2,
+                                                        cerr2, sizeof cerr2)
+                                     : VEIL_ERR_UNSUPPORTED;
+        if (st == VEIL_OK) cost_without = circuit_cost(c);
+        if (st2 == VEIL_OK) cost_with = circuit_cost(c2);
+        if (st2 == VEIL_OK && (st != VEIL_OK || cost_with < cost_without)) {
+            ml_quantized_free(&q);
+            veil_circuit_free(c);
+            q = q2;
+            c = c2;
+            st = VEIL_OK;
+            with_lookup = 1;
+        } else if (try_lookup) {
+            if (st2 == VEIL_OK) {
+                ml_quantized_free(&q2);
+                veil_circuit_free(c2);
+            } else if (st != VEIL_OK) { /* neither compiles: the error of today's form, with the lookup */
+                snprintf(err, sizeof err, "%s", err2);
+                snprintf(cerr, sizeof cerr, "%s", cerr2);
+                st = st2;
+            }
+        }
+    }
     if (st != VEIL_OK) {
         veil_model_free(m);
+        if (cerr[0]) return ml_model_fail(st, "compiling the quantized model: %s", cerr);
         return ml_model_fail(st, "%s", err);
     }
+    m->circuit = c;
     m->in_q = q.in_q;
     m->out_scale = q.out_scale;
     m->out_zp = q.out_zp;
@@ -105,33 +191,21 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     memcpy(m->qout_shape, q.qout_shape, sizeof m->qout_shape);
     m->npost = q.npost;
     memcpy(m->post, q.post, sizeof m->post);
-    m->report = q.report;
-    q.report = NULL;
-    /* compile the integer graph on the quantized inputset */
-    int64_t isz = 1;
-    for (int i = 0; i < m->in_ndim; i++) isz *= m->in_shape[i];
-    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples);
-    if (!samples) {
-        ml_quantized_free(&q);
-        veil_model_free(m);
-        return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
-    }
-    for (size_t s = 0; s < nsamples; s++) samples[s] = q.inputset_q + s * (size_t)isz;
-    veil_compile_config cfg;
-    veil_compile_config_default(&cfg);
-    cfg.p_error = o.p_error;
-    cfg.global_p_error = o.global_p_error;
-    st = veil_compile(q.g, samples, nsamples, &cfg, &m->circuit);
-    free(samples);
+    veil_sb rep = {0};
+    veil_sb_printf(&rep, "%s", q.report ? q.report : "");
+    if (q.output_choice && with_lookup && cost_without > 0)
+        veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (cost %.3g; decrypting them at full "
+                             "precision would cost %.3g)\n",
+                       cost_with, cost_without);
+    else if (q.output_choice && with_lookup)
+        veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (no parameters decrypt them at "
+                             "full precision)\n");
+    else if (q.output_choice)
+        veil_sb_printf(&rep, "outputs: decrypted at full precision, no lookup (cost %.3g; one lookup per output would "
+                             "cost %.3g)\n",
+                       cost_without, cost_with);
+    m->report = veil_sb_take(&rep);
     ml_quantized_free(&q);
-    if (st != VEIL_OK) {
-        /* the compiler's first line is its one-line summary (the annotated listing follows) */
-        const char *ce = veil_compiler_last_error();
-        int first = (int)strcspn(ce, "\n");
-        ml_model_fail(st, "compiling the quantized model: %.*s", first, ce);
-        veil_model_free(m);
-        return st;
-    }
     m->max_bits = veil_circuit_max_bit_width(m->circuit);
     *out = m;
     return VEIL_OK;

@@ -30,12 +30,18 @@ typedef struct {
     int64_t *inputset_q; /* nsamples × input size */
     char *report;
     unsigned max_bits;
+    /* the output is a linear form wider than rounding_bits: it can be decrypted at full precision
+     * (output_lookup 0) or rounded to its high bits by one lookup per element (output_lookup 1) */
+    int output_choice;
     void **ctxs; /* table closures borrowed by g until compile */
     size_t nctx;
 } ml_quantized;
 
+/* output_lookup: 1 keeps a wide linear output's rounded high bits through one lookup per element;
+ * 0 leaves it a linear form, decrypted at full precision (the compiler then constrains its noise
+ * below its lowest bit). */
 veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamples, const veil_model_options *o,
-                        ml_quantized *out, char *err, size_t errlen);
+                        int output_lookup, ml_quantized *out, char *err, size_t errlen);
 void ml_quantized_free(ml_quantized *q); /* accepts a zeroed struct */
 
 /* Post-processing in place: y (shape, size) → out (allocated). */

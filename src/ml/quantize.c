@@ -1294,7 +1294,7 @@ static int walk_node(qctx *Q, int k)
 }
 
 veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamples, const veil_model_options *o,
-                        ml_quantized *out, char *err, size_t errlen)
+                        int output_lookup, ml_quantized *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     qctx Q = {.fg = fg, .o = o, .ns = nsamples, .out = out, .err = err, .errlen = errlen, .st = VEIL_OK};
@@ -1423,13 +1423,17 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
                 int ob = o->n_bits.model_outputs;
                 r = last ? materialize(&Q, r, NULL, ob, last) : -1;
             } else if (o->rounding_bits > 0 && last) {
-                /* a wide output accumulator: decrypting all its bits would need noise below its
-                 * last bit; keep its rounded high bits through one lookup per element instead */
+                /* a wide output accumulator: decrypting all its bits needs noise below its last
+                 * bit; the other choice keeps its rounded high bits through one lookup per
+                 * element (the caller compiles both and keeps the cheaper) */
                 int64_t lo, hi;
                 quant_range(&Q, &Q.qv[r], &lo, &hi);
                 if (bits_of(lo, hi) > (unsigned)o->rounding_bits) {
-                    ml_quantizer id = {Q.qv[r].scale, Q.qv[r].zp, -INFINITY, INFINITY};
-                    r = materialize(&Q, r, &id, 0, last);
+                    out->output_choice = 1;
+                    if (output_lookup) {
+                        ml_quantizer id = {Q.qv[r].scale, Q.qv[r].zp, -INFINITY, INFINITY};
+                        r = materialize(&Q, r, &id, 0, last);
+                    }
                 }
             }
             if (r >= 0) {
