@@ -1,6 +1,7 @@
 /* veil's own negacyclic FFT over R[X]/(X^N+1) with M = N/2 complex points: fold a_j + i·a_{j+M},
  * twist by ζ^j (ζ = e^{iπ/N}), then a complex FFT of size M, so that a product mod X^N+1 becomes a
- * pointwise product of M complex numbers.
+ * pointwise product of M complex numbers (the weighted "right-angle" transform of Crandall and
+ * Fagin, "Discrete weighted transforms and large-integer arithmetic", Math. Comp. 62, 1994).
  *
  * Fourier-domain layout (every variant, every caller): a polynomial takes N doubles, the M real
  * parts first, then the M imaginary parts ("split" layout), in bit-reversed frequency order. The
