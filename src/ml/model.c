@@ -65,24 +65,23 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
     return VEIL_OK;
 }
 
-/* One quantization and compilation. On success *c is the circuit and *q the quantization (its
- * graph consumed by the compiler's copy is still q's to free); on failure q is freed but keeps
- * output_choice, err holds the quantizer's message and cerr the compiler's first line. */
+/* One quantization and compilation. On success *c is the circuit and *q the quantization (the
+ * caller frees it); on failure q is freed, err holds the quantizer's message and cerr the
+ * compiler's first line. *choice: whether the output could take the other form (output_choice). */
 static veil_status quantize_compile(const ml_graph *fg, const double *inputset, size_t nsamples,
                                     const veil_model_options *o, int output_lookup, ml_quantized *q, veil_circuit **c,
-                                    char *err, size_t errlen, char *cerr, size_t cerrlen)
+                                    int *choice, char *err, size_t errlen, char *cerr, size_t cerrlen)
 {
     *c = NULL;
     cerr[0] = 0;
     veil_status st = ml_quantize(fg, inputset, nsamples, o, output_lookup, q, err, errlen);
     if (st != VEIL_OK) return st;
+    *choice = q->output_choice;
     int64_t isz = 1;
     for (int i = 0; i < q->in_ndim; i++) isz *= q->in_shape[i];
     const int64_t **samples = malloc(sizeof(int64_t *) * nsamples);
     if (!samples) {
-        int choice = q->output_choice;
         ml_quantized_free(q);
-        q->output_choice = choice;
         snprintf(err, errlen, "out of memory");
         return VEIL_ERR_NOMEM;
     }
@@ -96,11 +95,8 @@ static veil_status quantize_compile(const ml_graph *fg, const double *inputset, 
     if (st != VEIL_OK) {
         /* the compiler's first line is its one-line summary (the annotated listing follows) */
         const char *ce = veil_compiler_last_error();
-        int first = (int)strcspn(ce, "\n");
-        snprintf(cerr, cerrlen, "%.*s", first, ce);
-        int choice = q->output_choice;
+        snprintf(cerr, cerrlen, "%.*s", (int)strcspn(ce, "\n"), ce);
         ml_quantized_free(q);
-        q->output_choice = choice;
         *c = NULL;
     }
     return st;
@@ -145,35 +141,34 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     ml_quantized q;
     veil_circuit *c = NULL;
     char cerr[400] = "";
-    st = quantize_compile(m->fg, inputset, nsamples, &o, 0, &q, &c, err, sizeof err, cerr, sizeof cerr);
-    int with_lookup = 0;
+    int choice = 0, with_lookup = 0;
     double cost_without = 0, cost_with = 0;
-    if (st == VEIL_OK || (st != VEIL_OK && q.output_choice)) {
+    st = quantize_compile(m->fg, inputset, nsamples, &o, 0, &q, &c, &choice, err, sizeof err, cerr, sizeof cerr);
+    if (choice) {
         ml_quantized q2;
         veil_circuit *c2 = NULL;
         char err2[400] = "", cerr2[400] = "";
-        int try_lookup = st != VEIL_OK ? 1 : q.output_choice;
-        veil_status st2 = try_lookup ? quantize_compile(m->fg, inputset, nsamples, &o, 1, &q2, &c2, err2, sizeof err2,
-                                                        cerr2, sizeof cerr2)
-                                     : VEIL_ERR_UNSUPPORTED;
+        int unused;
+        veil_status st2 = quantize_compile(m->fg, inputset, nsamples, &o, 1, &q2, &c2, &unused, err2, sizeof err2, cerr2,
+                                           sizeof cerr2);
         if (st == VEIL_OK) cost_without = circuit_cost(c);
         if (st2 == VEIL_OK) cost_with = circuit_cost(c2);
         if (st2 == VEIL_OK && (st != VEIL_OK || cost_with < cost_without)) {
-            ml_quantized_free(&q);
-            veil_circuit_free(c);
+            if (st == VEIL_OK) {
+                ml_quantized_free(&q);
+                veil_circuit_free(c);
+            }
             q = q2;
             c = c2;
             st = VEIL_OK;
             with_lookup = 1;
-        } else if (try_lookup) {
-            if (st2 == VEIL_OK) {
-                ml_quantized_free(&q2);
-                veil_circuit_free(c2);
-            } else if (st != VEIL_OK) { /* neither compiles: the error of today's form, with the lookup */
-                snprintf(err, sizeof err, "%s", err2);
-                snprintf(cerr, sizeof cerr, "%s", cerr2);
-                st = st2;
-            }
+        } else if (st2 == VEIL_OK) {
+            ml_quantized_free(&q2);
+            veil_circuit_free(c2);
+        } else if (st != VEIL_OK) { /* neither compiles: the error of the form with the lookup */
+            snprintf(err, sizeof err, "%s", err2);
+            snprintf(cerr, sizeof cerr, "%s", cerr2);
+            st = st2;
         }
     }
     if (st != VEIL_OK) {
@@ -193,14 +188,14 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     memcpy(m->post, q.post, sizeof m->post);
     veil_sb rep = {0};
     veil_sb_printf(&rep, "%s", q.report ? q.report : "");
-    if (q.output_choice && with_lookup && cost_without > 0)
+    if (choice && with_lookup && cost_without > 0)
         veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (cost %.3g; decrypting them at full "
                              "precision would cost %.3g)\n",
                        cost_with, cost_without);
-    else if (q.output_choice && with_lookup)
+    else if (choice && with_lookup)
         veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (no parameters decrypt them at "
                              "full precision)\n");
-    else if (q.output_choice)
+    else if (choice)
         veil_sb_printf(&rep, "outputs: decrypted at full precision, no lookup (cost %.3g; one lookup per output would "
                              "cost %.3g)\n",
                        cost_without, cost_with);

@@ -58,11 +58,12 @@ void veil_eval_keys_compact(veil_eval_keys *ek)
 veil_status veil_eval_keys_from_fourier(const veil_params *p, double *bsk_f, uint64_t *ksk, veil_eval_keys **out)
 {
     *out = NULL;
-    veil_eval_keys *ek = veil_kernels_check(NULL) == VEIL_OK ? veil_calloc(1, sizeof *ek) : NULL;
+    veil_status st = veil_kernels_check(NULL) == VEIL_OK ? VEIL_OK : VEIL_ERR_UNSUPPORTED;
+    veil_eval_keys *ek = st == VEIL_OK ? veil_calloc(1, sizeof *ek) : NULL;
     if (!ek) {
         veil_free(bsk_f);
         veil_free(ksk);
-        return veil_kernels_check(NULL) == VEIL_OK ? VEIL_ERR_NOMEM : VEIL_ERR_UNSUPPORTED;
+        return st == VEIL_OK ? VEIL_ERR_NOMEM : st;
     }
     ek->p = *p;
     ek->bsk_f = bsk_f;
@@ -75,36 +76,25 @@ veil_status veil_eval_keys_from_parts(const veil_params *p, uint64_t *bsk, uint6
                                       veil_eval_keys **out)
 {
     *out = NULL;
-    if (veil_kernels_check(NULL) != VEIL_OK) {
-        veil_free(bsk);
-        veil_free(ksk);
-        return VEIL_ERR_UNSUPPORTED;
-    }
-    veil_eval_keys *ek = veil_calloc(1, sizeof *ek);
     const veil_fft_plan *plan = veil_fft_plan_get(p->log2_N);
     veil_key_sizes sz = veil_params_key_sizes(p);
-    if (!ek || !plan) {
-        veil_free(ek);
-        veil_free(bsk);
-        veil_free(ksk);
-        return VEIL_ERR_NOMEM;
-    }
-    ek->p = *p;
-    ek->ksk = ksk;
     const size_t N = veil_params_N(p), k1 = p->k + 1, polys = sz.bsk_bytes / 8 / N, ggsw_rows = polys / k1;
-    ek->bsk_f = veil_malloc(sz.bsk_fourier_bytes);
-    if (keep_bodies) ek->bsk_bodies = veil_malloc(8 * ggsw_rows * N);
-    if (!ek->bsk_f || (keep_bodies && !ek->bsk_bodies)) {
+    double *bsk_f = plan ? veil_malloc(sz.bsk_fourier_bytes) : NULL;
+    uint64_t *bodies = keep_bodies && bsk_f ? veil_malloc(8 * ggsw_rows * N) : NULL;
+    veil_status st = !plan && veil_kernels_check(NULL) != VEIL_OK ? VEIL_ERR_UNSUPPORTED : VEIL_ERR_NOMEM;
+    if (!bsk_f || (keep_bodies && !bodies)) {
         veil_free(bsk);
-        veil_eval_keys_free(ek);
-        return VEIL_ERR_NOMEM;
+        veil_free(bsk_f);
+        veil_free(ksk);
+        return st;
     }
-    for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, bsk + i * N, ek->bsk_f + i * N);
+    for (size_t i = 0; i < polys; i++) veil_fft_forward_u64(plan, bsk + i * N, bsk_f + i * N);
     if (keep_bodies) /* row g's body is its last polynomial */
-        for (size_t g = 0; g < ggsw_rows; g++) memcpy(ek->bsk_bodies + g * N, bsk + (g * k1 + k1 - 1) * N, 8 * N);
+        for (size_t g = 0; g < ggsw_rows; g++) memcpy(bodies + g * N, bsk + (g * k1 + k1 - 1) * N, 8 * N);
     veil_free(bsk);
-    *out = ek;
-    return VEIL_OK;
+    if ((st = veil_eval_keys_from_fourier(p, bsk_f, ksk, out)) == VEIL_OK) (*out)->bsk_bodies = bodies;
+    else veil_free(bodies);
+    return st;
 }
 
 /* Shared by generation (src/tfhe/keys.c) and decompression: masks from the seed's streams, in

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fft_kernels.h"
+#include "kernels.h"
 
 /* The radix-2 decimation-in-frequency stages, in place: (u, v) → (u + v, (u − v)·W_{2d}^j) */
 static void fwd_stages(const veil_fft_plan *p, double *restrict re, double *restrict im)
@@ -38,28 +39,14 @@ void veil_fft_fwd_portable(const veil_fft_plan *p, const int64_t *restrict in, d
     fwd_stages(p, out, out + M);
 }
 
-/* The ℓ signed digits of x (kernels.h's decomposition), level 0 the most significant. */
-static inline void digits_of(uint64_t x, uint32_t beta, uint32_t ell, int64_t *dig)
-{
-    const uint64_t mask = (1ull << beta) - 1, half = 1ull << (beta - 1);
-    uint64_t st = ((x >> (64 - beta * ell - 1)) + 1) >> 1;
-    for (uint32_t j = ell; j-- > 0;) {
-        uint64_t d = st & mask;
-        st >>= beta;
-        uint64_t carry = (d + half) >> beta;
-        st += carry;
-        dig[j] = (int64_t)d - (int64_t)(carry << beta);
-    }
-}
-
 void veil_fft_fwd_dec_portable(const veil_fft_plan *p, const uint64_t *restrict in, uint32_t beta, uint32_t ell,
                                double *restrict out)
 {
     const uint32_t M = p->half, N = p->N;
     for (uint32_t j = 0; j < M; j++) {
         int64_t dr[64], di[64];
-        digits_of(in[j], beta, ell, dr);
-        digits_of(in[j + M], beta, ell, di);
+        veil_digits(in[j], beta, ell, dr);
+        veil_digits(in[j + M], beta, ell, di);
         for (uint32_t lv = 0; lv < ell; lv++)
             twist_at(p, out + (size_t)lv * N, out + (size_t)lv * N + M, j, (double)dr[lv], (double)di[lv]);
     }

@@ -61,6 +61,22 @@ typedef struct veil_kernels {
                             uint32_t count, uint32_t big, uint32_t n, uint32_t beta, uint32_t ell);
 } veil_kernels;
 
+/* The signed gadget decomposition of one word, the scalar reference of every variant: round x to
+ * its top β·ℓ bits, then ℓ digits in [-B/2, B/2), dig[0] the most significant (weight 2^(64-β)).
+ * Parameters keep β·ℓ ≤ 63. */
+static inline void veil_digits(uint64_t x, uint32_t beta, uint32_t ell, int64_t *dig)
+{
+    const uint64_t mask = (1ull << beta) - 1, half = 1ull << (beta - 1);
+    uint64_t st = ((x >> (64 - beta * ell - 1)) + 1) >> 1;
+    for (uint32_t j = ell; j-- > 0;) {
+        uint64_t d = st & mask;
+        st >>= beta;
+        uint64_t carry = (d + half) >> beta; /* 1 when d ≥ B/2 (d < B so no overflow) */
+        st += carry;
+        dig[j] = (int64_t)d - (int64_t)(carry << beta);
+    }
+}
+
 /* The chosen table (one per process), or NULL when VEIL_KERNELS is invalid here. */
 const veil_kernels *veil_kernels_get(void);
 /* Every compiled variant this CPU can run, the portable one first; NULL-terminated. */

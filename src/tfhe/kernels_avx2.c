@@ -73,14 +73,9 @@ static void decompose_avx2i(const uint64_t *restrict in, uint32_t N, uint32_t be
         }
     }
     for (; t < N; t++) { /* tail; never taken for N ≥ 4 */
-        uint64_t st = ((in[t] >> (shift - 1)) + 1) >> 1;
-        for (uint32_t j = ell; j-- > 0;) {
-            uint64_t d = st & ((1ull << beta) - 1);
-            st >>= beta;
-            uint64_t carry = (d + (1ull << (beta - 1))) >> beta;
-            st += carry;
-            out[(size_t)j * N + t] = (int64_t)d - (int64_t)(carry << beta);
-        }
+        int64_t dig[64];
+        veil_digits(in[t], beta, ell, dig);
+        for (uint32_t j = 0; j < ell; j++) out[(size_t)j * N + t] = dig[j];
     }
 }
 

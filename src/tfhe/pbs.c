@@ -212,14 +212,11 @@ void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct,
     pbs_group(ek, lut, &ct, &res, 1, s, s->acc);
 }
 
-static void keyswitch_shifted(const veil_eval_keys *ek, const uint64_t *in, unsigned shift, uint64_t *out)
+void veil_keyswitch(const veil_eval_keys *ek, const uint64_t *in, uint64_t *out)
 {
     const veil_params *p = &ek->p;
-    const uint32_t big = veil_params_big_lwe_dim(p), n = p->n;
-    veil_kernels_get()->keyswitch(ek->ksk, in, shift, out, big, n, p->ks_base_log, p->ks_levels);
+    veil_kernels_get()->keyswitch(ek->ksk, in, 0, out, veil_params_big_lwe_dim(p), p->n, p->ks_base_log, p->ks_levels);
 }
-
-void veil_keyswitch(const veil_eval_keys *ek, const uint64_t *in, uint64_t *out) { keyswitch_shifted(ek, in, 0, out); }
 
 void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *in, uint64_t *out, veil_pbs_scratch *s)
 {
@@ -254,19 +251,19 @@ static void batch_group(void *vctx, size_t g, unsigned thread)
     thread_scratch *ts = &c->ts[thread];
     const size_t first = g * c->group, n1 = (size_t)c->ek->p.n + 1;
     const unsigned B = (unsigned)(c->count - first < c->group ? c->count - first : c->group);
-    const uint64_t *small[MAX_GROUP], *src[MAX_GROUP];
-    uint64_t *smallw[MAX_GROUP], *res[MAX_GROUP];
+    const uint64_t *src[MAX_GROUP];
+    uint64_t *small[MAX_GROUP], *res[MAX_GROUP];
     for (unsigned b = 0; b < B; b++) {
         const size_t i = first + b;
         src[b] = c->in ? c->in[i] : c->in_base + i * c->stride;
-        small[b] = smallw[b] = ts->small + b * n1;
+        small[b] = ts->small + b * n1;
         res[b] = c->out + i * c->stride;
     }
     /* the whole group through the key-switching key at once, then through the bootstrapping key */
     const veil_params *p = &c->ek->p;
-    veil_kernels_get()->keyswitch_batch(c->ek->ksk, src, c->in_shift, smallw, B, veil_params_big_lwe_dim(p), p->n,
+    veil_kernels_get()->keyswitch_batch(c->ek->ksk, src, c->in_shift, small, B, veil_params_big_lwe_dim(p), p->n,
                                         p->ks_base_log, p->ks_levels);
-    pbs_group(c->ek, c->lut, small, res, B, ts->scr, ts->accs);
+    pbs_group(c->ek, c->lut, (const uint64_t *const *)small, res, B, ts->scr, ts->accs);
 }
 
 /* The group size: as many accumulators as fit in the L2 cache beside one GGSW of the key and the
