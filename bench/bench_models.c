@@ -1,14 +1,22 @@
 /* Model benchmark (`veil bench models`): for each bundled model (models/), at the settings of its
- * test (the MLP: 8-bit post-training with rounding to 7 bits; the CNN: 6 bits, rounding to 6; the
- * QAT model: 4-bit inputs/outputs, rounding to 6), one key=value line:
- *   model pbs params compile_s keygen_s eval_key_bytes (compressed, as sent to a server)
- *   eval_key_expanded_bytes encrypt_ms execute_s (run on ciphertexts, median per sample)
- *   decrypt_ms simulate_ms clear_ms sim_speedup (execute / simulate) samples accuracy_clear
- * Times are medians over --samples test samples (keygen and compile: one run); execute uses all
- * cores (or --threads). --model NAME runs one model; --models DIR points at the models folder. */
+ * test (the MLP: 8-bit post-training with rounding to 7 bits; the CNNs: 6 bits rounded to 6 and 8
+ * bits rounded to 6 with max pooling; the QAT model: 4-bit inputs/outputs, rounding to 6,
+ * approximate and exact), compiled twice: with precision partitions (the default) and with
+ * --single-precision. One key=value line per form:
+ *   model precision (partitioned|single) partitions pbs cross_ks params compile_s keygen_s
+ *   eval_key_bytes (compressed, as sent to a server) eval_key_expanded_bytes cost encrypt_ms
+ *   execute_s (run on ciphertexts, median per sample) decrypt_ms simulate_ms clear_ms sim_speedup
+ *   (execute / simulate) samples accuracy_clear
+ * then one line comparing them: keys_ratio (partitioned / single, expanded) and speedup (single's
+ * execute median / partitioned's), the two run sample by sample in turn in this process. A form
+ * whose expanded keys would not fit in 60% of this machine's memory is compiled and described but
+ * not executed (execute_s=skipped). Times are medians over --samples test samples (keygen and
+ * compile: one run); execute uses all cores (or --threads). --model NAME runs one model (a name
+ * below, e.g. digits_qat_exact); --models DIR points at the models folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_models.h"
 #include "bench_util.h"
@@ -20,14 +28,16 @@
 #endif
 
 typedef struct {
-    const char *name;
-    int n_bits, qat, rounding;
+    const char *name, *dir;
+    int n_bits, qat, rounding, exact;
 } bench_model;
 
 static const bench_model MODELS[] = {
-    {"breast_cancer_mlp", 8, 0, 7},
-    {"digits_cnn", 6, 0, 6},
-    {"digits_qat", 8, 1, 6},
+    {"breast_cancer_mlp", "breast_cancer_mlp", 8, 0, 7, 0},
+    {"digits_cnn", "digits_cnn", 6, 0, 6, 0},
+    {"digits_pool", "digits_pool", 8, 0, 6, 0},
+    {"digits_qat", "digits_qat", 8, 1, 6, 0},
+    {"digits_qat_exact", "digits_qat", 8, 1, 6, 1},
 };
 
 static int argmax(const double *y, int64_t n)
@@ -47,98 +57,168 @@ static int load(const char *root, const char *model, const char *file, veil_arra
     return 0;
 }
 
+/* One compiled form of a model and its measurements. */
+typedef struct {
+    veil_model *m;
+    veil_secret_key *sk;
+    veil_eval_keys *ek;
+    veil_circuit_stats st;
+    double compile_s, keygen_s;
+    size_t key_bytes;
+    int run; /* executed (keys fit in memory) */
+    double *tenc, *trun, *tdec, *tsim, *tclr;
+} form;
+
+static void form_free(form *f)
+{
+    free(f->tenc);
+    veil_secret_key_free(f->sk);
+    veil_eval_keys_free(f->ek);
+    veil_model_free(f->m);
+}
+
+static int form_new(form *f, const char *onnx, const veil_array *tr, const veil_model_options *o, int n)
+{
+    memset(f, 0, sizeof *f);
+    int64_t isz = tr->size / tr->shape[0];
+    double t0 = bench_now_s();
+    if (veil_model_compile_file(onnx, tr->data, (size_t)tr->shape[0], (size_t)isz, o, &f->m) != VEIL_OK) {
+        fprintf(stderr, "veil bench models: %s\n", veil_model_last_error());
+        return 0;
+    }
+    f->compile_s = bench_now_s() - t0;
+    const veil_circuit *c = veil_model_circuit(f->m);
+    veil_circuit_get_stats(c, &f->st);
+    if (!(f->tenc = calloc(5 * (size_t)n, sizeof(double)))) return 0;
+    f->trun = f->tenc + n, f->tdec = f->tenc + 2 * n, f->tsim = f->tenc + 3 * n, f->tclr = f->tenc + 4 * n;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    double mem = pages > 0 && psz > 0 ? (double)pages * (double)psz : 0;
+    f->run = !(mem > 0 && (double)(f->st.bsk_bytes + f->st.ksk_bytes) > 0.6 * mem);
+    if (!f->run) return 1;
+    t0 = bench_now_s();
+    if (veil_circuit_keygen(c, NULL, &f->sk, &f->ek) != VEIL_OK) return 0;
+    f->keygen_s = bench_now_s() - t0;
+    uint8_t *kb = NULL;
+    if (f->ek && veil_eval_keys_serialize(f->ek, 1, &kb, &f->key_bytes) != VEIL_OK) return 0;
+    veil_free(kb);
+    return 1;
+}
+
+/* sample i through the form: encrypt, run, decrypt (when it runs), simulate, clear */
+static int form_sample(form *f, const double *x, int i, unsigned threads, int64_t *q, double *y, const char *name)
+{
+    const veil_circuit *c = veil_model_circuit(f->m);
+    int64_t isz = veil_model_input_size(f->m);
+    double a, b;
+    if (f->run) {
+        const int64_t *ins[1] = {q};
+        int64_t *outs[1] = {q + isz};
+        veil_ciphertexts *ct = NULL, *res = NULL;
+        a = bench_now_s();
+        veil_status s = veil_model_quantize_input(f->m, x, q);
+        if (s == VEIL_OK) s = veil_circuit_encrypt(c, f->sk, ins, NULL, &ct);
+        b = bench_now_s();
+        if (s == VEIL_OK) s = veil_circuit_run(c, f->ek, ct, threads, &res);
+        double d = bench_now_s();
+        if (s == VEIL_OK) s = veil_circuit_decrypt(c, f->sk, res, outs);
+        if (s == VEIL_OK) s = veil_model_dequantize_output(f->m, q + isz, y);
+        double e = bench_now_s();
+        veil_ciphertexts_free(ct), veil_ciphertexts_free(res);
+        if (s != VEIL_OK) {
+            fprintf(stderr, "veil bench models: %s: %s\n", name, veil_status_str(s));
+            return 0;
+        }
+        f->tenc[i] = b - a, f->trun[i] = d - b, f->tdec[i] = e - d;
+    }
+    a = bench_now_s();
+    if (veil_model_forward(f->m, VEIL_MODE_SIMULATE, x, y) != VEIL_OK) return 0;
+    b = bench_now_s();
+    if (veil_model_forward(f->m, VEIL_MODE_CLEAR, x, y) != VEIL_OK) return 0;
+    f->tsim[i] = b - a, f->tclr[i] = bench_now_s() - b;
+    return 1;
+}
+
+static void form_print(form *f, const char *name, int single, int n, const veil_array *te, const veil_array *lab)
+{
+    const veil_circuit *c = veil_model_circuit(f->m);
+    int64_t isz = veil_model_input_size(f->m), osz = veil_model_output_size(f->m);
+    double *y = malloc(sizeof(double) * (size_t)osz);
+    int correct = 0;
+    for (int64_t i = 0; y && i < te->shape[0]; i++)
+        if (veil_model_forward(f->m, VEIL_MODE_CLEAR, te->data + i * isz, y) == VEIL_OK)
+            correct += argmax(y, osz) == (int)lab->data[i];
+    free(y);
+    const veil_circuit_stats *st = &f->st;
+    printf("model=%s precision=%s partitions=%zu pbs=%zu cross_ks=%zu params=%s compile_s=%.3f ", name,
+           single ? "single" : "partitioned", st->partitions, st->pbs_count, st->cross_ks_count,
+           veil_circuit_params(c)->name, f->compile_s);
+    if (f->run) {
+        double run_med = bench_median(f->trun, n), sim_med = bench_median(f->tsim, n);
+        printf("keygen_s=%.2f eval_key_bytes=%zu eval_key_expanded_bytes=%llu cost=%.4g encrypt_ms=%.2f execute_s=%.3f "
+               "decrypt_ms=%.3f simulate_ms=%.4f clear_ms=%.4f sim_speedup=%.0f ",
+               f->keygen_s, f->key_bytes, (unsigned long long)(st->bsk_bytes + st->ksk_bytes), st->cost,
+               bench_median(f->tenc, n) * 1e3, run_med, bench_median(f->tdec, n) * 1e3, sim_med * 1e3,
+               bench_median(f->tclr, n) * 1e3, run_med / sim_med);
+    } else {
+        printf("keygen_s=skipped eval_key_bytes=%llu eval_key_expanded_bytes=%llu cost=%.4g execute_s=skipped "
+               "simulate_ms=%.4f clear_ms=%.4f ",
+               (unsigned long long)(st->bsk_seeded_bytes + st->ksk_seeded_bytes),
+               (unsigned long long)(st->bsk_bytes + st->ksk_bytes), st->cost, bench_median(f->tsim, n) * 1e3,
+               bench_median(f->tclr, n) * 1e3);
+    }
+    printf("samples=%d accuracy_clear=%.4f\n", n, (double)correct / (double)te->shape[0]);
+}
+
 static int bench_one(const char *root, const bench_model *bm, int samples, unsigned threads)
 {
     veil_array tr = {0}, te = {0}, lab = {0};
-    veil_model *m = NULL;
-    veil_secret_key *sk = NULL;
-    veil_eval_keys *ek = NULL;
-    double *t = NULL;
-    int rc = 1;
-    if (!load(root, bm->name, "train.npy", &tr) || !load(root, bm->name, "test.npy", &te) ||
-        !load(root, bm->name, "labels.npy", &lab))
+    form f[2];
+    memset(f, 0, sizeof f);
+    int rc = 1, made = 0;
+    int64_t *q = NULL;
+    double *y = NULL;
+    if (!load(root, bm->dir, "train.npy", &tr) || !load(root, bm->dir, "test.npy", &te) ||
+        !load(root, bm->dir, "labels.npy", &lab))
         goto out;
     veil_model_options o;
     veil_model_options_default(&o);
     o.qat = bm->qat;
     o.n_bits.op_inputs = o.n_bits.op_weights = bm->n_bits;
     o.rounding_bits = bm->rounding;
+    o.rounding_method = bm->exact ? VEIL_ROUNDING_EXACT : VEIL_ROUNDING_APPROXIMATE;
     if (bm->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
     char p[1024];
-    snprintf(p, sizeof p, "%s/%s/model.onnx", root, bm->name);
-    int64_t isz = tr.size / tr.shape[0];
-    double t0 = bench_now_s();
-    if (veil_model_compile_file(p, tr.data, (size_t)tr.shape[0], (size_t)isz, &o, &m) != VEIL_OK) {
-        fprintf(stderr, "veil bench models: %s\n", veil_model_last_error());
-        goto out;
-    }
-    double compile_s = bench_now_s() - t0;
-    const veil_circuit *c = veil_model_circuit(m);
-    veil_circuit_stats st;
-    veil_circuit_get_stats(c, &st);
-    t0 = bench_now_s();
-    if (veil_circuit_keygen(c, NULL, &sk, &ek) != VEIL_OK) goto out;
-    double keygen_s = bench_now_s() - t0;
-    uint8_t *kb = NULL;
-    size_t kn = 0;
-    if (veil_eval_keys_serialize(ek, 1, &kb, &kn) != VEIL_OK) goto out;
-    veil_free(kb);
+    snprintf(p, sizeof p, "%s/%s/model.onnx", root, bm->dir);
     int n = samples < te.shape[0] ? samples : (int)te.shape[0];
-    int64_t qsz = veil_model_quantized_output_size(m), osz = veil_model_output_size(m);
-    t = malloc(sizeof(double) * 5 * (size_t)n);
-    int64_t *q = malloc(sizeof(int64_t) * (size_t)(isz + qsz));
-    double *y = malloc(sizeof(double) * (size_t)osz);
-    if (!t || !q || !y) {
-        free(q), free(y);
-        goto out;
+    for (int single = 0; single < 2; single++, made++) {
+        veil_model_options os = o;
+        os.single_precision = single;
+        if (!form_new(&f[single], p, &tr, &os, n)) goto out;
     }
-    double *tenc = t, *trun = t + n, *tdec = t + 2 * n, *tsim = t + 3 * n, *tclr = t + 4 * n;
-    for (int i = 0; i < n; i++) {
-        const int64_t *ins[1] = {q};
-        int64_t *outs[1] = {q + isz};
-        veil_ciphertexts *ct = NULL, *res = NULL;
-        double a = bench_now_s();
-        veil_status s = veil_model_quantize_input(m, te.data + i * isz, q);
-        if (s == VEIL_OK) s = veil_circuit_encrypt(c, sk, ins, NULL, &ct);
-        double b = bench_now_s();
-        if (s == VEIL_OK) s = veil_circuit_run(c, ek, ct, threads, &res);
-        double d = bench_now_s();
-        if (s == VEIL_OK) s = veil_circuit_decrypt(c, sk, res, outs);
-        if (s == VEIL_OK) s = veil_model_dequantize_output(m, q + isz, y);
-        double e = bench_now_s();
-        veil_ciphertexts_free(ct), veil_ciphertexts_free(res);
-        if (s != VEIL_OK) {
-            fprintf(stderr, "veil bench models: %s: %s\n", bm->name, veil_status_str(s));
-            free(q), free(y);
-            goto out;
-        }
-        tenc[i] = b - a, trun[i] = d - b, tdec[i] = e - d;
-        a = bench_now_s();
-        if (veil_model_forward(m, VEIL_MODE_SIMULATE, te.data + i * isz, y) != VEIL_OK) break;
-        b = bench_now_s();
-        if (veil_model_forward(m, VEIL_MODE_CLEAR, te.data + i * isz, y) != VEIL_OK) break;
-        tsim[i] = b - a, tclr[i] = bench_now_s() - b;
+    int64_t isz = tr.size / tr.shape[0], most = 0;
+    for (int k = 0; k < 2; k++) {
+        int64_t w = veil_model_input_size(f[k].m) + veil_model_quantized_output_size(f[k].m);
+        if (veil_model_output_size(f[k].m) > w) w = veil_model_output_size(f[k].m);
+        if (w > most) most = w;
     }
-    int correct = 0;
-    for (int64_t i = 0; i < te.shape[0]; i++)
-        if (veil_model_forward(m, VEIL_MODE_CLEAR, te.data + i * isz, y) == VEIL_OK)
-            correct += argmax(y, osz) == (int)lab.data[i];
-    free(q), free(y);
-    double run_med = bench_median(trun, n), sim_med = bench_median(tsim, n);
-    printf("model=%s pbs=%zu params=%s compile_s=%.3f keygen_s=%.2f eval_key_bytes=%zu eval_key_expanded_bytes=%llu "
-           "encrypt_ms=%.2f execute_s=%.3f decrypt_ms=%.3f simulate_ms=%.4f clear_ms=%.4f sim_speedup=%.0f "
-           "samples=%d accuracy_clear=%.4f\n",
-           bm->name, st.pbs_count, veil_circuit_params(c)->name, compile_s, keygen_s, kn,
-           (unsigned long long)(st.bsk_bytes + st.ksk_bytes), bench_median(tenc, n) * 1e3, run_med,
-           bench_median(tdec, n) * 1e3, sim_med * 1e3, bench_median(tclr, n) * 1e3, run_med / sim_med, n,
-           (double)correct / (double)te.shape[0]);
+    q = malloc(sizeof(int64_t) * (size_t)most);
+    y = malloc(sizeof(double) * (size_t)most);
+    if (!q || !y) goto out;
+    for (int i = 0; i < n; i++) /* the two forms in turn, sample by sample */
+        for (int k = 0; k < 2; k++)
+            if (!form_sample(&f[k], te.data + i * isz, i, threads, q, y, bm->name)) goto out;
+    for (int k = 0; k < 2; k++) form_print(&f[k], bm->name, k, n, &te, &lab);
+    double kr = (double)(f[0].st.bsk_bytes + f[0].st.ksk_bytes) / (double)(f[1].st.bsk_bytes + f[1].st.ksk_bytes);
+    printf("model=%s keys_ratio=%.3f cost_ratio=%.3f", bm->name, kr, f[0].st.cost / f[1].st.cost);
+    if (f[0].run && f[1].run)
+        printf(" speedup=%.2f (single execute_s / partitioned execute_s, medians of the same run)",
+               bench_median(f[1].trun, n) / bench_median(f[0].trun, n));
+    printf("\n");
     fflush(stdout);
     rc = 0;
 out:
-    free(t);
-    veil_secret_key_free(sk);
-    veil_eval_keys_free(ek);
-    veil_model_free(m);
+    free(q), free(y);
+    for (int k = 0; k < made && k < 2; k++) form_free(&f[k]);
     veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab);
     return rc;
 }
@@ -151,8 +231,9 @@ int veil_bench_models(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: veil bench models [--model NAME] [--samples S] [--threads T] [--models DIR]\n"
-                   "  NAME: breast_cancer_mlp, digits_cnn, digits_qat (default: all); S: test samples per\n"
-                   "  model (default 5); T: threads for execute (default: all cores)\n");
+                   "  NAME: breast_cancer_mlp, digits_cnn, digits_pool, digits_qat, digits_qat_exact (default:\n"
+                   "  all); S: test samples per model (default 5); T: threads for execute (default: all\n"
+                   "  cores)\n");
             return 0;
         }
         if (i + 1 >= argc) {

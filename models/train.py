@@ -106,6 +106,16 @@ def digits_cnn():
     save_set("digits_cnn", x_tr, x_te, y_te, torch_export(model))
 
 
+def digits_pool():
+    # digits_cnn with ReLU then MaxPool instead of AvgPool then ReLU: exercises veil's MaxPool
+    x_tr, x_te, y_tr, y_te = digits_split()
+    torch.manual_seed(SEED)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 10))
+    fit(model, x_tr, y_tr, epochs=60, lr=3e-3)
+    save_set("digits_pool", x_tr, x_te, y_te, torch_export(model))
+
+
 def digits_qat():
     import brevitas.nn as qnn
     from brevitas.export import export_qonnx
@@ -129,6 +139,6 @@ def digits_qat():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["breast_cancer_mlp", "digits_cnn", "digits_qat"]
+    which = sys.argv[1:] or ["breast_cancer_mlp", "digits_cnn", "digits_pool", "digits_qat"]
     for w in which:
         globals()[w]()

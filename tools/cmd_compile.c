@@ -24,7 +24,9 @@ static void usage(FILE *f)
             "  --rounding-bits R      round accumulators to R bits (2..8) before each lookup\n"
             "  --rounding-method M    approximate (default) or exact\n"
             "  --p-error P            error probability of each lookup (default 2^-40)\n"
-            "  --global-p-error P     error probability of one whole inference instead\n");
+            "  --global-p-error P     error probability of one whole inference instead\n"
+            "  --single-precision     one parameter set for the whole circuit (default: one per lookup\n"
+            "                         width, chosen jointly, when that is cheaper)\n");
 }
 
 static int parse_n_bits_json(const char *s, int qat, veil_n_bits *nb)
@@ -78,7 +80,9 @@ int veil_cmd_compile(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--qat"))
+        } else if (!strcmp(a, "--single-precision"))
+            o.single_precision = 1;
+        else if (!strcmp(a, "--qat"))
             o.qat = 1;
         else if (a[0] == '-' && a[1]) {
             if (!(val = cli_value("compile", argc, argv, &i))) return 2;

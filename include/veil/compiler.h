@@ -15,8 +15,12 @@
  * node and give it the smallest uintN/intN; (2) check FHE compatibility; (3) lower every operation
  * to LINEAR and TLU instructions (element-wise chains on one input fused into one table); (4) pick
  * 128-bit parameters that bound every table lookup's error probability by p_error while minimizing
- * the cost model below. One parameter set serves the whole circuit; all values are encoded with
- * the circuit's precision (the widest value that reaches a table lookup, an input or an output).
+ * the cost model below: one set for the widest lookup, then one set per lookup width (precision
+ * partitions) chosen jointly, never costlier; partitions whose sets coincide are merged, and
+ * single_precision keeps the one set. The sets share one secret key (each keys a prefix of it),
+ * so values of different partitions combine freely and a lookup key-switches its input from the
+ * key it lies under. All values are encoded with the circuit's precision (the widest value that
+ * reaches a table lookup, an input or an output).
  */
 #ifndef VEIL_COMPILER_H
 #define VEIL_COMPILER_H
@@ -33,6 +37,7 @@ typedef struct {
     double global_p_error; /* > 0: bound for the whole circuit instead; split over its lookups */
     unsigned max_tlu_bits; /* widest table-lookup input accepted (default 16) */
     const veil_params *params; /* non-NULL: use these parameters (borrowed; must meet the bound) */
+    int single_precision;      /* 1: one parameter set for the whole circuit (no partitions) */
 } veil_compile_config;
 
 void veil_compile_config_default(veil_compile_config *cfg);
@@ -69,8 +74,27 @@ typedef struct {
     double cost;             /* cost model of one evaluation (veil_params_cost) */
     double p_error;          /* error probability of the worst table lookup with these parameters */
     double global_p_error;   /* probability that any lookup of one evaluation errs */
+    size_t partitions;       /* parameter sets (1: single precision) */
+    size_t cross_ks_count;   /* key switchings from a key other than the lookup's partition's own */
+    double single_cost;      /* cost model of the single-precision choice (== cost when partitions == 1) */
+    uint64_t bsk_seeded_bytes, ksk_seeded_bytes; /* the evaluation keys compressed (seed + bodies) */
 } veil_circuit_stats;
 void veil_circuit_get_stats(const veil_circuit *c, veil_circuit_stats *s);
+
+/* One precision partition: its parameters (ks_in_dim: the widest key its lookups read), lookups
+ * and keys. */
+typedef struct {
+    veil_params params;
+    unsigned lookup_bits;  /* widest lookup of the partition */
+    size_t pbs_count;      /* per evaluation */
+    size_t cross_ks_count; /* of those, key-switched from another partition's key */
+    uint64_t bsk_bytes, ksk_bytes;               /* expanded (standard domain) */
+    uint64_t bsk_seeded_bytes, ksk_seeded_bytes; /* compressed */
+    double p_error;        /* its worst lookup */
+} veil_partition_stats;
+size_t veil_circuit_partition_count(const veil_circuit *c);
+/* VEIL_ERR_INVALID_ARG when j is out of range. */
+VEIL_NODISCARD veil_status veil_circuit_get_partition(const veil_circuit *c, size_t j, veil_partition_stats *s);
 
 size_t veil_circuit_input_count(const veil_circuit *c);
 size_t veil_circuit_output_count(const veil_circuit *c);

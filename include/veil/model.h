@@ -56,6 +56,7 @@ typedef struct {
     veil_rounding_method rounding_method;
     double p_error;         /* per lookup (default 2^-40) */
     double global_p_error;  /* > 0: for the whole circuit instead */
+    int single_precision;   /* 1: one parameter set for the whole circuit (no precision partitions) */
 } veil_model_options;
 
 void veil_model_options_default(veil_model_options *o);

@@ -59,6 +59,14 @@ typedef struct veil_params {
     veil_noise glwe_noise; /* noise of encryptions under the GLWE / big LWE key (bootstrapping key) */
     uint32_t pbs_base_log, pbs_levels;
     uint32_t ks_base_log, ks_levels;
+    /* Source dimension of the key-switching key; 0 means k·N (the set's own big key). Larger in
+     * a circuit of several parameter sets (precision partitions), whose keys are prefixes of one
+     * shared pair of keys: a partition then also key-switches values made under the longer big
+     * keys of other partitions (DESIGN note in src/compiler/optimize.c). */
+    uint32_t ks_in_dim;
+    /* 0 for an ordinary set. For the shared key of several sets (veil_params_shared): the
+     * fingerprint of their list, so the shared key's fingerprint names every set. */
+    uint64_t sets_fingerprint;
 } veil_params;
 
 /* Named sets: "C1".."C8" (Concrete 128-bit reference sets, σ from the security curve), "T4"
@@ -71,10 +79,21 @@ const char *const *veil_params_names(void);
 VEIL_NODISCARD veil_status veil_params_check(const veil_params *p);
 /* 1 when both noises are at least the 128-bit curve for their dimension (n and k·N). */
 int veil_params_is_secure(const veil_params *p);
+/* The parameters of the key that several sets share (a circuit's precision partitions, each
+ * keyed by a prefix of it, veil_secret_key_prefix): n the largest n; k, N and the decompositions
+ * of the set with the largest k·N (the first of equals); noises at the 128-bit curve for n and
+ * k·N; sets_fingerprint naming the list (for count > 1). Fresh ciphertexts and the client's secret
+ * key have these parameters. count == 1 gives parts[0] itself. */
+VEIL_NODISCARD veil_status veil_params_shared(const veil_params *parts, size_t count, veil_params *out);
 /* 64-bit fingerprint (SHA-256 of the canonical encoding, name excluded). */
 uint64_t veil_params_fingerprint(const veil_params *p);
 static inline uint32_t veil_params_N(const veil_params *p) { return 1u << p->log2_N; }
 static inline uint32_t veil_params_big_lwe_dim(const veil_params *p) { return p->k << p->log2_N; }
+/* Dimension of the ciphertexts the key-switching key accepts: ks_in_dim, or k·N when 0. */
+static inline uint32_t veil_params_ks_dim(const veil_params *p)
+{
+    return p->ks_in_dim ? p->ks_in_dim : veil_params_big_lwe_dim(p);
+}
 
 /* ---- encoding --------------------------------------------------------------------------------- */
 /* m mod 2^p, times Δ = 2^(64-p-1). p in 1..62. */
@@ -94,6 +113,13 @@ VEIL_NODISCARD veil_status veil_secret_key_new(const veil_params *p, veil_rng *r
 void veil_secret_key_free(veil_secret_key *sk); /* wipes; accepts NULL */
 const veil_params *veil_secret_key_params(const veil_secret_key *sk);
 
+/* The key of one parameter set of a circuit with several (precision partitions): the first n bits
+ * of sk's small key and the first max(k·N, ks_dim) bits of its big key, which p's GLWE key reads
+ * as k polynomials of N coefficients. sk's dimensions must be at least p's
+ * (VEIL_ERR_INVALID_ARG otherwise). The result is an ordinary secret key of parameters p. */
+VEIL_NODISCARD veil_status veil_secret_key_prefix(const veil_secret_key *sk, const veil_params *p,
+                                                  veil_secret_key **out);
+
 /* Evaluation keys: masks from a seed drawn from rng, noise from rng. */
 VEIL_NODISCARD veil_status veil_eval_keys_new(const veil_secret_key *sk, veil_rng *rng, veil_eval_keys **out);
 /* Deterministic core: masks expanded from mask_seed (AES-128-CTR), noise from noise_seed. */
@@ -101,8 +127,18 @@ VEIL_NODISCARD veil_status veil_eval_keys_new_derand(const veil_secret_key *sk,
                                                      const uint8_t mask_seed[VEIL_SEED_BYTES],
                                                      const uint8_t noise_seed[VEIL_SEED_BYTES],
                                                      veil_eval_keys **out);
-void veil_eval_keys_free(veil_eval_keys *ek);
+void veil_eval_keys_free(veil_eval_keys *ek); /* frees the appended parts too */
+/* The parameters of a single set's keys; for several sets, their veil_params_shared. */
 const veil_params *veil_eval_keys_params(const veil_eval_keys *ek);
+/* Evaluation keys of several parameter sets travel as one object: part 0, then the parts
+ * appended to it in order. append takes ownership of `next` (and of its own parts), also on
+ * failure; VEIL_ERR_INVALID_ARG when more than VEIL_MAX_PARTS parts would result. */
+#define VEIL_MAX_PARTS 16
+VEIL_NODISCARD veil_status veil_eval_keys_append(veil_eval_keys *ek, veil_eval_keys *next);
+size_t veil_eval_keys_count(const veil_eval_keys *ek);                          /* 0 for NULL */
+/* Part j (NULL when out of range): the keys of its one set, for the PBS functions below. */
+const veil_eval_keys *veil_eval_keys_part(const veil_eval_keys *ek, size_t j);
+const veil_params *veil_eval_keys_part_params(const veil_eval_keys *ek, size_t j); /* its own set; NULL */
 
 /* Sizes in bytes of the key material (without container overhead). */
 typedef struct veil_key_sizes {
@@ -176,6 +212,12 @@ VEIL_NODISCARD veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const vei
 VEIL_NODISCARD veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut,
                                                 const uint64_t *const *in, const uint64_t *in_base,
                                                 unsigned in_shift, uint64_t *out, size_t count, unsigned threads);
+/* As veil_ks_pbs_batch_ex with inputs of dimension in_dim (in_dim + 1 words each, through in[i]),
+ * any dimension up to veil_params_ks_dim: a value made under a prefix of the key-switching key's
+ * source key is key-switched by the rows of that prefix. Outputs as above (k·N + 1 words each). */
+VEIL_NODISCARD veil_status veil_ks_pbs_batch_dim(const veil_eval_keys *ek, const veil_lut *lut,
+                                                 const uint64_t *const *in, uint32_t in_dim, unsigned in_shift,
+                                                 uint64_t *out, size_t count, unsigned threads);
 /* How many ciphertexts of a batch of `count` on `threads` threads share one pass over the key: as
  * many accumulators as fit in the L2 cache beside one key block and the external product's
  * scratch, at most 16, at most each thread's share. */
@@ -232,7 +274,8 @@ double veil_noise_variance(const veil_noise *nz);
 double veil_var_fresh_small(const veil_params *p);       /* encryption under the small key */
 double veil_var_fresh_big(const veil_params *p);         /* encryption under the big key */
 double veil_var_linear(double var_in, double norm2);     /* Σ w_i c_i with ||w||_2 = norm2 */
-double veil_var_keyswitch(const veil_params *p);         /* added by one key switch */
+double veil_var_keyswitch(const veil_params *p);         /* added by one key switch (from ks_dim) */
+double veil_var_keyswitch_dim(const veil_params *p, uint32_t in_dim); /* from an in_dim input */
 double veil_var_modswitch(const veil_params *p);         /* added by rounding to 2N */
 double veil_var_pbs_fft(const veil_params *p);           /* FFT error part of the PBS */
 double veil_var_pbs(const veil_params *p);               /* output of a PBS, FFT term included */

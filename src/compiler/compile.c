@@ -7,6 +7,7 @@
 #include "circuit.h"
 #include "core/strbuf.h"
 #include "lower.h"
+#include "partition.h"
 
 static _Thread_local char *last_error;
 
@@ -153,6 +154,146 @@ static void fill_stats(veil_circuit *c)
                                                      p->tlu_b * p->noise_scale)
                           : 0;
     s->global_p_error = p->n_tlu ? -expm1((double)p->n_tlu * log1p(-s->p_error)) : 0;
+    s->single_cost = s->cost;
+    s->bsk_seeded_bytes = p->n_tlu ? ks.bsk_seeded_bytes : 0;
+    s->ksk_seeded_bytes = p->n_tlu ? ks.ksk_seeded_bytes : 0;
+    c->nparts = 1;
+    c->parts[0] = c->params;
+    c->pstats[0] = (veil_partition_stats){.params = c->params, .lookup_bits = p->tlu_precision, .p_error = s->p_error};
+    veil_circuit_count_partitions(c);
+}
+
+void veil_circuit_count_partitions(veil_circuit *c)
+{
+    const veil_program *p = c->prog;
+    veil_circuit_stats *s = &c->stats;
+    s->partitions = c->nparts;
+    s->cross_ks_count = 0;
+    uint32_t *dims = NULL;
+    if (!p->interface_only && veil_circuit_slot_dims(c, p, &dims) != VEIL_OK) dims = NULL;
+    for (size_t j = 0; j < c->nparts; j++) c->pstats[j].params = c->parts[j];
+    if (!p->interface_only) { /* a client bundle keeps the counts as compiled */
+        for (size_t j = 0; j < c->nparts; j++) c->pstats[j].pbs_count = c->pstats[j].cross_ks_count = 0;
+        for (size_t k = 0; k < p->ninstr; k++) {
+            const veil_instr *I = &p->instr[k];
+            if (I->kind != VEIL_INSTR_TLU || I->part >= c->nparts) continue;
+            veil_partition_stats *q = &c->pstats[I->part];
+            q->pbs_count += I->count;
+            if (dims && c->nparts > 1)
+                for (uint32_t o = 0; o < I->count; o++)
+                    if (dims[I->in_slot[o]] != veil_params_big_lwe_dim(&c->parts[I->part])) q->cross_ks_count++;
+        }
+    }
+    uint64_t bsk = 0, ksk = 0, bsks = 0, ksks = 0;
+    for (size_t j = 0; j < c->nparts; j++) {
+        veil_partition_stats *q = &c->pstats[j];
+        veil_key_sizes ks = veil_params_key_sizes(&c->parts[j]);
+        int used = q->pbs_count > 0;
+        q->bsk_bytes = used ? ks.bsk_bytes : 0;
+        q->ksk_bytes = used ? ks.ksk_bytes : 0;
+        q->bsk_seeded_bytes = used ? ks.bsk_seeded_bytes : 0;
+        q->ksk_seeded_bytes = used ? ks.ksk_seeded_bytes : 0;
+        bsk += q->bsk_bytes, ksk += q->ksk_bytes, bsks += q->bsk_seeded_bytes, ksks += q->ksk_seeded_bytes;
+        s->cross_ks_count += q->cross_ks_count;
+    }
+    s->bsk_bytes = bsk, s->ksk_bytes = ksk, s->bsk_seeded_bytes = bsks, s->ksk_seeded_bytes = ksks;
+    veil_free(dims);
+}
+
+veil_status veil_circuit_slot_dims(const veil_circuit *c, const veil_program *p, uint32_t **out)
+{
+    *out = NULL;
+    uint32_t *d = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint32_t));
+    if (!d) return VEIL_ERR_NOMEM;
+    const uint32_t top = veil_params_big_lwe_dim(&c->params);
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].encrypted)
+            for (int64_t e = 0; e < p->inputs[i].size; e++) d[p->inputs[i].base + e] = top;
+    for (size_t k = 0; k < p->ninstr; k++) {
+        const veil_instr *I = &p->instr[k];
+        if (I->kind == VEIL_INSTR_TLU) {
+            if (I->part >= c->nparts) {
+                veil_free(d);
+                return VEIL_ERR_MALFORMED;
+            }
+            uint32_t dim = veil_params_big_lwe_dim(&c->parts[I->part]);
+            for (uint32_t o = 0; o < I->count; o++) d[I->out_base + o] = dim;
+            continue;
+        }
+        for (uint32_t o = 0; o < I->count; o++) {
+            uint32_t x = 0;
+            for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++)
+                if (d[I->term_slot[t]] > x) x = d[I->term_slot[t]];
+            d[I->out_base + o] = x ? x : top; /* a constant: any key; the longest, as an input */
+        }
+    }
+    *out = d;
+    return VEIL_OK;
+}
+
+/* Precision partitions (partition.c): from the single-precision choice in c->params, one set per
+ * lookup width, merged where they coincide; c->params becomes the sets' shared key. Keeps the
+ * single set when partitions bring nothing (or cannot be analysed). */
+static veil_status partition(veil_circuit *c, double p_error)
+{
+    veil_program *p = c->prog;
+    veil_part_problem pr;
+    veil_status st = veil_part_analyze(p, p_error, &pr);
+    if (st == VEIL_ERR_UNSUPPORTED) return VEIL_OK;
+    if (st != VEIL_OK) return st;
+    veil_params sets[VEIL_MAX_PARTS];
+    if ((st = veil_part_optimize(&pr, &c->params, sets)) != VEIL_OK) goto done;
+    double cost = veil_part_cost(&pr, sets), single = c->stats.cost;
+    /* merge classes of equal sets */
+    size_t part_of[VEIL_MAX_PARTS], np = 0;
+    veil_params parts[VEIL_MAX_PARTS];
+    unsigned bits[VEIL_MAX_PARTS] = {0};
+    double perr[VEIL_MAX_PARTS] = {0};
+    uint32_t ksd[VEIL_MAX_PARTS] = {0};
+    for (size_t j = 0; j < pr.m; j++) {
+        size_t q = 0;
+        while (q < np && veil_params_fingerprint(&parts[q]) != veil_params_fingerprint(&sets[j])) q++;
+        if (q == np) parts[np++] = sets[j];
+        part_of[j] = q;
+        if (pr.cls[j].bits > bits[q]) bits[q] = pr.cls[j].bits;
+        uint32_t d = veil_part_ks_dim(&pr, sets, j);
+        if (d > ksd[q]) ksd[q] = d;
+        double pe = veil_part_p_error(&pr, sets, j);
+        if (pe > perr[q]) perr[q] = pe;
+    }
+    if (np < 2 || !(cost < single)) goto done; /* the single set it is */
+    for (size_t q = 0; q < np; q++) {
+        snprintf(parts[q].name, sizeof parts[q].name, "auto-p%u", bits[q]);
+        parts[q].ks_in_dim = ksd[q] == veil_params_big_lwe_dim(&parts[q]) ? 0 : ksd[q];
+    }
+    veil_params shared;
+    if ((st = veil_params_shared(parts, np, &shared)) != VEIL_OK) goto done;
+    for (size_t k = 0; k < p->ninstr; k++)
+        if (p->instr[k].kind == VEIL_INSTR_TLU) p->instr[k].part = (unsigned)part_of[veil_part_class_of(&pr, p->instr[k].bits)];
+    c->params = shared;
+    c->nparts = np;
+    double ok = 1;
+    for (size_t q = 0; q < np; q++) {
+        c->parts[q] = parts[q];
+        c->pstats[q] = (veil_partition_stats){.params = parts[q], .lookup_bits = bits[q], .p_error = perr[q]};
+    }
+    veil_circuit_count_partitions(c);
+    veil_circuit_stats *s = &c->stats;
+    s->cost = cost;
+    s->p_error = 0;
+    for (size_t q = 0; q < np; q++) {
+        if (perr[q] > s->p_error) s->p_error = perr[q];
+        ok *= exp((double)c->pstats[q].pbs_count * log1p(-perr[q]));
+    }
+    s->global_p_error = 1 - ok;
+    s->input_bytes = s->output_bytes = 0;
+    uint64_t ct = 8 * ((uint64_t)veil_params_big_lwe_dim(&shared) + 1);
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].encrypted) s->input_bytes += ct * (uint64_t)p->inputs[i].size;
+    for (size_t j = 0; j < p->noutputs; j++) s->output_bytes += ct * (uint64_t)p->outputs[j].size;
+done:
+    veil_part_problem_free(&pr);
+    return st;
 }
 
 veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t nsamples, const veil_compile_config *cfg,
@@ -351,6 +492,11 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
     }
     if (runtime_clear && (st = veil_ir_clone(g, &c->graph)) != VEIL_OK) goto done;
     fill_stats(c);
+    /* clear inputs that reach encrypted operations re-lower the program at every evaluation: its
+     * noise is only bounded for the one set */
+    if (!cfg->single_precision && !cfg->params && !runtime_clear && c->prog->n_tlu &&
+        (st = partition(c, p_error)) != VEIL_OK)
+        goto done;
     *out = c;
     c = NULL;
 done:
@@ -374,6 +520,15 @@ void veil_circuit_free(veil_circuit *c)
 const char *veil_circuit_format(const veil_circuit *c) { return c && c->listing ? c->listing : ""; }
 unsigned veil_circuit_max_bit_width(const veil_circuit *c) { return c ? c->max_bit_width : 0; }
 const veil_params *veil_circuit_params(const veil_circuit *c) { return c ? &c->params : NULL; }
+
+size_t veil_circuit_partition_count(const veil_circuit *c) { return c ? c->nparts : 0; }
+
+veil_status veil_circuit_get_partition(const veil_circuit *c, size_t j, veil_partition_stats *s)
+{
+    if (!c || !s || j >= c->nparts) return VEIL_ERR_INVALID_ARG;
+    *s = c->pstats[j];
+    return VEIL_OK;
+}
 
 void veil_circuit_get_stats(const veil_circuit *c, veil_circuit_stats *s)
 {

@@ -290,6 +290,7 @@ static veil_instr *tlu_instr(lower_ctx *L, int origin, int input_node, form *con
     ins->out_base = base;
     ins->bits = bits;
     ins->shift = shift;
+    ins->exact_low = L->extracting;
     ins->in_slot = veil_malloc(sizeof(uint32_t) * count);
     ins->table = veil_malloc(sizeof(int64_t) << bits);
     if (!ins->in_slot || !ins->table) {

@@ -8,24 +8,25 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "partition.h"
 #include "veil/compiler.h"
 
 enum { N_MIN = 256, N_MAX = 2048, K_MAX = 6, LOGN_MIN = 8, LOGN_MAX = 16, PBS_L_MAX = 8, KS_L_MAX = 16, LOG_Q = 63 };
 
 static double fft_flops(double N) { return 2.5 * N * log2(N); } /* N/2-point complex FFT */
 
-static double cost_pbs(double n, double k, double N, double l)
+double veil_cost_pbs(double n, double k, double N, double l)
 {
     return n * ((k + 1) * (l + 1) * fft_flops(N) + (k + 1) * (k + 1) * l * (N / 2) * 8 + (k + 1) * N * (l + 2));
 }
 
-static double cost_ks(double n, double kN, double l) { return kN * l * (n + 1) * 2; }
+double veil_cost_ks(double n, double kN, double l) { return kN * l * (n + 1) * 2; }
 
 /* one evaluation: n_tlu KS-PBS and n_terms linear terms */
 static double cost(double n_tlu, double n_terms, double n, uint32_t k, uint32_t logN, double l_pbs, double l_ks)
 {
     double N = (double)(1u << logN), kN = k * N;
-    return n_tlu * (cost_pbs(n, k, N, l_pbs) + cost_ks(n, kN, l_ks)) + n_terms * (kN + 1) * 2;
+    return n_tlu * (veil_cost_pbs(n, k, N, l_pbs) + veil_cost_ks(n, kN, l_ks)) + n_terms * (kN + 1) * 2;
 }
 
 double veil_params_cost(const veil_params *p, size_t n_tlu, size_t n_terms)
@@ -34,7 +35,7 @@ double veil_params_cost(const veil_params *p, size_t n_tlu, size_t n_terms)
 }
 
 /* Largest noise standard deviation (torus) with P(|e| >= Δ/2) <= p_error for `bits`-bit messages. */
-static double sigma_max(unsigned bits, double p_error)
+double veil_sigma_max(unsigned bits, double p_error)
 {
     double lo = 0, hi = 40; /* erfc(y) = p_error */
     for (int i = 0; i < 200; i++) {
@@ -45,12 +46,12 @@ static double sigma_max(unsigned bits, double p_error)
     return exp2(-(double)bits - 2.0) / (sqrt(2.0) * hi);
 }
 
-static veil_noise curve(uint32_t d) { return (veil_noise){VEIL_NOISE_GAUSSIAN, veil_security_min_log2_std(d), 0}; }
+veil_noise veil_curve_noise(uint32_t d) { return (veil_noise){VEIL_NOISE_GAUSSIAN, veil_security_min_log2_std(d), 0}; }
 
 int veil_params_feasible(const veil_params *p, const veil_opt_problem *pr)
 {
     if (veil_params_check(p) != VEIL_OK || pr->precision + 1 > p->log2_N) return 0;
-    double s = sigma_max(pr->precision, pr->p_error), vmax = s * s;
+    double s = veil_sigma_max(pr->precision, pr->p_error), vmax = s * s;
     double vp = veil_var_pbs(p), vf = veil_var_fresh_big(p);
     double vt = pr->tlu_a * vp + pr->tlu_b * vf + veil_var_keyswitch(p) + veil_var_modswitch(p);
     double vo = pr->out_a * vp + pr->out_b * vf;
@@ -61,11 +62,11 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
 {
     if (!pr || !out || pr->precision < 1 || pr->precision > 24 || !(pr->p_error > 0 && pr->p_error < 1))
         return VEIL_ERR_INVALID_ARG;
-    const double vmax = pow(sigma_max(pr->precision, pr->p_error), 2);
+    const double vmax = pow(veil_sigma_max(pr->precision, pr->p_error), 2);
     double *lwe_var = veil_malloc(sizeof(double) * (N_MAX + 1));
     if (!lwe_var) return VEIL_ERR_NOMEM;
     for (uint32_t n = N_MIN; n <= N_MAX; n++) {
-        veil_noise nz = curve(n);
+        veil_noise nz = veil_curve_noise(n);
         lwe_var[n] = veil_noise_variance(&nz);
     }
     double best = INFINITY;
@@ -75,7 +76,7 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
         for (uint32_t k = 1; k <= K_MAX; k++) {
             uint32_t kN = k << logN;
             if (kN > (1u << LOGN_MAX)) continue;
-            veil_params q = {.k = k, .log2_N = logN, .n = 1, .glwe_noise = curve(kN), .lwe_noise = curve(N_MIN)};
+            veil_params q = {.k = k, .log2_N = logN, .n = 1, .glwe_noise = veil_curve_noise(kN), .lwe_noise = veil_curve_noise(N_MIN)};
             double vf = veil_var_fresh_big(&q);
             if (pr->out_b * vf > vmax) continue; /* fresh noise alone already fails */
             /* per PBS level count: the base minimizing the per-unit-n PBS variance */
@@ -130,8 +131,8 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
                         if (pr->n_tlu == 0) c += 1e-12 * cost(1, 0, n, k, logN, lp, lk);
                         if (c < best) {
                             best = c;
-                            bp = (veil_params){.n = n, .k = k, .log2_N = logN, .lwe_noise = curve(n),
-                                               .glwe_noise = curve(kN), .pbs_base_log = gbase[lp],
+                            bp = (veil_params){.n = n, .k = k, .log2_N = logN, .lwe_noise = veil_curve_noise(n),
+                                               .glwe_noise = veil_curve_noise(kN), .pbs_base_log = gbase[lp],
                                                .pbs_levels = lp, .ks_base_log = ksbase[lk], .ks_levels = lk};
                         }
                         break; /* more key-switch levels only cost more */

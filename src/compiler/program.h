@@ -27,6 +27,8 @@ typedef struct {
     unsigned bits;     /* table index width: the bootstrapping reads `bits` bits (plus padding) */
     unsigned shift;    /* low bits dropped first: index = round(x / 2^shift), x in [0, 2^(bits+shift)) */
     int64_t *table;    /* 2^bits entries */
+    unsigned part;     /* the circuit's parameter set (precision partition) it runs with */
+    int exact_low;     /* it extracts the low bits of an exact rounding */
 } veil_instr;
 
 typedef struct {

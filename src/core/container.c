@@ -115,11 +115,18 @@ void veil_writer_begin(veil_writer *w, veil_kind kind, uint32_t flags)
 {
     *w = (veil_writer){0};
     veil_buf_put(&w->b, MAGIC, 8);
-    veil_buf_put_u16(&w->b, VEIL_FORMAT_VERSION);
+    veil_buf_put_u16(&w->b, VEIL_FORMAT_VERSION_MIN);
     veil_buf_put_u16(&w->b, (uint16_t)kind);
     veil_buf_put_u32(&w->b, flags);
     w->count_pos = w->b.len;
     veil_buf_put_u32(&w->b, 0);
+}
+
+void veil_writer_version(veil_writer *w, unsigned version)
+{
+    if (w->b.failed || w->b.len < 10) return;
+    w->b.data[8] = (uint8_t)version;
+    w->b.data[9] = (uint8_t)(version >> 8);
 }
 
 static void end_section(veil_writer *w)
@@ -186,7 +193,7 @@ veil_status veil_container_parse(const uint8_t *data, size_t len, veil_kind expe
     if (memcmp(data, MAGIC, 8) != 0) return VEIL_ERR_BAD_MAGIC;
     if (len < VEIL_CONTAINER_HEADER_BYTES) return VEIL_ERR_TRUNCATED;
     uint16_t version = (uint16_t)get_le(data + 8, 2);
-    if (version != VEIL_FORMAT_VERSION) return VEIL_ERR_BAD_VERSION;
+    if (version < VEIL_FORMAT_VERSION_MIN || version > VEIL_FORMAT_VERSION) return VEIL_ERR_BAD_VERSION;
     if (len < VEIL_CONTAINER_HEADER_BYTES + VEIL_CONTAINER_TRAILER_BYTES) return VEIL_ERR_TRUNCATED;
     /* Checksum before anything else is trusted: a flipped bit anywhere is reported as corruption. */
     uint8_t sum[32];
@@ -221,6 +228,7 @@ veil_status veil_container_parse(const uint8_t *data, size_t len, veil_kind expe
     if (off != body) return VEIL_ERR_MALFORMED;
     if (kind != expected_kind) return VEIL_ERR_BAD_KIND;
     if (kind >= VEIL_KIND_COUNT || (flags & ~(allowed_flags & kind_flags[kind]))) return VEIL_ERR_BAD_FLAGS;
+    c->version = version;
     c->kind = (veil_kind)kind;
     c->flags = flags;
     c->nsections = n;

@@ -11,7 +11,11 @@
 
 #include "veil/core.h"
 
-#define VEIL_FORMAT_VERSION 1
+/* Version 2 adds several parameter sets per object (precision partitions: circuits, bundles and
+ * evaluation keys) and a key-switching source dimension in parameters; writers write 1 whenever
+ * an object needs nothing of version 2, so single-set files read everywhere as before. */
+#define VEIL_FORMAT_VERSION 2
+#define VEIL_FORMAT_VERSION_MIN 1
 #define VEIL_CONTAINER_HEADER_BYTES 20
 #define VEIL_CONTAINER_TRAILER_BYTES 32
 #define VEIL_CONTAINER_MAX_SECTIONS 64
@@ -59,12 +63,14 @@ typedef struct veil_writer {
 
 void veil_writer_begin(veil_writer *w, veil_kind kind, uint32_t flags);
 void veil_writer_section(veil_writer *w, uint32_t tag); /* ends any open section, opens a new one */
+void veil_writer_version(veil_writer *w, unsigned version); /* the header's version (default 1) */
 /* Ends the last section and appends the checksum. On success out and len own the bytes
  * (caller frees with veil_free); on failure nothing is returned. */
 VEIL_NODISCARD veil_status veil_writer_finish(veil_writer *w, uint8_t **out, size_t *len);
 
 /* Reader. Borrowed view of a caller-owned buffer. */
 typedef struct veil_container {
+    unsigned version;
     veil_kind kind;
     uint32_t flags;
     uint32_t nsections;

@@ -34,8 +34,9 @@ veil_status veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, 
     veil_params p;
     switch (st) {
     case VEIL_ERR_BAD_VERSION:
-        snprintf(msg, cap, "%s in format version %u; this build reads version %u%s", what, version,
-                 VEIL_FORMAT_VERSION, version > VEIL_FORMAT_VERSION ? " (made by newer software)" : "");
+        snprintf(msg, cap, "%s in format version %u; this build reads versions %u to %u%s", what, version,
+                 VEIL_FORMAT_VERSION_MIN, VEIL_FORMAT_VERSION,
+                 version > VEIL_FORMAT_VERSION ? " (made by newer software)" : "");
         return st;
     case VEIL_ERR_BAD_KIND:
         snprintf(msg, cap, "expected %s, got %s", what, veil_kind_name(kind < VEIL_KIND_COUNT ? (veil_kind)kind

@@ -83,7 +83,7 @@ veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t 
     if (len < VEIL_CONTAINER_HEADER_BYTES) return VEIL_OK; /* nothing to say yet */
     unsigned version, kind;
     veil_status st = veil_container_peek(head, len, &version, &kind);
-    if (st == VEIL_OK && version != VEIL_FORMAT_VERSION) st = VEIL_ERR_BAD_VERSION;
+    if (st == VEIL_OK && (version < VEIL_FORMAT_VERSION_MIN || version > VEIL_FORMAT_VERSION)) st = VEIL_ERR_BAD_VERSION;
     else if (st == VEIL_OK && kind != VEIL_KIND_EVAL_KEYS) st = VEIL_ERR_BAD_KIND;
     if (st != VEIL_OK) return veil_deploy_explain(head, len, VEIL_KIND_EVAL_KEYS, NULL, st,
                                                   server_err, sizeof server_err);
@@ -95,7 +95,7 @@ veil_status veil_server_keys_precheck(const veil_server_model *m, const uint8_t 
     for (int i = 0; i < 4; i++) tag |= (uint32_t)head[off + i] << (8 * i);
     for (int i = 0; i < 8; i++) sl |= (uint64_t)head[off + 4 + i] << (8 * i);
     if (tag != TAG_PARAMS || sl > len - off - 12) return VEIL_OK;
-    veil_container c = {.nsections = 1, .tags = {TAG_PARAMS}, .sec = {head + off + 12}, .sec_len = {sl}};
+    veil_container c = {.version = version, .nsections = 1, .tags = {TAG_PARAMS}, .sec = {head + off + 12}, .sec_len = {sl}};
     veil_params p;
     const veil_params *want = veil_circuit_params(m->circuit);
     st = veil_params_read_section(&c, want, &p);

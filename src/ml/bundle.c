@@ -372,21 +372,40 @@ char *veil_model_describe(const veil_model *m)
     const veil_params *p = veil_circuit_params(c);
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);
-    veil_sb_printf(&b,
-                   "parameters %s: n %u, k %u, N 2^%u, PBS base 2^%u x %u levels, key switch base 2^%u x %u "
-                   "levels, fingerprint %016llx\n",
-                   p->name, p->n, p->k, p->log2_N, p->pbs_base_log, p->pbs_levels, p->ks_base_log, p->ks_levels,
-                   (unsigned long long)veil_params_fingerprint(p));
+    if (s.partitions <= 1)
+        veil_sb_printf(&b,
+                       "parameters %s: n %u, k %u, N 2^%u, PBS base 2^%u x %u levels, key switch base 2^%u x %u "
+                       "levels, fingerprint %016llx\n",
+                       p->name, p->n, p->k, p->log2_N, p->pbs_base_log, p->pbs_levels, p->ks_base_log, p->ks_levels,
+                       (unsigned long long)veil_params_fingerprint(p));
+    else {
+        veil_sb_printf(&b,
+                       "parameters: %zu sets (precision partitions) sharing one key (n %u, k·N %u), fingerprint "
+                       "%016llx; %zu cross-partition key switches per inference; cost %.3g (single precision %.3g)\n",
+                       s.partitions, p->n, veil_params_big_lwe_dim(p), (unsigned long long)veil_params_fingerprint(p),
+                       s.cross_ks_count, s.cost, s.single_cost);
+        for (size_t j = 0; j < s.partitions; j++) {
+            veil_partition_stats q;
+            if (veil_circuit_get_partition(c, j, &q) != VEIL_OK) break;
+            const veil_params *x = &q.params;
+            veil_sb_printf(&b,
+                           "  partition %zu, %s: %zu lookups of up to %u bits, n %u, k %u, N 2^%u, PBS base 2^%u x %u, "
+                           "key switch base 2^%u x %u from k·N %u; keys %.1f MB (%.1f MB compressed); p_error %.3g\n",
+                           j, x->name, q.pbs_count, q.lookup_bits, x->n, x->k, x->log2_N, x->pbs_base_log,
+                           x->pbs_levels, x->ks_base_log, x->ks_levels, veil_params_ks_dim(x),
+                           (double)(q.bsk_bytes + q.ksk_bytes) / 1e6,
+                           (double)(q.bsk_seeded_bytes + q.ksk_seeded_bytes) / 1e6, q.p_error);
+        }
+    }
     veil_sb_printf(&b,
                    "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
                    "key switches per inference, %zu linear terms\n",
                    m->max_bits, s.precision, s.lookup_bits, s.pbs_count, s.ks_count, s.linear_terms);
-    veil_key_sizes ks = veil_params_key_sizes(p);
     veil_sb_printf(&b,
                    "keys and ciphertexts: bootstrapping key %.1f MB, key-switching key %.1f MB (%.1f MB in all, "
                    "%.1f MB compressed), inputs %.1f kB, outputs %.1f kB per inference\n",
                    (double)s.bsk_bytes / 1e6, (double)s.ksk_bytes / 1e6, (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
-                   (double)(s.bsk_bytes ? ks.bsk_seeded_bytes + ks.ksk_seeded_bytes : 0) / 1e6,
+                   (double)(s.bsk_seeded_bytes + s.ksk_seeded_bytes) / 1e6,
                    (double)s.input_bytes / 1e3, (double)s.output_bytes / 1e3);
     veil_sb_printf(&b, "error probability: %.3g per lookup (worst), %.3g per inference\n", s.p_error,
                    s.global_p_error);

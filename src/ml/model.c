@@ -90,6 +90,7 @@ static veil_status quantize_compile(const ml_graph *fg, const double *inputset, 
     veil_compile_config_default(&cfg);
     cfg.p_error = o->p_error;
     cfg.global_p_error = o->global_p_error;
+    cfg.single_precision = o->single_precision;
     st = veil_compile(q->g, samples, nsamples, &cfg, c);
     free(samples);
     if (st != VEIL_OK) {

@@ -12,6 +12,8 @@
 #define TAG_SLOT VEIL_TAG('S', 'L', 'O', 'T')
 #define TAG_INST VEIL_TAG('I', 'N', 'S', 'T')
 #define TAG_LIST VEIL_TAG('L', 'I', 'S', 'T')
+#define TAG_PRTS VEIL_TAG('P', 'R', 'T', 'S') /* version 2: the parameter sets of the partitions */
+#define TAG_TPRT VEIL_TAG('T', 'P', 'R', 'T') /* version 2: each lookup instruction's partition */
 
 #define MAX_TLU_BITS 24u /* what the lowering accepts at most */
 #define MAX_PRECISION 62u
@@ -97,7 +99,30 @@ veil_status veil_circuit_write_sections(veil_writer *w, const veil_circuit *c, i
         veil_buf_put_shape(b, o->ndim, o->shape);
         veil_buf_put_u32(b, (uint32_t)o->is_signed);
     }
+    if (c->nparts > 1) {
+        veil_writer_section(w, TAG_PRTS);
+        veil_buf_put_u32(b, (uint32_t)c->nparts);
+        veil_buf_put_f64(b, c->stats.single_cost);
+        for (size_t j = 0; j < c->nparts; j++) {
+            veil_buf pb = {0};
+            veil_params_put(&pb, &c->parts[j]);
+            veil_buf_put_u32(b, (uint32_t)pb.len);
+            veil_buf_put(b, pb.data, pb.len);
+            if (pb.failed) b->failed = 1;
+            veil_buf_free(&pb);
+            const veil_partition_stats *q = &c->pstats[j];
+            veil_buf_put_u32(b, q->lookup_bits);
+            veil_buf_put_u64(b, q->pbs_count);
+            veil_buf_put_u64(b, q->cross_ks_count);
+            veil_buf_put_f64(b, q->p_error);
+        }
+    }
     if (!with_program) return VEIL_OK;
+    if (c->nparts > 1) {
+        veil_writer_section(w, TAG_TPRT);
+        for (size_t i = 0; i < p->ninstr; i++)
+            if (p->instr[i].kind == VEIL_INSTR_TLU) veil_buf_put_u32(b, p->instr[i].part);
+    }
 
     veil_writer_section(w, TAG_SLOT);
     for (size_t j = 0; j < p->noutputs; j++)
@@ -310,6 +335,81 @@ done:
     return st;
 }
 
+/* PRTS: the sets, whose shared key must be the circuit's key (so fingerprints name them all). */
+static veil_status read_parts(const veil_container *cn, veil_circuit *c)
+{
+    const uint8_t *d;
+    size_t len;
+    c->nparts = 1;
+    c->parts[0] = c->params;
+    c->pstats[0] = (veil_partition_stats){.params = c->params, .lookup_bits = c->prog->tlu_precision,
+                                          .pbs_count = c->stats.pbs_count, .p_error = c->stats.p_error};
+    c->stats.single_cost = c->stats.cost;
+    if (veil_container_section(cn, TAG_PRTS, &d, &len) != VEIL_OK)
+        return c->params.sets_fingerprint ? VEIL_ERR_MALFORMED : VEIL_OK;
+    veil_cursor cur = {d, len, 0};
+    uint32_t np = veil_cursor_u32(&cur);
+    c->stats.single_cost = veil_cursor_f64(&cur);
+    if (cur.bad || np < 2 || np > VEIL_MAX_PARTS) return VEIL_ERR_MALFORMED;
+    for (uint32_t j = 0; j < np; j++) {
+        uint32_t pl = veil_cursor_u32(&cur);
+        if (cur.bad || pl > cur.left) return VEIL_ERR_MALFORMED;
+        if (veil_params_get(cur.p, pl, &c->parts[j]) != VEIL_OK) return VEIL_ERR_MALFORMED;
+        cur.p += pl;
+        cur.left -= pl;
+        veil_partition_stats *q = &c->pstats[j];
+        q->params = c->parts[j];
+        q->lookup_bits = veil_cursor_u32(&cur);
+        q->pbs_count = veil_cursor_u64(&cur);
+        q->cross_ks_count = veil_cursor_u64(&cur);
+        q->p_error = veil_cursor_f64(&cur);
+        if (cur.bad || q->lookup_bits > MAX_TLU_BITS || q->lookup_bits + 1 > c->parts[j].log2_N)
+            return VEIL_ERR_MALFORMED;
+    }
+    if (cur.left) return VEIL_ERR_MALFORMED;
+    veil_params shared;
+    if (veil_params_shared(c->parts, np, &shared) != VEIL_OK ||
+        veil_params_fingerprint(&shared) != veil_params_fingerprint(&c->params))
+        return VEIL_ERR_MALFORMED;
+    c->nparts = np;
+    return VEIL_OK;
+}
+
+/* TPRT: each lookup's partition; it must read no more bits than its set takes and no longer key
+ * than its key-switching key covers. */
+static veil_status read_tlu_parts(const veil_container *cn, veil_circuit *c)
+{
+    veil_program *p = c->prog;
+    const uint8_t *d;
+    size_t len;
+    if (veil_container_section(cn, TAG_TPRT, &d, &len) != VEIL_OK) {
+        if (c->nparts > 1) return VEIL_ERR_MALFORMED;
+    } else {
+        if (c->nparts < 2) return VEIL_ERR_MALFORMED;
+        veil_cursor cur = {d, len, 0};
+        for (size_t i = 0; i < p->ninstr; i++) {
+            veil_instr *I = &p->instr[i];
+            if (I->kind != VEIL_INSTR_TLU) continue;
+            I->part = veil_cursor_u32(&cur);
+            if (cur.bad || I->part >= c->nparts) return VEIL_ERR_MALFORMED;
+        }
+        if (cur.left) return VEIL_ERR_MALFORMED;
+    }
+    uint32_t *dims;
+    veil_status st = veil_circuit_slot_dims(c, p, &dims);
+    if (st != VEIL_OK) return st;
+    for (size_t i = 0; i < p->ninstr && st == VEIL_OK; i++) {
+        const veil_instr *I = &p->instr[i];
+        if (I->kind != VEIL_INSTR_TLU) continue;
+        const veil_params *Q = &c->parts[I->part];
+        if (I->bits + 1 > Q->log2_N) st = VEIL_ERR_MALFORMED;
+        for (uint32_t o = 0; o < I->count && st == VEIL_OK; o++)
+            if (dims[I->in_slot[o]] > veil_params_ks_dim(Q)) st = VEIL_ERR_MALFORMED;
+    }
+    veil_free(dims);
+    return st;
+}
+
 veil_status veil_circuit_read_sections(const veil_container *cn, int with_program, veil_circuit **out)
 {
     if (!cn || !out) return VEIL_ERR_INVALID_ARG;
@@ -330,8 +430,11 @@ veil_status veil_circuit_read_sections(const veil_container *cn, int with_progra
         veil_cursor cur = {d, len, 0};
         st = read_interface(&cur, c, p);
     }
-    if (st == VEIL_OK && p->tlu_precision + 1 > c->params.log2_N) st = VEIL_ERR_MALFORMED;
+    if (st == VEIL_OK) st = read_parts(cn, c);
+    if (st == VEIL_OK && c->nparts == 1 && p->tlu_precision + 1 > c->params.log2_N) st = VEIL_ERR_MALFORMED;
     if (st == VEIL_OK && with_program) st = read_program(cn, p);
+    if (st == VEIL_OK && with_program) st = read_tlu_parts(cn, c);
+    if (st == VEIL_OK) veil_circuit_count_partitions(c);
     if (st == VEIL_OK && with_program) st = veil_container_section(cn, TAG_LIST, &d, &len);
     if (st == VEIL_OK && with_program) {
         if (!(c->listing = veil_malloc(len + 1))) st = VEIL_ERR_NOMEM;

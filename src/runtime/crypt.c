@@ -16,7 +16,21 @@ veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secre
         rng = own;
     }
     st = veil_secret_key_new(&c->params, rng, sk);
-    if (st == VEIL_OK && c->prog->n_tlu) st = veil_eval_keys_new(*sk, rng, ek);
+    /* one set: its keys; several: each keyed by its prefix of the shared key, in order */
+    if (st == VEIL_OK && c->prog->n_tlu && c->nparts <= 1) st = veil_eval_keys_new(*sk, rng, ek);
+    for (size_t j = 0; st == VEIL_OK && c->prog->n_tlu && c->nparts > 1 && j < c->nparts; j++) {
+        veil_secret_key *view = NULL;
+        veil_eval_keys *part = NULL;
+        st = veil_secret_key_prefix(*sk, &c->parts[j], &view);
+        if (st == VEIL_OK) st = veil_eval_keys_new(view, rng, &part);
+        veil_secret_key_free(view);
+        if (st == VEIL_OK && j == 0) *ek = part;
+        else if (st == VEIL_OK) st = veil_eval_keys_append(*ek, part);
+    }
+    if (st != VEIL_OK) {
+        veil_eval_keys_free(*ek);
+        *ek = NULL;
+    }
     if (st != VEIL_OK) {
         veil_secret_key_free(*sk);
         *sk = NULL;

@@ -52,17 +52,15 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     if (!rng && (st = veil_rng_new_os(&own)) != VEIL_OK) goto done;
     if (!rng) rng = own;
     const double two64 = 0x1p64;
-    const uint32_t N = veil_params_N(P);
-    /* key switch, and the mask part of the modulus switch (the body's rounding happens below) */
     const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
-    const double sd_ksms = sqrt(veil_var_keyswitch(P) + veil_var_modswitch(P) - 1.0 / (48.0 * N * N)) * two64;
-    const double sd_pbs = sqrt(veil_var_pbs(P)) * two64;
+    uint32_t *dims = NULL;
     v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
     vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
     if (!v || !vals) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
+    if ((st = veil_circuit_slot_dims(c, p, &dims)) != VEIL_OK) goto done;
     for (size_t i = 0; i < p->ninputs; i++) {
         const veil_prog_input *in = &p->inputs[i];
         if (!in->encrypted) continue;
@@ -84,14 +82,21 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
             }
             continue;
         }
+        /* the lookup's partition: its key switch from the key its input lies under, the mask
+         * part of its modulus switch (the body's rounding happens below), its PBS */
+        const veil_params *Q = &c->parts[I->part];
+        const uint32_t N = veil_params_N(Q);
+        const double sd_pbs = sqrt(veil_var_pbs(Q)) * two64;
+        const double ms = veil_var_modswitch(Q) - 1.0 / (48.0 * N * N);
         lut_values(p, I, vals);
         const uint32_t box = N >> I->bits;
         const unsigned up = lut_up(p, I);
         for (uint32_t o = 0; o < I->count; o++) {
+            const double sd_ksms = sqrt(veil_var_keyswitch_dim(Q, dims[I->in_slot[o]]) + ms) * two64;
             uint64_t x = (v[I->in_slot[o]] << up) + gauss(rng, sd_ksms);
             /* modulus switch to 2N, then the coefficient the blind rotation brings to position 0 of
              * the half-box-rotated test polynomial (src/tfhe/pbs.c) */
-            uint32_t b = (uint32_t)(((x >> (62 - P->log2_N)) + 1) >> 1) & (2 * N - 1);
+            uint32_t b = (uint32_t)(((x >> (62 - Q->log2_N)) + 1) >> 1) & (2 * N - 1);
             uint32_t t = b < N ? b : b - N, m = (t + box / 2) / box;
             uint64_t coef = m < (1u << I->bits) ? vals[m] : 0 - vals[0];
             v[I->out_base + o] = (b < N ? coef : 0 - coef) + gauss(rng, sd_pbs);
@@ -102,6 +107,7 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
         for (int64_t e = 0; e < o->size; e++) outputs[j][e] = veil_program_decode(p, o, veil_rt_decode_m(p, v[o->slots[e]]));
     }
 done:
+    veil_free(dims);
     veil_free(v);
     veil_free(vals);
     veil_rng_free(own);
@@ -156,10 +162,13 @@ int veil_rt_same_params(const veil_params *a, const veil_params *b)
     return veil_params_fingerprint(a) == veil_params_fingerprint(b);
 }
 
+/* Slots of varying dimension (veil_circuit_slot_dims): slot s is dims[s] + 1 words at off[s], its
+ * body last. A shorter ciphertext is one under a prefix of a longer key (zero mask words above). */
 typedef struct {
     const veil_instr *I;
     uint64_t *slots;
-    size_t lwe;
+    const uint32_t *dims;
+    const size_t *off;
     uint64_t delta_shift;
 } linear_job;
 
@@ -168,14 +177,18 @@ static void linear_one(void *ctx, size_t o, unsigned thread)
     (void)thread;
     const linear_job *j = ctx;
     const veil_instr *I = j->I;
-    uint64_t *dst = j->slots + ((size_t)I->out_base + o) * j->lwe;
-    memset(dst, 0, 8 * j->lwe);
+    const size_t s = (size_t)I->out_base + o;
+    const uint32_t d = j->dims[s];
+    uint64_t *dst = j->slots + j->off[s];
+    memset(dst, 0, 8 * ((size_t)d + 1));
     for (uint64_t t = I->term_off[o]; t < I->term_off[o + 1]; t++) {
-        const uint64_t *src = j->slots + (size_t)I->term_slot[t] * j->lwe;
+        const uint32_t ts = I->term_slot[t], dt = j->dims[ts];
+        const uint64_t *src = j->slots + j->off[ts];
         uint64_t w = (uint64_t)I->term_w[t];
-        for (size_t q = 0; q < j->lwe; q++) dst[q] += w * src[q];
+        for (size_t q = 0; q < dt; q++) dst[q] += w * src[q];
+        dst[d] += w * src[dt];
     }
-    dst[j->lwe - 1] += (uint64_t)I->cst[o] << j->delta_shift;
+    dst[d] += (uint64_t)I->cst[o] << j->delta_shift;
 }
 
 /* ---- execute --------------------------------------------------------------------------------- */
@@ -194,7 +207,7 @@ static void lut_set_free(void *v)
     veil_free(ls);
 }
 
-static veil_status lut_set_new(const veil_program *p, const veil_params *P, lut_set **out)
+static veil_status lut_set_new(const veil_circuit *c, const veil_program *p, lut_set **out)
 {
     *out = NULL;
     lut_set *ls = veil_calloc(1, sizeof *ls);
@@ -206,7 +219,7 @@ static veil_status lut_set_new(const veil_program *p, const veil_params *P, lut_
         const veil_instr *I = &p->instr[q];
         if (I->kind != VEIL_INSTR_TLU) continue;
         lut_values(p, I, vals);
-        st = veil_lut_new_torus(P, I->bits, vals, &ls->luts[q]);
+        st = veil_lut_new_torus(&c->parts[I->part], I->bits, vals, &ls->luts[q]);
     }
     veil_free(vals);
     if (st != VEIL_OK) lut_set_free(ls);
@@ -227,7 +240,7 @@ static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
     if (!ls) {
         pthread_mutex_lock(&lut_cache_lock);
         ls = mc->rt_cache;
-        if (!ls && (st = lut_set_new(c->prog, &c->params, &ls)) == VEIL_OK) {
+        if (!ls && (st = lut_set_new(c, c->prog, &ls)) == VEIL_OK) {
             mc->rt_cache_free = lut_set_free;
             __atomic_store_n((lut_set **)&mc->rt_cache, ls, __ATOMIC_RELEASE);
         }
@@ -235,6 +248,17 @@ static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
     }
     *out = ls;
     return st;
+}
+
+/* The keys cover the circuit's sets: one part per partition, each of its parameters. */
+static veil_status keys_match(const veil_circuit *c, const veil_eval_keys *ek)
+{
+    if (!veil_rt_same_params(veil_eval_keys_params(ek), &c->params)) return VEIL_ERR_PARAMS_MISMATCH;
+    if (veil_eval_keys_count(ek) != c->nparts) return VEIL_ERR_PARAMS_MISMATCH;
+    for (size_t j = 0; j < c->nparts; j++)
+        if (!veil_rt_same_params(veil_eval_keys_part_params(ek, j), &c->parts[j]))
+            return VEIL_ERR_PARAMS_MISMATCH;
+    return VEIL_OK;
 }
 
 veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, const veil_ciphertexts *in,
@@ -247,7 +271,8 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     if (in->count != veil_rt_enc_input_count(c->prog) || in->lwe_size != veil_params_big_lwe_dim(P) + 1)
         return VEIL_ERR_MALFORMED;
     if (c->prog->n_tlu && !ek) return VEIL_ERR_INVALID_ARG;
-    if (ek && !veil_rt_same_params(veil_eval_keys_params(ek), P)) return VEIL_ERR_PARAMS_MISMATCH;
+    veil_status st = ek ? keys_match(c, ek) : VEIL_OK;
+    if (st != VEIL_OK) return st;
     /* the clear inputs travel with the ciphertexts */
     const veil_program *p = c->prog;
     veil_program *tmp = NULL;
@@ -263,11 +288,13 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
             clear_in[i] = in->clear + kc;
             kc += (size_t)p->inputs[i].size;
         }
-    veil_status st = veil_circuit_program(c, clear_in, &p, &tmp);
+    st = veil_circuit_program(c, clear_in, &p, &tmp);
     veil_free(clear_in);
     if (st != VEIL_OK) return st;
-    const size_t lwe = in->lwe_size;
-    uint64_t *slots = veil_malloc(sizeof(uint64_t) * lwe * (p->nslots ? p->nslots : 1));
+    const size_t lwe = in->lwe_size, ns = p->nslots ? p->nslots : 1;
+    uint32_t *dims = NULL;
+    size_t *off = veil_malloc(sizeof(size_t) * ns), words = 0;
+    uint64_t *slots = NULL;
     const uint64_t **ins = NULL;
     veil_ciphertexts *res = veil_rt_cts_new(P, veil_rt_output_count(p));
     /* the tables: the circuit's cached ones, or this evaluation's own when clear inputs made a
@@ -278,48 +305,68 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     for (size_t k = 0; k < p->ninstr; k++)
         if (p->instr[k].kind == VEIL_INSTR_TLU && p->instr[k].count > max_tlu) max_tlu = p->instr[k].count;
     if (max_tlu) ins = veil_malloc(sizeof(uint64_t *) * max_tlu);
-    if (!slots || !res || (max_tlu && !ins)) {
+    if (!off || !res || (max_tlu && !ins)) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = veil_circuit_slot_dims(c, p, &dims)) != VEIL_OK) goto done;
+    for (size_t s = 0; s < p->nslots; s++) off[s] = words, words += (size_t)dims[s] + 1;
+    if (!(slots = veil_malloc(sizeof(uint64_t) * (words ? words : 1)))) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
     if (p == c->prog) st = circuit_luts(c, &luts);
-    else if ((st = lut_set_new(p, P, &own_luts)) == VEIL_OK) luts = own_luts;
+    else if ((st = lut_set_new(c, p, &own_luts)) == VEIL_OK) luts = own_luts;
     if (st != VEIL_OK) goto done;
     size_t k = 0;
-    for (size_t i = 0; i < p->ninputs; i++) {
+    for (size_t i = 0; i < p->ninputs; i++) { /* inputs: under the whole key, as slot dims say */
         const veil_prog_input *pi = &p->inputs[i];
         if (!pi->encrypted) continue;
-        memcpy(slots + (size_t)pi->base * lwe, in->data + k * lwe, sizeof(uint64_t) * lwe * (size_t)pi->size);
+        memcpy(slots + off[pi->base], in->data + k * lwe, sizeof(uint64_t) * lwe * (size_t)pi->size);
         k += (size_t)pi->size;
     }
     for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
         const veil_instr *I = &p->instr[q];
         if (I->kind == VEIL_INSTR_LINEAR) {
-            linear_job job = {I, slots, lwe, veil_rt_delta_shift(p)};
+            linear_job job = {I, slots, dims, off, veil_rt_delta_shift(p)};
             veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
             continue;
         }
-        /* the key switch reads each input where it lies, scaled by 2^up on the fly */
-        for (uint32_t o = 0; o < I->count; o++) ins[o] = slots + (size_t)I->in_slot[o] * lwe;
-        st = veil_ks_pbs_batch_ex(ek, luts->luts[q], ins, NULL, lut_up(p, I), slots + (size_t)I->out_base * lwe,
-                                  I->count, threads);
+        /* the key switch reads each input where it lies, scaled by 2^up on the fly; inputs under
+         * keys of one length go as one batch */
+        const veil_eval_keys *ekp = veil_eval_keys_part(ek, I->part);
+        for (uint32_t o = 0; o < I->count; o++) ins[o] = slots + off[I->in_slot[o]];
+        for (uint32_t o = 0; o < I->count && st == VEIL_OK;) {
+            const uint32_t d = dims[I->in_slot[o]];
+            uint32_t e = o + 1;
+            while (e < I->count && dims[I->in_slot[e]] == d) e++;
+            st = veil_ks_pbs_batch_dim(ekp, luts->luts[q], ins + o, d, lut_up(p, I), slots + off[I->out_base + o],
+                                       e - o, threads);
+            o = e;
+        }
     }
     if (st != VEIL_OK) goto done;
     k = 0;
+    memset(res->data, 0, sizeof(uint64_t) * lwe * res->count);
     for (size_t j = 0; j < p->noutputs; j++)
-        for (int64_t e = 0; e < p->outputs[j].size; e++, k++)
-            memcpy(res->data + k * lwe, slots + (size_t)p->outputs[j].slots[e] * lwe, sizeof(uint64_t) * lwe);
+        for (int64_t e = 0; e < p->outputs[j].size; e++, k++) { /* to the whole key's length */
+            const uint32_t s = p->outputs[j].slots[e], d = dims[s];
+            uint64_t *dst = res->data + k * lwe;
+            memcpy(dst, slots + off[s], sizeof(uint64_t) * d);
+            dst[lwe - 1] = slots[off[s] + d];
+        }
     *out = res;
     res = NULL;
 done:
     veil_program_free(tmp);
     veil_free(slots);
+    veil_free(off);
+    veil_free(dims);
     veil_free(ins);
     lut_set_free(own_luts);
     veil_ciphertexts_free(res);
     return st;
 }
-
 
 /* ---- ciphertexts on the wire ------------------------------------------------------------------ */
 static veil_status wire_ok(const veil_circuit *c)

@@ -39,20 +39,63 @@ veil_status veil_lwe_expand_seeded(uint32_t dim, const uint8_t seed[VEIL_SEED_BY
 
 void veil_eval_keys_free(veil_eval_keys *ek)
 {
-    if (!ek) return;
-    veil_free(ek->bsk_bodies);
-    veil_free(ek->bsk_f);
-    veil_free(ek->ksk);
-    veil_free(ek);
+    while (ek) {
+        veil_eval_keys *next = ek->next;
+        veil_free(ek->bsk_bodies);
+        veil_free(ek->bsk_f);
+        veil_free(ek->ksk);
+        veil_free(ek);
+        ek = next;
+    }
 }
 
-const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return &ek->p; }
+const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return ek->next ? &ek->shared : &ek->p; }
+
+size_t veil_eval_keys_count(const veil_eval_keys *ek)
+{
+    size_t n = 0;
+    for (; ek; ek = ek->next) n++;
+    return n;
+}
+
+const veil_eval_keys *veil_eval_keys_part(const veil_eval_keys *ek, size_t j)
+{
+    for (; ek && j; j--) ek = ek->next;
+    return ek;
+}
+
+const veil_params *veil_eval_keys_part_params(const veil_eval_keys *ek, size_t j)
+{
+    const veil_eval_keys *e = veil_eval_keys_part(ek, j);
+    return e ? &e->p : NULL;
+}
+
+veil_status veil_eval_keys_append(veil_eval_keys *ek, veil_eval_keys *next)
+{
+    if (!ek || !next || veil_eval_keys_count(ek) + veil_eval_keys_count(next) > VEIL_MAX_PARTS) {
+        veil_eval_keys_free(next);
+        return VEIL_ERR_INVALID_ARG;
+    }
+    veil_params ps[VEIL_MAX_PARTS];
+    size_t n = 0;
+    veil_eval_keys *last = ek;
+    for (veil_eval_keys *e = ek; e; e = e->next) ps[n++] = e->p, last = e;
+    for (veil_eval_keys *e = next; e; e = e->next) ps[n++] = e->p;
+    veil_status s = veil_params_shared(ps, n, &ek->shared);
+    if (s != VEIL_OK) {
+        veil_eval_keys_free(next);
+        return s;
+    }
+    last->next = next;
+    return VEIL_OK;
+}
 
 void veil_eval_keys_compact(veil_eval_keys *ek)
 {
-    if (!ek) return;
-    veil_free(ek->bsk_bodies);
-    ek->bsk_bodies = NULL;
+    for (; ek; ek = ek->next) {
+        veil_free(ek->bsk_bodies);
+        ek->bsk_bodies = NULL;
+    }
 }
 
 veil_status veil_eval_keys_from_fourier(const veil_params *p, double *bsk_f, uint64_t *ksk, veil_eval_keys **out)
@@ -105,7 +148,7 @@ veil_status veil_eval_keys_build(const veil_params *p, const uint8_t seed[VEIL_S
     *out = NULL;
     veil_status s = VEIL_OK;
     const uint32_t N = veil_params_N(p), k = p->k, n = p->n, lk = p->ks_levels;
-    const uint32_t big = k * N, rows = (k + 1) * p->pbs_levels;
+    const uint32_t big = veil_params_ks_dim(p), rows = (k + 1) * p->pbs_levels;
     veil_key_sizes sz = veil_params_key_sizes(p);
     uint64_t *bsk = veil_malloc(sz.bsk_bytes), *ksk = veil_malloc(sz.ksk_bytes);
     veil_rng *bsk_rng = NULL, *ksk_rng = NULL;

@@ -30,15 +30,22 @@ const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice 
     return sk->glwe;
 }
 
+/* The big key holds k·N bits, or ks_dim when the key-switching key reads a longer prefix of a
+ * shared key (veil_secret_key_prefix); a shorter ks_dim uses only the first rows. */
+static uint32_t big_bits(const veil_params *p)
+{
+    uint32_t kn = veil_params_big_lwe_dim(p), ks = veil_params_ks_dim(p);
+    return ks > kn ? ks : kn;
+}
+
 const veil_params *veil_secret_key_params(const veil_secret_key *sk) { return &sk->p; }
 
 void veil_secret_key_free(veil_secret_key *sk)
 {
     if (!sk) return;
-    uint32_t big = veil_params_big_lwe_dim(&sk->p);
     veil_free_secret(sk->lwe, sizeof(uint64_t) * sk->p.n);
-    veil_free_secret(sk->glwe, sizeof(uint64_t) * big);
-    veil_free_secret(sk->glwe_f, sizeof(double) * big);
+    veil_free_secret(sk->glwe, sizeof(uint64_t) * big_bits(&sk->p));
+    veil_free_secret(sk->glwe_f, sizeof(double) * veil_params_big_lwe_dim(&sk->p));
     veil_free_secret(sk, sizeof *sk);
 }
 
@@ -62,10 +69,9 @@ veil_status veil_secret_key_alloc(const veil_params *p, veil_secret_key **out)
     veil_secret_key *sk = veil_calloc(1, sizeof *sk);
     if (!sk) return VEIL_ERR_NOMEM;
     sk->p = *p;
-    uint32_t big = veil_params_big_lwe_dim(p);
     sk->lwe = veil_calloc(p->n, sizeof(uint64_t));
-    sk->glwe = veil_calloc(big, sizeof(uint64_t));
-    sk->glwe_f = veil_calloc(big, sizeof(double));
+    sk->glwe = veil_calloc(big_bits(p), sizeof(uint64_t));
+    sk->glwe_f = veil_calloc(veil_params_big_lwe_dim(p), sizeof(double));
     if (!sk->lwe || !sk->glwe || !sk->glwe_f) {
         veil_secret_key_free(sk);
         return VEIL_ERR_NOMEM;
@@ -83,7 +89,7 @@ veil_status veil_secret_key_new(const veil_params *p, veil_rng *rng, veil_secret
     veil_secret_key *sk = NULL;
     veil_status s = veil_secret_key_alloc(p, &sk);
     if (s != VEIL_OK) return s;
-    uint32_t big = veil_params_big_lwe_dim(p);
+    uint32_t big = big_bits(p);
     uint8_t bytes[512];
     /* one uniform bit per word, taken from the stream without branching on it */
     for (uint32_t done = 0; done < p->n + big;) {
@@ -258,6 +264,24 @@ veil_status veil_ggsw_encrypt(const veil_secret_key *sk, int64_t m, veil_rng *rn
 }
 
 
+veil_status veil_secret_key_prefix(const veil_secret_key *sk, const veil_params *p, veil_secret_key **out)
+{
+    if (!sk || !p || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    if (p->n > sk->p.n || big_bits(p) > big_bits(&sk->p)) return VEIL_ERR_INVALID_ARG;
+    veil_secret_key *v = NULL;
+    veil_status s = veil_secret_key_alloc(p, &v);
+    if (s != VEIL_OK) return s;
+    memcpy(v->lwe, sk->lwe, sizeof(uint64_t) * p->n);
+    memcpy(v->glwe, sk->glwe, sizeof(uint64_t) * big_bits(p));
+    if ((s = finish_secret_key(v)) != VEIL_OK) {
+        veil_secret_key_free(v);
+        return s;
+    }
+    *out = v;
+    return VEIL_OK;
+}
+
 /* ---- evaluation keys: the bodies computed from the secret key -------------------------------- */
 typedef struct {
     const veil_secret_key *sk;
@@ -335,7 +359,7 @@ veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, 
     veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
     veil_params_write_section(&w, &sk->p);
     veil_writer_section(&w, TAG_SKEY);
-    uint32_t big = veil_params_big_lwe_dim(&sk->p);
+    uint32_t big = big_bits(&sk->p);
     veil_buf_put_u32(&w.b, sk->p.n);
     veil_buf_put_u32(&w.b, big);
     put_bits(&w.b, sk->lwe, sk->p.n);
@@ -358,7 +382,7 @@ veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const ve
     if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
     veil_cursor cur = {d, dl, 0};
     uint32_t n = veil_cursor_u32(&cur), big = veil_cursor_u32(&cur);
-    if (cur.bad || n != p.n || big != veil_params_big_lwe_dim(&p)) return VEIL_ERR_MALFORMED;
+    if (cur.bad || n != p.n || big != big_bits(&p)) return VEIL_ERR_MALFORMED;
     size_t nb = (n + 7) / 8, bb = (big + 7) / 8;
     if (cur.left != nb + bb) return VEIL_ERR_MALFORMED;
     veil_secret_key *sk = NULL;

@@ -12,9 +12,11 @@ double veil_var_linear(double var_in, double norm2) { return norm2 * norm2 * var
 
 /* Σ_i Σ_j d_ij · KSK_ij adds kN·ℓ·E[d²]·σ_ksk²; rounding a'_i to β·ℓ bits leaves an error
  * uniform on a grid of 2^-βℓ (variance 2^-2βℓ/12) multiplied by s'_i. */
-double veil_var_keyswitch(const veil_params *p)
+double veil_var_keyswitch(const veil_params *p) { return veil_var_keyswitch_dim(p, veil_params_ks_dim(p)); }
+
+double veil_var_keyswitch_dim(const veil_params *p, uint32_t in_dim)
 {
-    double big = (double)veil_params_big_lwe_dim(p), l = p->ks_levels;
+    double big = (double)in_dim, l = p->ks_levels;
     double B = exp2(p->ks_base_log);
     double key = big * l * (B * B + 2) / 12.0 * veil_noise_variance(&p->lwe_noise);
     double rounding = big * 0.5 * exp2(-2.0 * p->ks_base_log * p->ks_levels) / 12.0;

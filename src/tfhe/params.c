@@ -95,6 +95,7 @@ veil_status veil_params_check(const veil_params *p)
     if (!noise_ok(&p->lwe_noise) || !noise_ok(&p->glwe_noise)) return VEIL_ERR_INVALID_ARG;
     if (p->pbs_base_log < 1 || p->pbs_levels < 1 || p->pbs_base_log * p->pbs_levels > 63) return VEIL_ERR_INVALID_ARG;
     if (p->ks_base_log < 1 || p->ks_levels < 1 || p->ks_base_log * p->ks_levels > 63) return VEIL_ERR_INVALID_ARG;
+    if (p->ks_in_dim > (1u << 17)) return VEIL_ERR_INVALID_ARG;
     return VEIL_OK;
 }
 
@@ -120,7 +121,7 @@ uint64_t veil_params_fingerprint(const veil_params *p)
     veil_buf b = {0};
     uint8_t buf[128];
     b.data = buf;
-    b.cap = sizeof buf; /* never reallocated: the encoding below is 72 bytes */
+    b.cap = sizeof buf; /* never reallocated: the encoding below is at most 84 bytes */
     veil_buf_put_u32(&b, p->n);
     veil_buf_put_u32(&b, p->k);
     veil_buf_put_u32(&b, p->log2_N);
@@ -134,6 +135,8 @@ uint64_t veil_params_fingerprint(const veil_params *p)
     veil_buf_put_u32(&b, p->pbs_levels);
     veil_buf_put_u32(&b, p->ks_base_log);
     veil_buf_put_u32(&b, p->ks_levels);
+    if (p->ks_in_dim && p->ks_in_dim != veil_params_big_lwe_dim(p)) veil_buf_put_u32(&b, p->ks_in_dim);
+    if (p->sets_fingerprint) veil_buf_put_u64(&b, p->sets_fingerprint);
     uint8_t h[32];
     veil_sha256(b.data, b.len, h);
     uint64_t f = 0;
@@ -141,10 +144,46 @@ uint64_t veil_params_fingerprint(const veil_params *p)
     return f;
 }
 
+veil_status veil_params_shared(const veil_params *parts, size_t count, veil_params *out)
+{
+    if (!parts || !out || count == 0) return VEIL_ERR_INVALID_ARG;
+    for (size_t j = 0; j < count; j++)
+        if (veil_params_check(&parts[j]) != VEIL_OK) return VEIL_ERR_INVALID_ARG;
+    if (count == 1) {
+        *out = parts[0];
+        return VEIL_OK;
+    }
+    size_t top = 0;
+    uint32_t n = 0;
+    for (size_t j = 0; j < count; j++) {
+        if (veil_params_big_lwe_dim(&parts[j]) > veil_params_big_lwe_dim(&parts[top])) top = j;
+        if (parts[j].n > n) n = parts[j].n;
+    }
+    veil_params q = parts[top];
+    memset(q.name, 0, sizeof q.name);
+    snprintf(q.name, sizeof q.name, "shared-%u", (unsigned)count);
+    q.n = n;
+    q.ks_in_dim = 0;
+    q.lwe_noise = (veil_noise){VEIL_NOISE_GAUSSIAN, veil_security_min_log2_std(n), 0};
+    q.glwe_noise = (veil_noise){VEIL_NOISE_GAUSSIAN, veil_security_min_log2_std(veil_params_big_lwe_dim(&q)), 0};
+    uint8_t buf[8 * VEIL_MAX_PARTS], h[32];
+    size_t len = 0;
+    for (size_t j = 0; j < count && j < VEIL_MAX_PARTS; j++) {
+        uint64_t f = veil_params_fingerprint(&parts[j]);
+        for (int b = 0; b < 8; b++) buf[len++] = (uint8_t)(f >> (8 * b));
+    }
+    veil_sha256(buf, len, h);
+    q.sets_fingerprint = 0;
+    for (int i = 0; i < 8; i++) q.sets_fingerprint |= (uint64_t)h[i] << (8 * i);
+    if (!q.sets_fingerprint) q.sets_fingerprint = 1;
+    *out = q;
+    return VEIL_OK;
+}
+
 veil_key_sizes veil_params_key_sizes(const veil_params *p)
 {
     uint64_t N = veil_params_N(p), k = p->k, n = p->n, rows = (k + 1) * p->pbs_levels;
-    uint64_t big = k * N;
+    uint64_t big = veil_params_ks_dim(p);
     veil_key_sizes s;
     s.bsk_bytes = 8 * n * rows * (k + 1) * N;
     s.bsk_fourier_bytes = 16 * n * rows * (k + 1) * (N / 2);

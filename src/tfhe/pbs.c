@@ -240,7 +240,8 @@ typedef struct {
     const uint64_t *in_base;
     unsigned in_shift;
     uint64_t *out;
-    size_t stride, count;
+    size_t stride, count; /* stride: k·N + 1 (outputs, and inputs through in_base) */
+    uint32_t in_dim;      /* dimension of the inputs */
     unsigned group;
     thread_scratch *ts;
 } batch_ctx;
@@ -261,8 +262,8 @@ static void batch_group(void *vctx, size_t g, unsigned thread)
     }
     /* the whole group through the key-switching key at once, then through the bootstrapping key */
     const veil_params *p = &c->ek->p;
-    veil_kernels_get()->keyswitch_batch(c->ek->ksk, src, c->in_shift, small, B, veil_params_big_lwe_dim(p), p->n,
-                                        p->ks_base_log, p->ks_levels);
+    veil_kernels_get()->keyswitch_batch(c->ek->ksk, src, c->in_shift, small, B, c->in_dim, p->n, p->ks_base_log,
+                                        p->ks_levels);
     pbs_group(c->ek, c->lut, (const uint64_t *const *)small, res, B, ts->scr, ts->accs);
 }
 
@@ -284,11 +285,12 @@ unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned thread
     return g ? (unsigned)g : 1;
 }
 
-veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
-                                 const uint64_t *in_base, unsigned in_shift, uint64_t *out, size_t count,
-                                 unsigned threads)
+static veil_status batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
+                         const uint64_t *in_base, uint32_t in_dim, unsigned in_shift, uint64_t *out, size_t count,
+                         unsigned threads)
 {
     if (!ek || !lut || (!in && !in_base && count) || (!out && count) || in_shift > 63) return VEIL_ERR_INVALID_ARG;
+    if (in_dim == 0 || in_dim > veil_params_ks_dim(&ek->p)) return VEIL_ERR_INVALID_ARG;
     if (count == 0) return VEIL_OK;
     if (threads == 0) threads = veil_cpu_count();
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -307,7 +309,8 @@ veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, 
         if (s == VEIL_OK && (!ts[t].accs || !ts[t].small)) s = VEIL_ERR_NOMEM;
     }
     if (s == VEIL_OK) {
-        batch_ctx ctx = {ek, lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(p) + 1, count, group, ts};
+        batch_ctx ctx = {ek,    lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(p) + 1,
+                         count, in_dim, group, ts};
         veil_parallel_for(groups, threads, batch_group, &ctx);
     }
     for (unsigned t = 0; t < threads; t++) {
@@ -317,6 +320,21 @@ veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, 
     }
     veil_free(ts);
     return s;
+}
+
+veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
+                                 const uint64_t *in_base, unsigned in_shift, uint64_t *out, size_t count,
+                                 unsigned threads)
+{
+    if (!ek) return VEIL_ERR_INVALID_ARG;
+    return batch(ek, lut, in, in_base, veil_params_big_lwe_dim(&ek->p), in_shift, out, count, threads);
+}
+
+veil_status veil_ks_pbs_batch_dim(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
+                                  uint32_t in_dim, unsigned in_shift, uint64_t *out, size_t count, unsigned threads)
+{
+    if (!in && count) return VEIL_ERR_INVALID_ARG;
+    return batch(ek, lut, in, NULL, in_dim, in_shift, out, count, threads);
 }
 
 veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *in, uint64_t *out,

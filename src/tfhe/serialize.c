@@ -13,35 +13,40 @@
 #define TAG_BSKF VEIL_TAG('B', 'S', 'K', 'F')
 #define TAG_KSK VEIL_TAG('K', 'S', 'K', ' ')
 #define TAG_LWE VEIL_TAG('L', 'W', 'E', 'S')
+#define TAG_PART VEIL_TAG('P', 'A', 'R', 'T')
 
-void veil_params_write_section(veil_writer *w, const veil_params *p)
+static int needs_v2(const veil_params *p)
 {
-    veil_writer_section(w, TAG_PARAMS);
-    char name[16] = {0};
-    memcpy(name, p->name, strnlen(p->name, sizeof name));
-    veil_buf_put(&w->b, name, sizeof name);
-    veil_buf_put_u32(&w->b, p->n);
-    veil_buf_put_u32(&w->b, p->k);
-    veil_buf_put_u32(&w->b, p->log2_N);
-    const veil_noise *zs[2] = {&p->lwe_noise, &p->glwe_noise};
-    for (int i = 0; i < 2; i++) {
-        veil_buf_put_u32(&w->b, (uint32_t)zs[i]->kind);
-        veil_buf_put_f64(&w->b, zs[i]->log2_std);
-        veil_buf_put_u32(&w->b, zs[i]->bound_log2);
-    }
-    veil_buf_put_u32(&w->b, p->pbs_base_log);
-    veil_buf_put_u32(&w->b, p->pbs_levels);
-    veil_buf_put_u32(&w->b, p->ks_base_log);
-    veil_buf_put_u32(&w->b, p->ks_levels);
-    veil_buf_put_u64(&w->b, veil_params_fingerprint(p));
+    return (p->ks_in_dim && p->ks_in_dim != veil_params_big_lwe_dim(p)) || p->sets_fingerprint;
 }
 
-veil_status veil_params_read_section(const veil_container *c, const veil_params *expect, veil_params *p)
+void veil_params_put(veil_buf *b, const veil_params *p)
 {
-    const uint8_t *d;
-    size_t len;
-    veil_status s = veil_container_section(c, TAG_PARAMS, &d, &len);
-    if (s != VEIL_OK) return s;
+    char name[16] = {0};
+    memcpy(name, p->name, strnlen(p->name, sizeof name));
+    veil_buf_put(b, name, sizeof name);
+    veil_buf_put_u32(b, p->n);
+    veil_buf_put_u32(b, p->k);
+    veil_buf_put_u32(b, p->log2_N);
+    const veil_noise *zs[2] = {&p->lwe_noise, &p->glwe_noise};
+    for (int i = 0; i < 2; i++) {
+        veil_buf_put_u32(b, (uint32_t)zs[i]->kind);
+        veil_buf_put_f64(b, zs[i]->log2_std);
+        veil_buf_put_u32(b, zs[i]->bound_log2);
+    }
+    veil_buf_put_u32(b, p->pbs_base_log);
+    veil_buf_put_u32(b, p->pbs_levels);
+    veil_buf_put_u32(b, p->ks_base_log);
+    veil_buf_put_u32(b, p->ks_levels);
+    /* format version 2: a partition's key-switching source dimension (u32), a shared key's list
+     * fingerprint (u64), each present only when nonzero */
+    if (p->ks_in_dim && p->ks_in_dim != veil_params_big_lwe_dim(p)) veil_buf_put_u32(b, p->ks_in_dim);
+    if (p->sets_fingerprint) veil_buf_put_u64(b, p->sets_fingerprint);
+    veil_buf_put_u64(b, veil_params_fingerprint(p));
+}
+
+veil_status veil_params_get(const uint8_t *d, size_t len, veil_params *p)
+{
     veil_cursor cur = {d, len, 0};
     memset(p, 0, sizeof *p);
     veil_cursor_bytes(&cur, p->name, sizeof p->name);
@@ -60,11 +65,32 @@ veil_status veil_params_read_section(const veil_container *c, const veil_params 
     p->pbs_levels = veil_cursor_u32(&cur);
     p->ks_base_log = veil_cursor_u32(&cur);
     p->ks_levels = veil_cursor_u32(&cur);
+    if (cur.left == 12 || cur.left == 20) p->ks_in_dim = veil_cursor_u32(&cur);
+    if (cur.left == 16) p->sets_fingerprint = veil_cursor_u64(&cur);
     uint64_t fp = veil_cursor_u64(&cur);
     if (cur.bad || cur.left) return VEIL_ERR_MALFORMED;
     if (veil_params_check(p) != VEIL_OK) return VEIL_ERR_MALFORMED;
-    if (fp != veil_params_fingerprint(p)) return VEIL_ERR_MALFORMED;
-    if (expect && fp != veil_params_fingerprint(expect)) return VEIL_ERR_PARAMS_MISMATCH;
+    if ((p->ks_in_dim && p->ks_in_dim == veil_params_big_lwe_dim(p)) || fp != veil_params_fingerprint(p))
+        return VEIL_ERR_MALFORMED;
+    return VEIL_OK;
+}
+
+void veil_params_write_section(veil_writer *w, const veil_params *p)
+{
+    if (needs_v2(p)) veil_writer_version(w, 2);
+    veil_writer_section(w, TAG_PARAMS);
+    veil_params_put(&w->b, p);
+}
+
+veil_status veil_params_read_section(const veil_container *c, const veil_params *expect, veil_params *p)
+{
+    const uint8_t *d;
+    size_t len;
+    veil_status s = veil_container_section(c, TAG_PARAMS, &d, &len);
+    if (s != VEIL_OK) return s;
+    if ((s = veil_params_get(d, len, p)) != VEIL_OK) return s;
+    if (c->version < 2 && needs_v2(p)) return VEIL_ERR_MALFORMED;
+    if (expect && veil_params_fingerprint(p) != veil_params_fingerprint(expect)) return VEIL_ERR_PARAMS_MISMATCH;
     return VEIL_OK;
 }
 
@@ -77,14 +103,14 @@ veil_status veil_open_object(const uint8_t *buf, size_t len, veil_kind kind, uin
 
 /* ---- evaluation keys --------------------------------------------------------------------------- */
 
-veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out, size_t *len)
+/* One parameter set's keys (ek->next is not followed). */
+static veil_status serialize_one(const veil_eval_keys *ek, int compressed, uint8_t **out, size_t *len)
 {
-    if (!ek || !out || !len) return VEIL_ERR_INVALID_ARG;
     if (compressed && (!ek->has_seed || !ek->bsk_bodies)) return VEIL_ERR_UNSUPPORTED;
     const veil_params *p = &ek->p;
     veil_key_sizes sz = veil_params_key_sizes(p);
     const size_t N = veil_params_N(p), k = p->k, n = p->n, rows = (k + 1) * p->pbs_levels;
-    const size_t big = k * N, lk = p->ks_levels;
+    const size_t big = veil_params_ks_dim(p), lk = p->ks_levels;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_EVAL_KEYS, compressed ? VEIL_FLAG_SEEDED : 0);
     veil_params_write_section(&w, p);
@@ -105,6 +131,32 @@ veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, u
     return veil_writer_finish(&w, out, len);
 }
 
+/* Several parameter sets (format version 2): their shared parameters, then one PART section per
+ * set, each a whole single-set object. */
+veil_status veil_eval_keys_serialize(const veil_eval_keys *ek, int compressed, uint8_t **out, size_t *len)
+{
+    if (!ek || !out || !len) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!ek->next) return serialize_one(ek, compressed, out, len);
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_EVAL_KEYS, compressed ? VEIL_FLAG_SEEDED : 0);
+    veil_writer_version(&w, 2);
+    veil_params_write_section(&w, veil_eval_keys_params(ek));
+    for (const veil_eval_keys *e = ek; e; e = e->next) {
+        uint8_t *b = NULL;
+        size_t bl = 0;
+        veil_status s = serialize_one(e, compressed, &b, &bl);
+        if (s != VEIL_OK) {
+            veil_buf_free(&w.b);
+            return s;
+        }
+        veil_writer_section(&w, TAG_PART);
+        veil_buf_put(&w.b, b, bl);
+        veil_free(b);
+    }
+    return veil_writer_finish(&w, out, len);
+}
+
 static veil_status read_words(const veil_container *c, uint32_t tag, uint64_t words, uint64_t **out)
 {
     const uint8_t *d;
@@ -121,18 +173,14 @@ static veil_status read_words(const veil_container *c, uint32_t tag, uint64_t wo
     return VEIL_OK;
 }
 
-veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
-                                       veil_eval_keys **out)
+static veil_status deserialize_one(const veil_container *cp, const veil_params *pp, veil_eval_keys **out)
 {
-    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
-    *out = NULL;
-    veil_container c;
-    veil_params p;
+    const veil_container c = *cp;
+    const veil_params p = *pp;
     uint64_t *bsk = NULL, *ksk = NULL;
-    veil_status s = veil_open_object(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, expect, &c, &p);
-    if (s != VEIL_OK) return s;
+    veil_status s;
     const uint64_t N = veil_params_N(&p), k = p.k, n = p.n, rows = (k + 1) * p.pbs_levels;
-    const uint64_t big = k * N, lk = p.ks_levels;
+    const uint64_t big = veil_params_ks_dim(&p), lk = p.ks_levels;
     veil_key_sizes sz = veil_params_key_sizes(&p);
     if (c.flags & VEIL_FLAG_SEEDED) {
         const uint8_t *seed;
@@ -170,6 +218,47 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
 }
 
 /* ---- ciphertext lists -------------------------------------------------------------------------- */
+
+veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                       veil_eval_keys **out)
+{
+    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_container c;
+    veil_params p;
+    veil_status s = veil_open_object(buf, len, VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, expect, &c, &p);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if (veil_container_section(&c, TAG_PART, &d, &dl) != VEIL_OK) return deserialize_one(&c, &p, out);
+    /* several parameter sets: every PART is a whole single-set object in the outer one's form
+     * (compressed or not); the outer parameters are the sets' shared ones */
+    veil_eval_keys *all = NULL;
+    size_t parts = 0;
+    for (uint32_t i = 0; i < c.nsections && s == VEIL_OK; i++) {
+        if (c.tags[i] != TAG_PART) continue;
+        veil_container ci;
+        veil_params pi;
+        veil_eval_keys *e = NULL;
+        s = veil_open_object(c.sec[i], (size_t)c.sec_len[i], VEIL_KIND_EVAL_KEYS, VEIL_FLAG_SEEDED, NULL, &ci, &pi);
+        if (s == VEIL_OK && ((ci.flags ^ c.flags) & VEIL_FLAG_SEEDED)) s = VEIL_ERR_MALFORMED;
+        if (s == VEIL_OK && veil_container_section(&ci, TAG_PART, &d, &dl) == VEIL_OK) s = VEIL_ERR_MALFORMED;
+        if (s == VEIL_OK && ++parts > VEIL_MAX_PARTS) s = VEIL_ERR_MALFORMED;
+        if (s == VEIL_OK) s = deserialize_one(&ci, &pi, &e);
+        if (s == VEIL_OK) {
+            if (!all) all = e;
+            else s = veil_eval_keys_append(all, e);
+        }
+    }
+    if (s == VEIL_OK && (parts < 2 || veil_params_fingerprint(veil_eval_keys_params(all)) != veil_params_fingerprint(&p)))
+        s = VEIL_ERR_MALFORMED;
+    if (s != VEIL_OK) {
+        veil_eval_keys_free(all);
+        return s == VEIL_ERR_INVALID_ARG ? VEIL_ERR_MALFORMED : s;
+    }
+    *out = all;
+    return VEIL_OK;
+}
 
 static int dim_ok(const veil_params *p, uint32_t dim) { return dim == p->n || dim == veil_params_big_lwe_dim(p); }
 

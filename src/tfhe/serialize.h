@@ -10,7 +10,12 @@
 #define VEIL_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_PARAMS VEIL_TAG('P', 'R', 'M', 'S')
 
-/* Opens a PRMS section and writes p into it. */
+/* The parameters' encoding (the body of a PRMS section), and its reader: VEIL_ERR_MALFORMED when
+ * the bytes are not exactly one valid set with its fingerprint. */
+void veil_params_put(veil_buf *b, const veil_params *p);
+VEIL_NODISCARD veil_status veil_params_get(const uint8_t *d, size_t len, veil_params *p);
+/* Opens a PRMS section and writes p into it (and marks the object format version 2 when p needs
+ * it: a key-switching source dimension or a shared key's list fingerprint). */
 void veil_params_write_section(veil_writer *w, const veil_params *p);
 /* Reads the PRMS section: VEIL_ERR_MALFORMED when absent, inconsistent or insecure-invalid;
  * VEIL_ERR_PARAMS_MISMATCH when expect is given and its fingerprint differs. */

@@ -18,7 +18,7 @@ struct veil_secret_key {
  *   bsk_f      [n][(k+1)ℓ][(k+1)][N] doubles: Fourier polynomials (fft.h's split layout)
  *   bsk_bodies [n][(k+1)ℓ][N] uint64: the standard-domain bodies, kept only by seeded keys that may
  *              still be written compressed (seed + bodies); NULL after veil_eval_keys_compact
- * Key-switching key: ksk[kN][ℓ_ks][n+1], row (i, j) encrypts s'_i·2^(64-β(j+1)) under the small key. */
+ * Key-switching key: ksk[ks_dim][ℓ_ks][n+1] (ks_dim = veil_params_ks_dim, k·N by default), row (i, j) encrypts s'_i·2^(64-β(j+1)) under the small key. */
 struct veil_eval_keys {
     veil_params p;
     double *bsk_f;
@@ -26,6 +26,8 @@ struct veil_eval_keys {
     uint64_t *ksk;
     int has_seed;
     uint8_t mask_seed[VEIL_SEED_BYTES];
+    struct veil_eval_keys *next; /* the next parameter set's keys (veil_eval_keys_append) */
+    veil_params shared;          /* first of several: veil_params_shared of all of them */
 };
 
 struct veil_lut {

@@ -37,29 +37,8 @@ static inline void fixture_kernels_or_skip(void)
     exit(1);
 }
 
-/* A CSPRNG stream for a randomized test, from VEIL_TEST_SEED (32 hex digits) when set, else from
- * the OS; the seed is printed so that a failure can be replayed. */
-static inline void fixture_seeded_rng(veil_rng **rng)
-{
-    uint8_t seed[VEIL_SEED_BYTES];
-    const char *env = getenv("VEIL_TEST_SEED");
-    if (env && strlen(env) == 2 * VEIL_SEED_BYTES) {
-        for (int i = 0; i < VEIL_SEED_BYTES; i++) {
-            unsigned v;
-            if (sscanf(env + 2 * i, "%2x", &v) != 1) exit(1);
-            seed[i] = (uint8_t)v;
-        }
-    } else {
-        veil_rng *os;
-        CHECK_OK(veil_rng_new_os(&os));
-        veil_rng_seed(os, seed);
-        veil_rng_free(os);
-    }
-    printf("seed ");
-    for (int i = 0; i < VEIL_SEED_BYTES; i++) printf("%02x", seed[i]);
-    printf(" (replay with VEIL_TEST_SEED)\n");
-    CHECK_OK(veil_rng_new_seeded(rng, seed));
-}
+/* A randomized test's stream with its seed printed (check_seeded_rng). */
+static inline void fixture_seeded_rng(veil_rng **rng) { check_seeded_rng(rng); }
 
 static inline void fixture_new(tfhe_fixture *f, const char *name, veil_rng *rng)
 {

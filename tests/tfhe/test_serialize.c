@@ -70,9 +70,13 @@ static void attack(obj o, const char *label, const uint8_t *orig, size_t len, ve
     CHECK(read_as(o, buf, len, &P) == VEIL_ERR_CHECKSUM, "%s: payload flip -> checksum error", label);
     /* version, flags (re-signed so the checksum holds) */
     memcpy(buf, orig, len);
-    buf[8] = 2;
+    buf[8] = VEIL_FORMAT_VERSION + 1;
     resign(buf, len);
     CHECK(read_as(o, buf, len, &P) == VEIL_ERR_BAD_VERSION, "%s: newer version refused", label);
+    memcpy(buf, orig, len);
+    buf[8] = 0;
+    resign(buf, len);
+    CHECK(read_as(o, buf, len, &P) == VEIL_ERR_BAD_VERSION, "%s: version 0 refused", label);
     memcpy(buf, orig, len);
     buf[15] |= 0x80;
     resign(buf, len);

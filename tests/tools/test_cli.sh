@@ -104,6 +104,15 @@ if [ "${VEIL_TEST_QUICK:-0}" != 1 ]; then
   "$VEIL" decrypt "$T/qx" --keys "$T/k" --input "$T/out.veil" >"$T/dec.txt"
   check "keygen/encrypt/run/decrypt: the clear prediction of sample 2 ($(cat "$T/dec.txt"))" \
     grep -q "^argmax=$("$(dirname "$VEIL")/npy_argmax" "$T/qx_clear.npy" | sed -n 3p)$" "$T/dec.txt"
+  # exact rounding: its low-bit extractions get a partition of their own (N = 2^11)
+  "$VEIL" info "$T/qx" >"$T/qx_info.txt"
+  check "info: two precision partitions" grep -q "^parameters: 2 sets (precision partitions)" "$T/qx_info.txt"
+  check "info: the 4-bit partition" grep -q "^  partition 0, auto-p4: 32 lookups of up to 4 bits, .* N 2^11" "$T/qx_info.txt"
+  "$VEIL" compile "$M/model.onnx" --inputset "$M/train.npy" --qat --n-bits-json '{"model_inputs": 4, "model_outputs": 4}' \
+    --rounding-bits 6 --rounding-method exact --single-precision -o "$T/qs" >/dev/null
+  "$VEIL" info "$T/qs" >"$T/qs_info.txt"
+  check "--single-precision: one set, today's" grep -q "^parameters auto-p6: n 870, k 1, N 2^13" "$T/qs_info.txt"
+  refuse 1 "other parameters" "$VEIL" run "$T/qs" --eval-keys "$T/k/eval.keys" --input "$T/ct.veil" -o "$T/x"
   head -c 300 "$T/ct.veil" >"$T/ct_cut.veil"
   refuse 1 "ciphertexts truncated" "$VEIL" run "$T/qx" --eval-keys "$T/k/eval.keys" --input "$T/ct_cut.veil" -o "$T/x"
   check "a refused run writes nothing" [ ! -e "$T/x" ]
