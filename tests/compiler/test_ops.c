@@ -82,8 +82,23 @@ static void run_case(const char *name, veil_graph *g, const int64_t *lo, const i
         veil_circuit_stats cs;
         veil_circuit_get_stats(c, &cs);
         const veil_params *p = veil_circuit_params(c);
-        printf("%-22s precision %2u  lookups %2u bits  pbs %4zu  params n=%u k=%u N=2^%u  max bit_width %u\n", name, cs.precision,
-               cs.lookup_bits, cs.pbs_count, p->n, p->k, p->log2_N, veil_circuit_max_bit_width(c));
+        printf("%-22s precision %2u  lookups %2u bits  pbs %4zu  params n=%u k=%u N=2^%u  max bit_width %u  sets %zu\n",
+               name, cs.precision, cs.lookup_bits, cs.pbs_count, p->n, p->k, p->log2_N, veil_circuit_max_bit_width(c),
+               cs.partitions);
+        /* precision partitions never cost more than the one set (which they start from) */
+        CHECK(cs.cost <= cs.single_cost && (cs.partitions > 1 || cs.cost == cs.single_cost),
+              "%s: partitioned cost %.4g, single precision %.4g", name, cs.cost, cs.single_cost);
+        {
+            veil_compile_config one = cfg;
+            one.single_precision = 1;
+            veil_circuit *c1 = NULL;
+            CHECK_OK(veil_compile(g, set, SAMPLES, &one, &c1));
+            veil_circuit_stats s1;
+            veil_circuit_get_stats(c1, &s1);
+            CHECK(s1.partitions == 1 && s1.cost == cs.single_cost, "%s: --single-precision is the starting point",
+                  name);
+            veil_circuit_free(c1);
+        }
         if (lookup_bits_max)
             CHECK(cs.lookup_bits <= lookup_bits_max, "%s: lookups read %u bits, expected at most %u", name,
                   cs.lookup_bits, lookup_bits_max);
