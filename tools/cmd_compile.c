@@ -151,12 +151,11 @@ int veil_cmd_compile(int argc, char **argv)
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);
     const veil_params *p = veil_circuit_params(c);
-    veil_key_sizes ks = veil_params_key_sizes(p);
     printf("compiled %s in %.3f s: max bit-width %u, %zu PBS per inference, parameters %s (N 2^%u, n %u), "
            "evaluation keys %.1f MB (%.1f MB compressed)\n",
            onnx, t, veil_model_max_bit_width(m), s.pbs_count, p->name, p->log2_N, p->n,
            (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
-           (double)(s.bsk_bytes ? ks.bsk_seeded_bytes + ks.ksk_seeded_bytes : 0) / 1e6);
+           (double)(s.bsk_seeded_bytes + s.ksk_seeded_bytes) / 1e6);
     printf("wrote %s/client.veil and %s/server.veil\n", out, out);
     veil_model_free(m);
     return 0;

@@ -85,11 +85,15 @@ int veil_params_is_secure(const veil_params *p);
  * k·N; sets_fingerprint naming the list (for count > 1). Fresh ciphertexts and the client's secret
  * key have these parameters. count == 1 gives parts[0] itself. */
 VEIL_NODISCARD veil_status veil_params_shared(const veil_params *parts, size_t count, veil_params *out);
+/* 1 when a and b are the same set: every field but the name (readers of files compare with this,
+ * not only with fingerprints, before trusting a set's dimensions). */
+int veil_params_same(const veil_params *a, const veil_params *b);
 /* 64-bit fingerprint (SHA-256 of the canonical encoding, name excluded). */
 uint64_t veil_params_fingerprint(const veil_params *p);
 static inline uint32_t veil_params_N(const veil_params *p) { return 1u << p->log2_N; }
 static inline uint32_t veil_params_big_lwe_dim(const veil_params *p) { return p->k << p->log2_N; }
-/* Dimension of the ciphertexts the key-switching key accepts: ks_in_dim, or k·N when 0. */
+/* Dimension of the ciphertexts the key-switching key accepts: ks_in_dim (never below k·N), or k·N
+ * when 0. */
 static inline uint32_t veil_params_ks_dim(const veil_params *p)
 {
     return p->ks_in_dim ? p->ks_in_dim : veil_params_big_lwe_dim(p);

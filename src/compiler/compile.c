@@ -264,7 +264,7 @@ static veil_status partition(veil_circuit *c, double p_error)
     if (np < 2 || !(cost < single)) goto done; /* the single set it is */
     for (size_t q = 0; q < np; q++) {
         snprintf(parts[q].name, sizeof parts[q].name, "auto-p%u", bits[q]);
-        parts[q].ks_in_dim = ksd[q] == veil_params_big_lwe_dim(&parts[q]) ? 0 : ksd[q];
+        parts[q].ks_in_dim = ksd[q] > veil_params_big_lwe_dim(&parts[q]) ? ksd[q] : 0; /* never shorter */
     }
     veil_params shared;
     if ((st = veil_params_shared(parts, np, &shared)) != VEIL_OK) goto done;

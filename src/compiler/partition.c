@@ -123,6 +123,8 @@ veil_status veil_part_analyze(const veil_program *p, double p_error, veil_part_p
                     B[s] += w2 * B[src];
                     M[s] |= M[src];
                 }
+                /* a constant: under the whole key, as the runtime makes it (veil_circuit_slot_dims) */
+                if (!M[s]) M[s] = 1u << VEIL_PART_FRESH;
             }
             continue;
         }

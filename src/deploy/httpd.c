@@ -842,11 +842,10 @@ static int load_model(const char *dir)
         return 0;
     }
     const veil_circuit *c = veil_server_model_circuit(m->sm);
-    veil_key_sizes ks = veil_params_key_sizes(veil_circuit_params(c));
-    m->key_bytes = ks.bsk_seeded_bytes + ks.ksk_seeded_bytes;
-    m->key_bytes_full = ks.bsk_bytes + ks.ksk_bytes;
     veil_circuit_stats s;
-    veil_circuit_get_stats(c, &s);
+    veil_circuit_get_stats(c, &s); /* every parameter set's keys */
+    m->key_bytes = s.bsk_seeded_bytes + s.ksk_seeded_bytes;
+    m->key_bytes_full = s.bsk_bytes + s.ksk_bytes;
     logf_("model %s loaded in %.3f s: max bit-width %u, %zu PBS per inference, parameters %s, evaluation keys "
           "%.1f MB compressed (%.1f MB expanded)",
           m->name, now_s() - t0, veil_circuit_max_bit_width(c), s.pbs_count, veil_circuit_params(c)->name,

@@ -368,9 +368,12 @@ static veil_status read_parts(const veil_container *cn, veil_circuit *c)
     }
     if (cur.left) return VEIL_ERR_MALFORMED;
     veil_params shared;
-    if (veil_params_shared(c->parts, np, &shared) != VEIL_OK ||
-        veil_params_fingerprint(&shared) != veil_params_fingerprint(&c->params))
+    if (cn->version < 2 || veil_params_shared(c->parts, np, &shared) != VEIL_OK || !veil_params_same(&shared, &c->params))
         return VEIL_ERR_MALFORMED;
+    for (uint32_t j = 0; j < np; j++) /* every set's keys are prefixes of the shared ones */
+        if (c->parts[j].n > c->params.n || veil_params_big_lwe_dim(&c->parts[j]) > veil_params_big_lwe_dim(&c->params) ||
+            veil_params_ks_dim(&c->parts[j]) > veil_params_big_lwe_dim(&c->params))
+            return VEIL_ERR_MALFORMED;
     c->nparts = np;
     return VEIL_OK;
 }

@@ -157,10 +157,7 @@ size_t veil_rt_output_count(const veil_program *p)
     return n;
 }
 
-int veil_rt_same_params(const veil_params *a, const veil_params *b)
-{
-    return veil_params_fingerprint(a) == veil_params_fingerprint(b);
-}
+int veil_rt_same_params(const veil_params *a, const veil_params *b) { return a && b && veil_params_same(a, b); }
 
 /* Slots of varying dimension (veil_circuit_slot_dims): slot s is dims[s] + 1 words at off[s], its
  * body last. A shorter ciphertext is one under a prefix of a longer key (zero mask words above). */

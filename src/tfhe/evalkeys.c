@@ -49,7 +49,10 @@ void veil_eval_keys_free(veil_eval_keys *ek)
     }
 }
 
-const veil_params *veil_eval_keys_params(const veil_eval_keys *ek) { return ek->next ? &ek->shared : &ek->p; }
+const veil_params *veil_eval_keys_params(const veil_eval_keys *ek)
+{
+    return ek->is_head && ek->next ? &ek->shared : &ek->p;
+}
 
 size_t veil_eval_keys_count(const veil_eval_keys *ek)
 {
@@ -87,6 +90,8 @@ veil_status veil_eval_keys_append(veil_eval_keys *ek, veil_eval_keys *next)
         return s;
     }
     last->next = next;
+    ek->is_head = 1;
+    next->is_head = 0;
     return VEIL_OK;
 }
 

@@ -31,12 +31,8 @@ const uint64_t *veil_secret_key_bits(const veil_secret_key *sk, veil_key_choice 
 }
 
 /* The big key holds k·N bits, or ks_dim when the key-switching key reads a longer prefix of a
- * shared key (veil_secret_key_prefix); a shorter ks_dim uses only the first rows. */
-static uint32_t big_bits(const veil_params *p)
-{
-    uint32_t kn = veil_params_big_lwe_dim(p), ks = veil_params_ks_dim(p);
-    return ks > kn ? ks : kn;
-}
+ * shared key (veil_secret_key_prefix). */
+static uint32_t big_bits(const veil_params *p) { return veil_params_ks_dim(p); }
 
 const veil_params *veil_secret_key_params(const veil_secret_key *sk) { return &sk->p; }
 

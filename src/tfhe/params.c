@@ -95,7 +95,8 @@ veil_status veil_params_check(const veil_params *p)
     if (!noise_ok(&p->lwe_noise) || !noise_ok(&p->glwe_noise)) return VEIL_ERR_INVALID_ARG;
     if (p->pbs_base_log < 1 || p->pbs_levels < 1 || p->pbs_base_log * p->pbs_levels > 63) return VEIL_ERR_INVALID_ARG;
     if (p->ks_base_log < 1 || p->ks_levels < 1 || p->ks_base_log * p->ks_levels > 63) return VEIL_ERR_INVALID_ARG;
-    if (p->ks_in_dim > (1u << 17)) return VEIL_ERR_INVALID_ARG;
+    if (p->ks_in_dim && (p->ks_in_dim < veil_params_big_lwe_dim(p) || p->ks_in_dim > (1u << 17)))
+        return VEIL_ERR_INVALID_ARG;
     return VEIL_OK;
 }
 
@@ -144,9 +145,23 @@ uint64_t veil_params_fingerprint(const veil_params *p)
     return f;
 }
 
+static int same_noise(const veil_noise *a, const veil_noise *b)
+{
+    if (a->kind != b->kind) return 0;
+    return a->kind == VEIL_NOISE_GAUSSIAN ? a->log2_std == b->log2_std : a->bound_log2 == b->bound_log2;
+}
+
+int veil_params_same(const veil_params *a, const veil_params *b)
+{
+    return a->n == b->n && a->k == b->k && a->log2_N == b->log2_N && same_noise(&a->lwe_noise, &b->lwe_noise) &&
+           same_noise(&a->glwe_noise, &b->glwe_noise) && a->pbs_base_log == b->pbs_base_log &&
+           a->pbs_levels == b->pbs_levels && a->ks_base_log == b->ks_base_log && a->ks_levels == b->ks_levels &&
+           veil_params_ks_dim(a) == veil_params_ks_dim(b) && a->sets_fingerprint == b->sets_fingerprint;
+}
+
 veil_status veil_params_shared(const veil_params *parts, size_t count, veil_params *out)
 {
-    if (!parts || !out || count == 0) return VEIL_ERR_INVALID_ARG;
+    if (!parts || !out || count == 0 || count > VEIL_MAX_PARTS) return VEIL_ERR_INVALID_ARG;
     for (size_t j = 0; j < count; j++)
         if (veil_params_check(&parts[j]) != VEIL_OK) return VEIL_ERR_INVALID_ARG;
     if (count == 1) {

@@ -65,10 +65,11 @@ veil_status veil_params_get(const uint8_t *d, size_t len, veil_params *p)
     p->pbs_levels = veil_cursor_u32(&cur);
     p->ks_base_log = veil_cursor_u32(&cur);
     p->ks_levels = veil_cursor_u32(&cur);
-    if (cur.left == 12 || cur.left == 20) p->ks_in_dim = veil_cursor_u32(&cur);
-    if (cur.left == 16) p->sets_fingerprint = veil_cursor_u64(&cur);
+    int extra = 0; /* version-2 fields are present only when nonzero */
+    if (cur.left == 12 || cur.left == 20) p->ks_in_dim = veil_cursor_u32(&cur), extra |= !p->ks_in_dim;
+    if (cur.left == 16) p->sets_fingerprint = veil_cursor_u64(&cur), extra |= !p->sets_fingerprint;
     uint64_t fp = veil_cursor_u64(&cur);
-    if (cur.bad || cur.left) return VEIL_ERR_MALFORMED;
+    if (cur.bad || cur.left || extra) return VEIL_ERR_MALFORMED;
     if (veil_params_check(p) != VEIL_OK) return VEIL_ERR_MALFORMED;
     if ((p->ks_in_dim && p->ks_in_dim == veil_params_big_lwe_dim(p)) || fp != veil_params_fingerprint(p))
         return VEIL_ERR_MALFORMED;
@@ -250,7 +251,7 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
             else s = veil_eval_keys_append(all, e);
         }
     }
-    if (s == VEIL_OK && (parts < 2 || veil_params_fingerprint(veil_eval_keys_params(all)) != veil_params_fingerprint(&p)))
+    if (s == VEIL_OK && (c.version < 2 || parts < 2 || !veil_params_same(veil_eval_keys_params(all), &p)))
         s = VEIL_ERR_MALFORMED;
     if (s != VEIL_OK) {
         veil_eval_keys_free(all);

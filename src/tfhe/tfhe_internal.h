@@ -27,7 +27,8 @@ struct veil_eval_keys {
     int has_seed;
     uint8_t mask_seed[VEIL_SEED_BYTES];
     struct veil_eval_keys *next; /* the next parameter set's keys (veil_eval_keys_append) */
-    veil_params shared;          /* first of several: veil_params_shared of all of them */
+    veil_params shared;          /* the first of several (is_head): veil_params_shared of all */
+    int is_head;
 };
 
 struct veil_lut {
