@@ -7,7 +7,10 @@
  *   a < b, ...     one lookup on a − b
  *   max(a, b)      b + relu(a − b);  min(a, b) = a − relu(a − b)
  *   a · b          ⌊(a+b)²/4⌋ − ⌊(a−b)²/4⌋ (exact: a+b and a−b have the same parity)
- *   max pool       a tree of max(a, b);  average pool: ⌊Σ / (KH·KW)⌋ */
+ *   max pool       a tree of max(a, b);  average pool: ⌊Σ / (KH·KW)⌋
+ *                  of a non-decreasing lookup T: max(T(i), T(j)) = T(max(i, j)), so the lookup
+ *                  returns its index, the tree compares indices and one lookup per window
+ *                  applies T (the comparisons read the rounded width, not the table's) */
 #include "lower.h"
 
 #include <math.h>
@@ -24,12 +27,18 @@ typedef struct {
     int64_t *w;
 } form;
 
-typedef enum { ST_NODE, ST_ADDK, ST_MULK, ST_RSUBK, ST_CMP0, ST_RELU, ST_DIV, ST_SQ4 } step_kind;
+typedef enum { ST_NODE, ST_ADDK, ST_MULK, ST_RSUBK, ST_CMP0, ST_RELU, ST_DIV, ST_SQ4, ST_TAB } step_kind;
 typedef struct {
     step_kind kind;
-    int64_t k;
+    int64_t k; /* ST_TAB: the table's length */
     const veil_node_rec *node;
+    const int64_t *tab; /* ST_TAB: x ↦ tab[x] */
 } step;
+
+/* a node's own lookup (the last of its chain): the instruction and the index range it reads */
+typedef struct {
+    int64_t instr, klo, khi;
+} node_tlu;
 
 typedef struct {
     const veil_graph *g;
@@ -49,6 +58,8 @@ typedef struct {
     veil_lower_issue *issues;
     size_t max_issues, nissues;
     int extracting; /* inside exact_floor */
+    node_tlu last;  /* emit_tlu's final lookup */
+    node_tlu *own;  /* per node (instr -1: none) */
     veil_status st;
 } lower_ctx;
 
@@ -265,6 +276,7 @@ static int64_t chain_eval(const step *st, int n, int64_t x)
             x = q;
             break;
         }
+        case ST_TAB: x = x >= 0 && x < s->k ? s->tab[x] : 0; break;
         case ST_SQ4: {
             /* ⌊x²/4⌋ without overflow for |x| < 2^31 */
             int64_t h = x / 2, r = x - 2 * h; /* x = 2h + r, r in {-1, 0, 1} */
@@ -399,6 +411,10 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
     if (!ins) return NULL;
     for (int64_t i = 0; i < ((int64_t)1 << bits); i++)
         ins->table[i] = chain_eval(steps, nsteps, (i << shift) - off);
+    /* the indices it reads; an approximate rounding may land one box off */
+    int64_t klo = (lo + off + half) >> shift, khi = (hi + off + half) >> shift, top = ((int64_t)1 << bits) - 1;
+    if (shift && !exact) klo = klo > 0 ? klo - 1 : 0, khi = khi < top ? khi + 1 : top;
+    L->last = (node_tlu){(int64_t)(ins - L->p->instr), klo, khi};
     return out;
 }
 
@@ -433,13 +449,13 @@ static int fusable_operand(const veil_graph *g, int u)
 static step node_step(lower_ctx *L, int u)
 {
     const veil_node_rec *n = &L->g->nodes[u];
-    if (is_tlu_unary(n->op)) return (step){ST_NODE, 0, n};
-    if (n->op == VEIL_OP_NEG) return (step){ST_MULK, -1, NULL};
+    if (is_tlu_unary(n->op)) return (step){ST_NODE, 0, n, NULL};
+    if (n->op == VEIL_OP_NEG) return (step){ST_MULK, -1, NULL, NULL};
     int enc_first = L->g->nodes[n->in[0]].enc;
     int64_t k = L->cv[n->in[enc_first ? 1 : 0]][0];
-    if (n->op == VEIL_OP_MUL) return (step){ST_MULK, k, NULL};
-    if (n->op == VEIL_OP_ADD) return (step){ST_ADDK, k, NULL};
-    return enc_first ? (step){ST_ADDK, (int64_t)(0 - (uint64_t)k), NULL} : (step){ST_RSUBK, k, NULL};
+    if (n->op == VEIL_OP_MUL) return (step){ST_MULK, k, NULL, NULL};
+    if (n->op == VEIL_OP_ADD) return (step){ST_ADDK, k, NULL, NULL};
+    return enc_first ? (step){ST_ADDK, (int64_t)(0 - (uint64_t)k), NULL, NULL} : (step){ST_RSUBK, k, NULL, NULL};
 }
 
 /* The start of node t's lookup chain; fills steps (application order) when non-NULL. */
@@ -496,7 +512,7 @@ static form **products(lower_ctx *L, int origin, form *const *x, form *const *y,
         s[e] = combine(L, x[e], 1, y[e], 1, 0);
         d[e] = combine(L, x[e], 1, y[e], -1, 0);
     }
-    step sq = {ST_SQ4, 0, NULL};
+    step sq = {ST_SQ4, 0, NULL, NULL};
     form **ts = emit_tlu(L, origin, -1, s, count, xr[0] + yr[0], xr[1] + yr[1], &sq, 1);
     form **td = emit_tlu(L, origin, -1, d, count, xr[0] - yr[1], xr[1] - yr[0], &sq, 1);
     if (!ts || !td) return NULL;
@@ -585,6 +601,32 @@ static form **lower_conv(lower_ctx *L, int id)
     return L->st == VEIL_OK ? c.out : NULL;
 }
 
+/* When node x is a lookup whose outputs only this max pool reads, and its table is non-decreasing,
+ * the lookup is made to return its index instead (the caller then applies the table, in `tab`,
+ * after the pool): [klo, khi] is the index range. */
+static int pool_of_monotone(lower_ctx *L, int x, step *tab, int64_t *klo, int64_t *khi)
+{
+    const veil_node_rec *X = &L->g->nodes[x];
+    if (X->users != 1 || X->is_output || !is_tlu_unary(X->op) || L->own[x].instr < 0) return 0;
+    veil_instr *in = &L->p->instr[L->own[x].instr];
+    if (in->kind != VEIL_INSTR_TLU || in->count != (uint32_t)X->size) return 0;
+    for (int64_t e = 0; e < X->size; e++) {
+        const form *f = L->forms[x][e];
+        if (!is_pure_slot(f) || f->slot[0] != in->out_base + (uint32_t)e) return 0;
+    }
+    int64_t len = (int64_t)1 << in->bits;
+    for (int64_t i = 1; i < len; i++)
+        if (in->table[i] < in->table[i - 1]) return 0;
+    int64_t *t = alloc(L, sizeof(int64_t) * (size_t)len);
+    if (!t) return 0;
+    memcpy(t, in->table, sizeof(int64_t) * (size_t)len);
+    for (int64_t i = 0; i < len; i++) in->table[i] = i;
+    *tab = (step){ST_TAB, len, NULL, t};
+    *klo = L->own[x].klo;
+    *khi = L->own[x].khi;
+    return 1;
+}
+
 /* Pool windows: win[o] lists the input elements of output o (padding skipped). */
 static form **lower_pool(lower_ctx *L, int id)
 {
@@ -610,13 +652,15 @@ static form **lower_pool(lower_ctx *L, int id)
             if (l < lo) lo = l;
             if (h > hi) hi = h;
         }
-        step div = {ST_DIV, cnt, NULL};
+        step div = {ST_DIV, cnt, NULL, NULL};
         return emit_tlu(L, id, -1, sums, total, lo, hi, &div, 1);
     }
     /* max: pairwise rounds, max(a, b) = b + relu(a − b) */
     form **as = alloc(L, sizeof(form *) * total * (size_t)cnt), **bs = alloc(L, sizeof(form *) * total * (size_t)cnt);
     if (!as || !bs) return NULL;
-    step relu = {ST_RELU, 0, NULL};
+    step relu = {ST_RELU, 0, NULL, NULL}, tab = {ST_TAB, 0, NULL, NULL};
+    int64_t dlo = X->lo - X->hi, dhi = X->hi - X->lo, klo = 0, khi = 0;
+    if (pool_of_monotone(L, n->in[0], &tab, &klo, &khi)) dlo = klo - khi, dhi = khi - klo;
     for (;;) {
         size_t np = 0;
         for (size_t o = 0; o < total && L->st == VEIL_OK; o++)
@@ -625,7 +669,7 @@ static form **lower_pool(lower_ctx *L, int id)
                 bs[np++] = win[o][j + 1];
             }
         if (np == 0 || L->st != VEIL_OK) break;
-        form **r = emit_tlu(L, id, -1, as, np, X->lo - X->hi, X->hi - X->lo, &relu, 1);
+        form **r = emit_tlu(L, id, -1, as, np, dlo, dhi, &relu, 1);
         if (!r) return NULL;
         size_t q = 0;
         for (size_t o = 0; o < total; o++) {
@@ -638,7 +682,7 @@ static form **lower_pool(lower_ctx *L, int id)
     form **out = alloc(L, sizeof(form *) * total);
     if (!out) return NULL;
     for (size_t o = 0; o < total; o++) out[o] = win[o][0];
-    return out;
+    return tab.tab && L->st == VEIL_OK ? emit_tlu(L, id, -1, out, total, klo, khi, &tab, 1) : out;
 }
 
 static form **lower_node(lower_ctx *L, int id)
@@ -725,7 +769,9 @@ static form **lower_node(lower_ctx *L, int id)
         int ns = 0;
         int s = chain_start(L, id, steps, &ns, NULL);
         const veil_node_rec *sn = &g->nodes[s];
+        L->last.instr = -1;
         out = emit_tlu(L, id, s, L->forms[s], (size_t)sn->size, sn->lo, sn->hi, steps, ns);
+        if (out) L->own[id] = L->last;
         break;
     }
     case VEIL_OP_LT: case VEIL_OP_LE: case VEIL_OP_GT: case VEIL_OP_GE: case VEIL_OP_EQ: case VEIL_OP_NE:
@@ -735,11 +781,11 @@ static form **lower_node(lower_ctx *L, int id)
         const veil_node_rec *a = &g->nodes[n->in[0]], *b = &g->nodes[n->in[1]];
         int64_t lo = a->lo - b->hi, hi = a->hi - b->lo;
         if (n->op != VEIL_OP_MIN && n->op != VEIL_OP_MAX) {
-            step cmp = {ST_CMP0, n->op, NULL};
+            step cmp = {ST_CMP0, n->op, NULL, NULL};
             out = emit_tlu(L, id, -1, d, (size_t)n->size, lo, hi, &cmp, 1);
             break;
         }
-        step relu = {ST_RELU, 0, NULL};
+        step relu = {ST_RELU, 0, NULL, NULL};
         form **r = emit_tlu(L, id, -1, d, (size_t)n->size, lo, hi, &relu, 1);
         if (!r || !(out = alloc(L, sizeof(form *) * (size_t)n->size))) break;
         for (int64_t e = 0; e < n->size && L->st == VEIL_OK; e++) {
@@ -785,11 +831,13 @@ veil_status veil_lower(const veil_graph *g, int64_t *const *cv, unsigned max_tlu
     L.ar = veil_arena_new();
     L.p = veil_calloc(1, sizeof(veil_program));
     L.forms = veil_calloc(g->count, sizeof(form **));
-    if (!fused || !live || !L.ar || !L.p || !L.forms) {
+    L.own = veil_malloc(sizeof(node_tlu) * (g->count ? g->count : 1));
+    if (!fused || !live || !L.ar || !L.p || !L.forms || !L.own) {
         L.st = VEIL_ERR_NOMEM;
         goto done;
     }
     veil_program *p = L.p;
+    for (size_t i = 0; i < g->count; i++) L.own[i].instr = -1;
     p->worst_tlu_origin = -1;
     p->ninputs = g->ninputs;
     p->noutputs = g->noutputs;
@@ -853,6 +901,7 @@ done:
     veil_free(fused);
     veil_free(live);
     veil_free(L.forms);
+    veil_free(L.own);
     veil_free(L.na);
     veil_free(L.nb);
     veil_free(L.acc);

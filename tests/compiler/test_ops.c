@@ -328,6 +328,32 @@ int main(int argc, char **argv)
         run_case("round_exact_wide", g, SH(-170), SH(165), 3);
         lookup_bits_max = 0;
     }
+    CASE("max_pool_of_lookup") {
+        /* a max pool of a non-decreasing lookup commutes with it: the comparisons read the
+         * rounded indices (5 bits, their differences 6), not the table's values (11 bits) */
+        g = G();
+        x = ENC(g, "x", 4, 1, 1, 4, 4);
+        veil_pool2d_opts o = {{2, 2}, {1, 1}, {1, 0, 0, 1}, {1, 1}};
+        int r = veil_graph_round_bit_pattern(g, x, 6);
+        OUT(g, veil_graph_max_pool2d(g, veil_graph_clip(g, r, 100, 900), &o));
+        y = ENC(g, "y", 4, 1, 1, 3, 3);
+        veil_pool2d_opts o3 = {{3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+        OUT(g, veil_graph_max_pool2d(g, veil_graph_relu(g, veil_graph_truncate_bit_pattern(g, y, 5)), &o3));
+        lookup_bits_max = 6;
+        run_case("max_pool_of_lookup", g, SH(0, -300), SH(1019, 400), 2);
+        lookup_bits_max = 0;
+    }
+    CASE("max_pool_not_monotone") {
+        /* abs is not monotone, and a lookup read elsewhere too keeps its table: neither is rewritten */
+        g = G();
+        x = ENC(g, "x", 4, 1, 1, 3, 3);
+        veil_pool2d_opts o = {{2, 2}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+        OUT(g, veil_graph_max_pool2d(g, veil_graph_abs(g, x), &o));
+        int c = veil_graph_clip(g, x, -2, 5);
+        OUT(g, veil_graph_max_pool2d(g, c, &o));
+        OUT(g, c);
+        run_case("max_pool_not_monotone", g, SH(-6), SH(7), 1);
+    }
     CASE("clear_inputs") {
         g = G();
         x = ENC(g, "x", 1, 3);

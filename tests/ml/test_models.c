@@ -143,7 +143,6 @@ static void run_case(const char *root, const model_case *mc)
     }
     /* rounding keeps lookups narrow: the kept bits, one more for a rounding overflow */
     unsigned cap = (unsigned)mc->rounding + 1;
-    if (!strcmp(mc->name, "digits_pool")) cap = (unsigned)mc->op_bits + 1; /* max(a, b) reads a − b */
     CHECK(s.lookup_bits <= cap, "%s: lookups read %u bits", mc->name, s.lookup_bits);
     if (mc->execute_samples > 0 && !check_quick()) {
         CHECK_OK(veil_model_keygen(m, NULL));
@@ -179,10 +178,12 @@ int main(int argc, char **argv)
         /* the CNN at 6 bits, rounded to 6: at 8 bits and 7 its lookups need N = 2^14 with 5 levels
          * (21 s per image), at 8 and 6 simulate drifts 1.1 points from clear */
         {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20, 0, 0, NULL},
-        /* Conv, ReLU, MaxPool, Gemm at 8 bits rounded to 6: the max pooling's comparisons read 9
-         * bits (N = 2^16) and get a partition of their own; its keys (26 GB) are too large to
-         * execute here, so clear and simulate only */
-        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 2, NULL},
+        /* Conv, ReLU, MaxPool, Gemm at 8 bits rounded to 6: the max pooling compares the ReLU
+         * lookups' rounded indices (6 bits) rather than their 8-bit values (whose differences read
+         * 9 bits, N = 2^16, 24 GB of keys), so one N = 2^13 set serves every lookup. 22 s per
+         * image on 2 threads: execute is measured by veil bench models, and the pooling's
+         * rewrite is executed by compiler_test_ops */
+        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 1, NULL},
         /* Brevitas 4-bit QAT, model inputs and outputs 4 bits, rounding to 6 bits: 16 hidden
          * lookups, the 10 outputs decrypted at full precision (no lookup) */
         {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20, 16, 1, "M6"},
