@@ -5,8 +5,13 @@ Writes tests/ml/ops/NAME.onnx, NAME.x.npy (inputs, shape (K, ...)), NAME.y.npy (
 shape (K, ...)) and tests/ml/ops/manifest.txt, one line per model:
     NAME QAT TOLERANCE ROUNDING_BITS
 TOLERANCE bounds |clear - float| / (max(y) - min(y)) after 8-bit quantization (ml_test_ops).
-Run through models/make (it sets up the virtual environment)."""
+Run through models/make (it sets up the virtual environment).
+
+Also writes two_io, a model with two inputs and two outputs, outside manifest.txt (the C test reads
+it by name): two_io.onnx, two_io.a.npy, two_io.b.npy (inputs "a", "b", shape (K, 4)), two_io.y1.npy,
+two_io.y2.npy (outputs "y1", "y2"). `python make_op_tests.py two_io` writes only that one."""
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -196,7 +201,46 @@ def main():
         f.write("# NAME QAT TOLERANCE ROUNDING_BITS (written by models/make_op_tests.py)\n")
         f.write("\n".join(manifest) + "\n")
     print(f"wrote {len(manifest)} operator models to {os.path.normpath(OUT)}")
+    two_io()
+
+
+def two_io():
+    """Two inputs, two outputs: y1 = Relu(a + b), y2 = MatMul(Concat(a, b, axis=1), w) + bias.
+    Its own generator, so the models above keep their random stream."""
+    os.makedirs(OUT, exist_ok=True)
+    r = np.random.default_rng(23)
+    a = r.uniform(-2.0, 2.0, size=(K, 4)).astype(np.float32)
+    b = r.uniform(-2.0, 2.0, size=(K, 4)).astype(np.float32)
+    w = r.normal(0, 0.5, size=(8, 3))
+    bias = r.normal(0, 0.1, size=(3,))
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y1"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=1), helper.make_node("MatMul", ["c", "w"], ["m"]),
+             helper.make_node("Add", ["m", "bias"], ["y2"])]
+    graph = helper.make_graph(
+        nodes, "two_io",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y1", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("y2", TensorProto.FLOAT, ["N", 3])],
+        [init("w", w), init("bias", bias)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="veil make_op_tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y1, y2 = sess.run(["y1", "y2"], {"a": a, "b": b})
+    onnx.save(model, os.path.join(OUT, "two_io.onnx"))
+    np.save(os.path.join(OUT, "two_io.a.npy"), a)
+    np.save(os.path.join(OUT, "two_io.b.npy"), b)
+    # float64, like the other models' NAME.y.npy
+    np.save(os.path.join(OUT, "two_io.y1.npy"), np.asarray(y1, dtype=np.float64))
+    np.save(os.path.join(OUT, "two_io.y2.npy"), np.asarray(y2, dtype=np.float64))
+    print(f"wrote two_io to {os.path.normpath(OUT)}")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["two_io"]:
+        two_io()
+    elif sys.argv[1:]:
+        sys.exit("usage: make_op_tests.py [two_io]")
+    else:
+        main()

@@ -11,6 +11,10 @@ Writes, for each model NAME, into models/NAME/:
   ort.npy         float32 outputs of onnxruntime on test.npy (the float reference); for the
                   QONNX model, which onnxruntime cannot run, torch.npy (the Brevitas model's)
 and prints the float accuracy on the test split (also written to NAME/float_accuracy.txt).
+
+breast_cancer_two, a model with two inputs a and b, writes train_a.npy, train_b.npy, test_a.npy,
+test_b.npy instead of train.npy and test.npy, and the same arrays as train.npz and test.npz
+(np.savez, arrays named "a" and "b").
 """
 import os
 import sys
@@ -28,19 +32,21 @@ SEED = 7
 
 
 def fit(model, x, y, epochs, lr):
+    """Trains model on x, one array or a tuple of arrays (one per model input, same rows)."""
     torch.manual_seed(SEED)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    xt = torch.tensor(x, dtype=torch.float32)
+    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    xts = [torch.tensor(v, dtype=torch.float32) for v in xs]
     yt = torch.tensor(y, dtype=torch.int64)
     g = torch.Generator().manual_seed(SEED)
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 32):
+        perm = torch.randperm(len(yt), generator=g)
+        for i in range(0, len(yt), 32):
             idx = perm[i:i + 32]
             opt.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss = loss_fn(model(*[xt[idx] for xt in xts]), yt[idx])
             loss.backward()
             opt.step()
     model.eval()
@@ -91,6 +97,52 @@ def breast_cancer_mlp():
     save_set("breast_cancer_mlp", x_tr, x_te, y_te, torch_export(model))
 
 
+class TwoInputMLP(nn.Module):
+    """breast_cancer_mlp's layers behind a Concat of two inputs: the features split in two groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def forward(self, a, b):
+        return self.net(torch.cat([a, b], dim=1))
+
+
+def breast_cancer_two():
+    # breast_cancer_mlp's data and split, fed as two inputs: a = features 0..14, b = features 15..29
+    data = load_breast_cancer()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
+                                              random_state=SEED, stratify=data.target)
+    sc = StandardScaler().fit(x_tr)
+    x_tr, x_te = sc.transform(x_tr).astype(np.float32), sc.transform(x_te).astype(np.float32)
+    a_tr, b_tr, a_te, b_te = x_tr[:, :15], x_tr[:, 15:], x_te[:, :15], x_te[:, 15:]
+    torch.manual_seed(SEED)
+    model = TwoInputMLP()
+    fit(model, (a_tr, b_tr), y_tr, epochs=60, lr=1e-3)
+    name = "breast_cancer_two"
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    torch.onnx.export(model, (torch.tensor(a_te[:1]), torch.tensor(b_te[:1])), path, input_names=["a", "b"],
+                      output_names=["y"],
+                      dynamic_axes={"a": {0: "batch"}, "b": {0: "batch"}, "y": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    arrays = {"train_a": a_tr, "train_b": b_tr, "test_a": a_te, "test_b": b_te}
+    for k, v in arrays.items():
+        np.save(os.path.join(out, k + ".npy"), np.ascontiguousarray(v, dtype=np.float32))
+    np.savez(os.path.join(out, "train.npz"), a=np.ascontiguousarray(a_tr), b=np.ascontiguousarray(b_tr))
+    np.savez(os.path.join(out, "test.npz"), a=np.ascontiguousarray(a_te), b=np.ascontiguousarray(b_te))
+    np.save(os.path.join(out, "labels.npy"), y_te.astype(np.int64))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    outs = np.concatenate([sess.run(["y"], {"a": a_te[i:i + 1], "b": b_te[i:i + 1]})[0]
+                           for i in range(len(y_te))])
+    np.save(os.path.join(out, "ort.npy"), outs.astype(np.float32))
+    acc = float((outs.argmax(axis=1) == y_te).mean())
+    with open(os.path.join(out, "float_accuracy.txt"), "w") as f:
+        f.write(f"{acc:.6f}\n")
+    print(f"{name}: float accuracy {acc:.4f} on {len(y_te)} test samples")
+
+
 def digits_split():
     data = load_digits()
     x = (data.images / 16.0).reshape(-1, 1, 8, 8)
@@ -139,6 +191,7 @@ def digits_qat():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["breast_cancer_mlp", "digits_cnn", "digits_pool", "digits_qat"]
+    which = sys.argv[1:] or ["breast_cancer_mlp", "breast_cancer_two", "digits_cnn", "digits_pool",
+                             "digits_qat"]
     for w in which:
         globals()[w]()

@@ -6,6 +6,7 @@
 
 #include "bench_util.h"
 #include "cli.h"
+#include "cli_io.h"
 #include "commands.h"
 #include "veil/model.h"
 #include "veil/npy.h"
@@ -14,7 +15,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: veil compile MODEL.onnx --inputset X.npy -o DIR [options]\n"
-            "  --inputset X.npy       representative inputs, shape (N, ...) of the model's input\n"
+            "  --inputset X.npy       representative inputs, shape (N, ...) of the model's input; a model\n"
+            "                         of several inputs takes one --inputset per input, in its order\n"
             "  -o, --output DIR       writes DIR/client.veil and DIR/server.veil\n"
             "  --n-bits N             post-training: op inputs and weights N bits, model inputs and\n"
             "                         outputs max(5, N) (default 8)\n"
@@ -71,7 +73,8 @@ static int parse_n_bits_json(const char *s, int qat, veil_n_bits *nb)
 
 int veil_cmd_compile(int argc, char **argv)
 {
-    const char *onnx = NULL, *inputset = NULL, *out = NULL, *nbj = NULL;
+    const char *onnx = NULL, *inputset[VEIL_MODEL_MAX_IO], *out = NULL, *nbj = NULL;
+    int nset = 0;
     veil_model_options o;
     veil_model_options_default(&o);
     long v;
@@ -86,7 +89,13 @@ int veil_cmd_compile(int argc, char **argv)
             o.qat = 1;
         else if (a[0] == '-' && a[1]) {
             if (!(val = cli_value("compile", argc, argv, &i))) return 2;
-            if (!strcmp(a, "--inputset")) inputset = val;
+            if (!strcmp(a, "--inputset")) {
+                if (nset == VEIL_MODEL_MAX_IO) {
+                    fprintf(stderr, "veil compile: at most %d --inputset files\n", VEIL_MODEL_MAX_IO);
+                    return 2;
+                }
+                inputset[nset++] = val;
+            }
             else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
             else if (!strcmp(a, "--n-bits")) {
                 if (!cli_int("compile", a, val, 1, 16, &v)) return 2;
@@ -117,22 +126,14 @@ int veil_cmd_compile(int argc, char **argv)
             return 2;
         }
     }
-    if (!onnx || !inputset || !out) {
+    if (!onnx || !nset || !out) {
         fprintf(stderr, "veil compile: needs MODEL.onnx, --inputset X.npy and -o DIR\n");
         usage(stderr);
         return 2;
     }
     if (nbj && !parse_n_bits_json(nbj, o.qat, &o.n_bits)) return 2;
     veil_array x;
-    if (veil_npy_load(inputset, &x) != VEIL_OK) {
-        fprintf(stderr, "veil compile: %s\n", veil_npy_last_error());
-        return 1;
-    }
-    if (x.ndim < 1 || x.shape[0] < 1) {
-        fprintf(stderr, "veil compile: %s: the inputset needs a sample axis first (shape (N, ...))\n", inputset);
-        veil_array_free(&x);
-        return 1;
-    }
+    if (cli_load_inputs("compile", inputset, nset, NULL, &x) != VEIL_OK) return 1;
     double t0 = bench_now_s();
     veil_model *m = NULL;
     veil_status st = veil_model_compile_file(onnx, x.data, (size_t)x.shape[0], (size_t)(x.size / x.shape[0]), &o, &m);

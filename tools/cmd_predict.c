@@ -5,6 +5,7 @@
 
 #include "bench_util.h"
 #include "cli.h"
+#include "cli_io.h"
 #include "commands.h"
 #include "veil/model.h"
 #include "veil/npy.h"
@@ -15,8 +16,10 @@ static void usage(FILE *f)
                "                    [--limit N] [-o P.npy] [--progress]\n"
                "  runs the model compiled into DIR on each sample of X (shape (N, ...)); execute generates\n"
                "  keys, encrypts, runs on ciphertexts and decrypts. Prints the per-sample latency and, with\n"
-               "  labels, accuracy=...; -o writes the outputs (float64, shape (N, ...)). A progress bar is\n"
-               "  drawn on stderr when it is a terminal (or with --progress).\n");
+               "  labels, accuracy=... (of the first output); -o writes the outputs (float64, shape (N, ...)).\n"
+               "  A model of several inputs takes one --input per input, in its order, and of several\n"
+               "  outputs one -o per output. A progress bar is drawn on stderr when it is a terminal (or\n"
+               "  with --progress).\n");
 }
 
 static int argmax(const double *y, int64_t n)
@@ -29,7 +32,8 @@ static int argmax(const double *y, int64_t n)
 
 int veil_cmd_predict(int argc, char **argv)
 {
-    const char *dir = NULL, *input = NULL, *labels = NULL, *out = NULL, *mode_s = NULL;
+    const char *dir = NULL, *input[VEIL_MODEL_MAX_IO], *labels = NULL, *out[VEIL_MODEL_MAX_IO], *mode_s = NULL;
+    int nin = 0, nout = 0;
     long limit = -1;
     int progress = cli_tty_progress();
     for (int i = 0; i < argc; i++) {
@@ -41,10 +45,16 @@ int veil_cmd_predict(int argc, char **argv)
             progress = 1;
         else if (a[0] == '-' && a[1]) {
             if (!(val = cli_value("predict", argc, argv, &i))) return 2;
-            if (!strcmp(a, "--input")) input = val;
-            else if (!strcmp(a, "--labels")) labels = val;
+            if (!strcmp(a, "--input") || !strcmp(a, "-o") || !strcmp(a, "--output")) {
+                int is_in = !strcmp(a, "--input");
+                if ((is_in ? nin : nout) == VEIL_MODEL_MAX_IO) {
+                    fprintf(stderr, "veil predict: at most %d %s\n", VEIL_MODEL_MAX_IO, is_in ? "inputs" : "outputs");
+                    return 2;
+                }
+                if (is_in) input[nin++] = val;
+                else out[nout++] = val;
+            } else if (!strcmp(a, "--labels")) labels = val;
             else if (!strcmp(a, "--mode")) mode_s = val;
-            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
             else if (!strcmp(a, "--limit")) {
                 if (!cli_int("predict", a, val, 1, 1L << 40, &limit)) return 2;
             } else {
@@ -58,7 +68,7 @@ int veil_cmd_predict(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || !input || !mode_s) {
+    if (!dir || !nin || !mode_s) {
         fprintf(stderr, "veil predict: needs DIR, --input X.npy and --mode\n");
         usage(stderr);
         return 2;
@@ -78,16 +88,13 @@ int veil_cmd_predict(int argc, char **argv)
         fprintf(stderr, "veil predict: %s\n", veil_model_last_error());
         goto done;
     }
-    if (veil_npy_load(input, &x) != VEIL_OK || (labels && veil_npy_load(labels, &y) != VEIL_OK)) {
+    if (cli_load_inputs("predict", input, nin, m, &x) != VEIL_OK) goto done;
+    if (labels && veil_npy_load(labels, &y) != VEIL_OK) {
         fprintf(stderr, "veil predict: %s\n", veil_npy_last_error());
         goto done;
     }
-    int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m);
-    if (x.ndim < 1 || x.shape[0] < 1 || x.size != x.shape[0] * isz) {
-        fprintf(stderr, "veil predict: %s: expected shape (N, ...) with %lld values per sample\n", input,
-                (long long)isz);
-        goto done;
-    }
+    if (nout && !cli_check_outputs("predict", nout, m)) goto done; /* before the work */
+    int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m), osz0 = veil_model_output_size_at(m, 0);
     int64_t n = x.shape[0];
     if (limit > 0 && limit < n) n = limit;
     if (labels && (y.ndim != 1 || y.shape[0] < n)) {
@@ -95,10 +102,8 @@ int veil_cmd_predict(int argc, char **argv)
                 (long long)x.shape[0]);
         goto done;
     }
-    int64_t oshape[VEIL_MAX_DIMS];
-    int ond = veil_model_output_shape(m, oshape);
-    oshape[0] = n; /* the batch axis of size 1 becomes the sample axis */
-    if (ond < 1 || veil_array_new(&p, ond, oshape) != VEIL_OK || !(lat = malloc(sizeof(double) * (size_t)n))) {
+    int64_t pshape[2] = {n, osz};
+    if (veil_array_new(&p, 2, pshape) != VEIL_OK || !(lat = malloc(sizeof(double) * (size_t)n))) {
         fprintf(stderr, "veil predict: out of memory\n");
         goto done;
     }
@@ -121,7 +126,7 @@ int veil_cmd_predict(int argc, char **argv)
         }
         lat[i] = bench_now_s() - t0;
         if (labels) {
-            int pred = osz == 1 ? p.data[i] > 0.5 : argmax(p.data + i * osz, osz);
+            int pred = osz0 == 1 ? p.data[i * osz] > 0.5 : argmax(p.data + i * osz, osz0);
             correct += pred == (int64_t)y.data[i];
         }
         cli_progress(progress, (size_t)i + 1, (size_t)n, bench_now_s() - start);
@@ -130,10 +135,7 @@ int veil_cmd_predict(int argc, char **argv)
     printf("mode=%s samples=%lld latency_median_s=%.6f latency_mean_s=%.6f total_s=%.3f\n", veil_mode_names[mode],
            (long long)n, bench_median(lat, (int)n), total / (double)n, total);
     if (labels) printf("accuracy=%.4f (%lld/%lld)\n", (double)correct / (double)n, (long long)correct, (long long)n);
-    if (out && veil_npy_save(out, &p, VEIL_NPY_F64) != VEIL_OK) {
-        fprintf(stderr, "veil predict: %s\n", veil_npy_last_error());
-        goto done;
-    }
+    if (nout && cli_save_outputs("predict", (const char *const *)out, nout, m, p.data, n) != VEIL_OK) goto done;
     rc = 0;
 done:
     free(lat);

@@ -101,6 +101,7 @@ size_t veil_circuit_output_count(const veil_circuit *c);
 int64_t veil_circuit_input_size(const veil_circuit *c, size_t i);  /* elements; -1 when out of range */
 int64_t veil_circuit_output_size(const veil_circuit *c, size_t j);
 int veil_circuit_input_encrypted(const veil_circuit *c, size_t i);
+const char *veil_circuit_input_name(const veil_circuit *c, size_t i); /* NULL when out of range */
 
 /* ---- parameter optimizer ---------------------------------------------------------------------- */
 /* The noise a lookup input or an output carries is a·σ²_pbs + b·σ²_fresh (a, b: sums of squared

@@ -15,8 +15,10 @@
  *     veil_model_keygen(m, NULL);                                  // for VEIL_MODE_EXECUTE
  *     veil_model_forward(m, VEIL_MODE_EXECUTE, x, y);
  *
- * Inputs and outputs are one sample at a time, with the model's batch axis of size 1. The model's
- * single input and single output are supported. Quantization follows Concrete ML: per-tensor
+ * Inputs and outputs are one sample at a time, with the model's batch axis of size 1. A model of
+ * several inputs (or outputs) takes (gives) one sample as every input's (output's) elements, one
+ * after another in the model's order: veil_model_input_size is their sum, and the _at accessors
+ * give each one's name, shape and size. Quantization follows Concrete ML: per-tensor
  * uniform affine quantizers calibrated by min/max over the inputset (zero always representable),
  * weights symmetric signed when their range straddles zero evenly, integer Gemm/Conv with the
  * zero points folded into the constants, and every element-wise float chain between two linear
@@ -63,9 +65,10 @@ void veil_model_options_default(veil_model_options *o);
 
 typedef struct veil_model veil_model;
 
-/* Compile from an ONNX file or buffer (borrowed) and an inputset of `nsamples` samples of the
- * model's input, row-major, one after another (nsamples · sample_size doubles, borrowed).
- * sample_size must equal the model's input size (else VEIL_ERR_INVALID_ARG, with both sizes). */
+/* Compile from an ONNX file or buffer (borrowed) and an inputset of `nsamples` samples, each
+ * every input's elements (row-major, inputs in the model's order), one sample after another
+ * (nsamples · sample_size doubles, borrowed). sample_size must equal the inputs' total size (else
+ * VEIL_ERR_INVALID_ARG, with both sizes). */
 VEIL_NODISCARD veil_status veil_model_compile_file(const char *onnx_path, const double *inputset, size_t nsamples,
                                                    size_t sample_size, const veil_model_options *o, veil_model **out);
 VEIL_NODISCARD veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset,
@@ -75,8 +78,20 @@ VEIL_NODISCARD veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t
 const char *veil_model_last_error(void);
 void veil_model_free(veil_model *m); /* wipes the keys it holds; accepts NULL */
 
-/* Shapes (batch axis included, of size 1) and sizes of the model's input and output, and of the
- * circuit's integer output (before dequantization and client-side post-processing). */
+/* The model's inputs and outputs (at most VEIL_MODEL_MAX_IO of each): names (the ONNX graph's),
+ * shapes (batch axis included, of size 1; ndim returned, -1 when out of range) and sizes. */
+#define VEIL_MODEL_MAX_IO 16
+size_t veil_model_input_count(const veil_model *m);
+size_t veil_model_output_count(const veil_model *m);
+const char *veil_model_input_name(const veil_model *m, size_t i);  /* "" when out of range */
+const char *veil_model_output_name(const veil_model *m, size_t j); /* "" when out of range */
+int veil_model_input_shape_at(const veil_model *m, size_t i, int64_t shape[VEIL_MAX_DIMS]);
+int veil_model_output_shape_at(const veil_model *m, size_t j, int64_t shape[VEIL_MAX_DIMS]);
+int64_t veil_model_input_size_at(const veil_model *m, size_t i); /* -1 when out of range */
+int64_t veil_model_output_size_at(const veil_model *m, size_t j);
+/* The first input's and first output's shapes; the sizes of one whole sample: every input's
+ * (output's) elements, and the circuit's integer outputs (before dequantization and client-side
+ * post-processing). */
 int veil_model_input_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]);  /* returns ndim */
 int veil_model_output_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]); /* returns ndim */
 int64_t veil_model_input_size(const veil_model *m);

@@ -553,6 +553,11 @@ int veil_circuit_input_encrypted(const veil_circuit *c, size_t i)
     return c && i < c->prog->ninputs ? c->prog->inputs[i].encrypted : 0;
 }
 
+const char *veil_circuit_input_name(const veil_circuit *c, size_t i)
+{
+    return c && i < c->prog->ninputs ? c->prog->inputs[i].name : NULL;
+}
+
 veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *inputs, const veil_program **use,
                                  veil_program **tmp)
 {

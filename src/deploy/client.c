@@ -203,7 +203,9 @@ veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const d
         veil_free(q);
         return fail(st, "%s", veil_model_last_error());
     }
-    const int64_t *ins[1] = {q};
+    const int64_t *ins[VEIL_MODEL_MAX_IO]; /* every input's elements, one input after another */
+    size_t ni = veil_model_input_count(c->m);
+    for (size_t i = 0, off = 0; i < ni; off += (size_t)veil_model_input_size_at(c->m, i), i++) ins[i] = q + off;
     st = veil_circuit_encrypt_serialize(c->m->circuit, c->m->sk, ins, NULL, out, len);
     veil_memzero(q, sizeof(int64_t) * (size_t)n);
     veil_free(q);
@@ -220,7 +222,9 @@ veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, con
                                                   client_err, sizeof client_err);
     int64_t n = veil_model_quantized_output_size(c->m);
     int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    int64_t *outs[1] = {q};
+    int64_t *outs[VEIL_MODEL_MAX_IO]; /* every output's elements, one output after another */
+    for (size_t j = 0, off = 0; q && j < veil_circuit_output_count(c->m->circuit); j++)
+        outs[j] = q + off, off += (size_t)veil_circuit_output_size(c->m->circuit, j);
     st = q ? veil_circuit_decrypt(c->m->circuit, c->m->sk, v, outs) : VEIL_ERR_NOMEM;
     veil_ciphertexts_free(v);
     if (st == VEIL_OK && (st = veil_model_dequantize_output(c->m, q, y)) != VEIL_OK)

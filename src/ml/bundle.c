@@ -18,6 +18,7 @@
 
 #define TAG_MODL VEIL_TAG('M', 'O', 'D', 'L')
 #define TAG_RPRT VEIL_TAG('R', 'P', 'R', 'T')
+#define TAG_MIOS VEIL_TAG('M', 'I', 'O', 'S')
 #define MAX_BUNDLE_BYTES ((size_t)1 << 31)
 
 static int get_shape(veil_cursor *c, int *ndim, int64_t *shape)
@@ -51,6 +52,28 @@ static void put_text(veil_writer *w, uint32_t tag, const char *s)
     if (s) veil_buf_put(&w->b, s, strlen(s));
 }
 
+static void put_in(veil_buf *b, const ml_in_info *in)
+{
+    veil_buf_put_f64(b, in->q.scale);
+    veil_buf_put_f64(b, in->q.zp);
+    veil_buf_put_f64(b, in->q.qmin);
+    veil_buf_put_f64(b, in->q.qmax);
+}
+
+/* an output's circuit shape, model shape and post-processing */
+static void put_out(veil_buf *b, const ml_out_info *o)
+{
+    veil_buf_put_shape(b, o->qndim, o->qshape);
+    veil_buf_put_shape(b, o->ndim, o->shape);
+    veil_buf_put_u32(b, (uint32_t)o->npost);
+    for (int i = 0; i < o->npost; i++) {
+        veil_buf_put_u32(b, (uint32_t)o->post[i].op);
+        veil_buf_put_u64(b, (uint64_t)o->post[i].axis);
+        veil_buf_put_u64(b, (uint64_t)o->post[i].keepdims);
+        veil_buf_put_u64(b, (uint64_t)o->post[i].select_last);
+    }
+}
+
 static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t id[VEIL_MODEL_ID_BYTES], uint8_t **out,
                                 size_t *len)
 {
@@ -76,23 +99,29 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
         veil_buf_put_u32(b, (uint32_t)o->rounding_method);
         veil_buf_put_f64(b, o->p_error);
         veil_buf_put_f64(b, o->global_p_error);
-        veil_buf_put_f64(b, m->in_q.scale);
-        veil_buf_put_f64(b, m->in_q.zp);
-        veil_buf_put_f64(b, m->in_q.qmin);
-        veil_buf_put_f64(b, m->in_q.qmax);
-        veil_buf_put_f64(b, m->out_scale);
-        veil_buf_put_f64(b, m->out_zp);
-        veil_buf_put_shape(b, m->in_ndim, m->in_shape);
-        veil_buf_put_shape(b, m->qout_ndim, m->qout_shape);
-        veil_buf_put_shape(b, m->out_ndim, m->out_shape);
-        veil_buf_put_u32(b, (uint32_t)m->npost);
-        for (int i = 0; i < m->npost; i++) {
-            veil_buf_put_u32(b, (uint32_t)m->post[i].op);
-            veil_buf_put_u64(b, (uint64_t)m->post[i].axis);
-            veil_buf_put_u64(b, (uint64_t)m->post[i].keepdims);
-            veil_buf_put_u64(b, (uint64_t)m->post[i].select_last);
-        }
+        put_in(b, &m->in[0]);
+        veil_buf_put_f64(b, m->out[0].scale);
+        veil_buf_put_f64(b, m->out[0].zp);
+        veil_buf_put_shape(b, m->in[0].ndim, m->in[0].shape);
+        put_out(b, &m->out[0]);
         veil_buf_put_u32(b, m->max_bits);
+        if (m->nin > 1 || m->nout > 1) { /* version 2: every input and output */
+            veil_writer_version(&w, 2);
+            veil_writer_section(&w, TAG_MIOS);
+            veil_buf_put_u32(b, (uint32_t)m->nin);
+            veil_buf_put_u32(b, (uint32_t)m->nout);
+            for (int i = 0; i < m->nin; i++) {
+                put_in(b, &m->in[i]);
+                veil_buf_put_shape(b, m->in[i].ndim, m->in[i].shape);
+            }
+            for (int j = 0; j < m->nout; j++) {
+                veil_buf_put_u32(b, (uint32_t)strlen(m->out[j].name));
+                veil_buf_put(b, m->out[j].name, strlen(m->out[j].name));
+                veil_buf_put_f64(b, m->out[j].scale);
+                veil_buf_put_f64(b, m->out[j].zp);
+                put_out(b, &m->out[j]);
+            }
+        }
     }
     put_text(&w, TAG_RPRT, m->report);
     return veil_writer_finish(&w, out, len);
@@ -178,6 +207,33 @@ static int post_op_ok(const ml_post_op *p, int ndim)
            p->select_last <= 1;
 }
 
+static int get_in(veil_cursor *c, ml_in_info *in)
+{
+    in->q.scale = veil_cursor_f64(c);
+    in->q.zp = veil_cursor_f64(c);
+    in->q.qmin = veil_cursor_f64(c);
+    in->q.qmax = veil_cursor_f64(c);
+    return !c->bad && in->q.scale > 0 && isfinite(in->q.scale) && isfinite(in->q.zp) && in->q.qmin <= in->q.qmax &&
+           fabs(in->q.qmin) <= 1e15 && fabs(in->q.qmax) <= 1e15;
+}
+
+static int get_out(veil_cursor *c, ml_out_info *o)
+{
+    if (!get_shape(c, &o->qndim, o->qshape) || !get_shape(c, &o->ndim, o->shape)) return 0;
+    uint32_t np = veil_cursor_u32(c);
+    if (c->bad || np > sizeof o->post / sizeof *o->post) return 0;
+    o->npost = (int)np;
+    for (uint32_t i = 0; i < np; i++) {
+        uint32_t op = veil_cursor_u32(c);
+        o->post[i].op = op < ML_OP_COUNT ? (ml_op)op : ML_OP_COUNT;
+        o->post[i].axis = (int64_t)veil_cursor_u64(c);
+        o->post[i].keepdims = (int64_t)veil_cursor_u64(c);
+        o->post[i].select_last = (int64_t)veil_cursor_u64(c);
+        if (c->bad || op >= ML_OP_COUNT || !post_op_ok(&o->post[i], o->qndim)) return 0;
+    }
+    return 1;
+}
+
 static veil_status read_modl(const veil_container *cn, veil_model *m)
 {
     const uint8_t *d;
@@ -196,53 +252,67 @@ static veil_status read_modl(const veil_container *cn, veil_model *m)
     o->rounding_method = method < VEIL_ROUNDING_COUNT ? (veil_rounding_method)method : VEIL_ROUNDING_EXACT;
     o->p_error = veil_cursor_f64(&c);
     o->global_p_error = veil_cursor_f64(&c);
-    m->in_q.scale = veil_cursor_f64(&c);
-    m->in_q.zp = veil_cursor_f64(&c);
-    m->in_q.qmin = veil_cursor_f64(&c);
-    m->in_q.qmax = veil_cursor_f64(&c);
-    m->out_scale = veil_cursor_f64(&c);
-    m->out_zp = veil_cursor_f64(&c);
-    if (c.bad || method >= VEIL_ROUNDING_COUNT || !(m->in_q.scale > 0) || !isfinite(m->in_q.scale) ||
-        !isfinite(m->in_q.zp) || !(m->in_q.qmin <= m->in_q.qmax) || fabs(m->in_q.qmin) > 1e15 ||
-        fabs(m->in_q.qmax) > 1e15 || !isfinite(m->out_scale) || !isfinite(m->out_zp))
+    ml_in_info *in = &m->in[0];
+    ml_out_info *out = &m->out[0];
+    if (!get_in(&c, in)) return VEIL_ERR_MALFORMED;
+    out->scale = veil_cursor_f64(&c);
+    out->zp = veil_cursor_f64(&c);
+    if (c.bad || !isfinite(out->scale) || !isfinite(out->zp) || !get_shape(&c, &in->ndim, in->shape) ||
+        !get_out(&c, out))
         return VEIL_ERR_MALFORMED;
-    if (!get_shape(&c, &m->in_ndim, m->in_shape) || !get_shape(&c, &m->qout_ndim, m->qout_shape) ||
-        !get_shape(&c, &m->out_ndim, m->out_shape))
-        return VEIL_ERR_MALFORMED;
-    uint32_t np = veil_cursor_u32(&c);
-    if (c.bad || np > sizeof m->post / sizeof *m->post) return VEIL_ERR_MALFORMED;
-    m->npost = (int)np;
-    for (uint32_t i = 0; i < np; i++) {
-        uint32_t op = veil_cursor_u32(&c);
-        m->post[i].op = op < ML_OP_COUNT ? (ml_op)op : ML_OP_COUNT;
-        m->post[i].axis = (int64_t)veil_cursor_u64(&c);
-        m->post[i].keepdims = (int64_t)veil_cursor_u64(&c);
-        m->post[i].select_last = (int64_t)veil_cursor_u64(&c);
-        if (c.bad || op >= ML_OP_COUNT || !post_op_ok(&m->post[i], m->qout_ndim)) return VEIL_ERR_MALFORMED;
-    }
     m->max_bits = veil_cursor_u32(&c);
+    if (c.bad || c.left) return VEIL_ERR_MALFORMED;
+    m->nin = m->nout = 1;
+    /* several inputs or outputs (version 2) */
+    if (veil_container_section(cn, TAG_MIOS, &d, &len) != VEIL_OK) return VEIL_OK;
+    if (cn->version < 2) return VEIL_ERR_MALFORMED;
+    c = (veil_cursor){d, len, 0};
+    uint32_t ni = veil_cursor_u32(&c), no = veil_cursor_u32(&c);
+    if (c.bad || ni < 1 || no < 1 || ni > ML_MAX_IO || no > ML_MAX_IO) return VEIL_ERR_MALFORMED;
+    m->nin = (int)ni, m->nout = (int)no;
+    for (uint32_t i = 0; i < ni; i++)
+        if (!get_in(&c, &m->in[i]) || !get_shape(&c, &m->in[i].ndim, m->in[i].shape)) return VEIL_ERR_MALFORMED;
+    for (uint32_t j = 0; j < no; j++) {
+        ml_out_info *oi = &m->out[j];
+        uint32_t nl = veil_cursor_u32(&c);
+        if (c.bad || nl >= sizeof oi->name || !veil_cursor_bytes(&c, oi->name, nl)) return VEIL_ERR_MALFORMED;
+        oi->name[nl] = 0;
+        if (strlen(oi->name) != nl) return VEIL_ERR_MALFORMED;
+        oi->scale = veil_cursor_f64(&c);
+        oi->zp = veil_cursor_f64(&c);
+        if (c.bad || !isfinite(oi->scale) || !isfinite(oi->zp) || !get_out(&c, oi)) return VEIL_ERR_MALFORMED;
+    }
     return c.bad || c.left ? VEIL_ERR_MALFORMED : VEIL_OK;
 }
 
-/* The model's parts agree with each other and with its circuit. */
-static int consistent(const veil_model *m)
+/* The model's parts agree with each other and with its circuit; sizes filled. */
+static int consistent(veil_model *m)
 {
     const veil_circuit *c = m->circuit;
-    if (veil_circuit_input_count(c) != 1 || veil_circuit_output_count(c) != 1 || !veil_circuit_input_encrypted(c, 0))
-        return 0;
-    if (veil_circuit_input_size(c, 0) != shape_size(m->in_ndim, m->in_shape) ||
-        veil_circuit_output_size(c, 0) != shape_size(m->qout_ndim, m->qout_shape))
-        return 0;
-    /* the post-processing must turn the circuit's output shape into the model's output shape */
-    ml_tensor y, z;
-    if (ml_tensor_alloc(&y, m->qout_ndim, m->qout_shape) != VEIL_OK) return 0;
-    int ok = ml_post_apply(m->post, m->npost, &y, &z) == VEIL_OK;
-    ml_tensor_free(&y);
-    if (ok) {
-        ok = z.size == shape_size(m->out_ndim, m->out_shape);
-        ml_tensor_free(&z);
+    if (veil_circuit_input_count(c) != (size_t)m->nin || veil_circuit_output_count(c) != (size_t)m->nout) return 0;
+    for (int i = 0; i < m->nin; i++) {
+        m->in[i].size = shape_size(m->in[i].ndim, m->in[i].shape);
+        if (!veil_circuit_input_encrypted(c, (size_t)i) || veil_circuit_input_size(c, (size_t)i) != m->in[i].size)
+            return 0;
     }
-    return ok;
+    for (int j = 0; j < m->nout; j++) {
+        ml_out_info *o = &m->out[j];
+        o->qsize = shape_size(o->qndim, o->qshape);
+        o->size = shape_size(o->ndim, o->shape);
+        if (veil_circuit_output_size(c, (size_t)j) != o->qsize) return 0;
+        /* the post-processing must turn the circuit's output shape into the model's output shape */
+        ml_tensor y, z;
+        if (ml_tensor_alloc(&y, o->qndim, o->qshape) != VEIL_OK) return 0;
+        int ok = ml_post_apply(o->post, o->npost, &y, &z) == VEIL_OK;
+        ml_tensor_free(&y);
+        if (ok) {
+            ok = z.size == o->size;
+            ml_tensor_free(&z);
+        }
+        if (!ok) return 0;
+    }
+    ml_model_totals(m);
+    return 1;
 }
 
 static const char *what(int server) { return server ? "server bundle" : "client bundle"; }
@@ -347,17 +417,25 @@ char *veil_model_describe(const veil_model *m)
     if (!m) return NULL;
     veil_sb b = {0};
     const veil_model_options *o = &m->opts;
-    veil_sb_printf(&b, "input  ");
-    sb_shape(&b, m->in_ndim, m->in_shape);
-    veil_sb_printf(&b, "  quantized as round(x / %.6g) + %.6g, clipped to [%.0f, %.0f]\n", m->in_q.scale, m->in_q.zp + 0.0,
-                   m->in_q.qmin, m->in_q.qmax);
-    veil_sb_printf(&b, "output ");
-    sb_shape(&b, m->out_ndim, m->out_shape);
-    veil_sb_printf(&b, "  dequantized as %.6g * (q - %.6g)", m->out_scale, m->out_zp + 0.0);
-    for (int i = 0; i < m->npost; i++)
-        veil_sb_printf(&b, "%s%s(axis=%lld)", i ? ", " : ", then on the client: ", ml_op_names[m->post[i].op],
-                       (long long)m->post[i].axis);
-    veil_sb_printf(&b, "\n");
+    for (int i = 0; i < m->nin; i++) {
+        const ml_in_info *in = &m->in[i];
+        if (m->nin > 1) veil_sb_printf(&b, "input '%s' ", veil_model_input_name(m, (size_t)i));
+        else veil_sb_printf(&b, "input  ");
+        sb_shape(&b, in->ndim, in->shape);
+        veil_sb_printf(&b, "  quantized as round(x / %.6g) + %.6g, clipped to [%.0f, %.0f]\n", in->q.scale,
+                       in->q.zp + 0.0, in->q.qmin, in->q.qmax);
+    }
+    for (int j = 0; j < m->nout; j++) {
+        const ml_out_info *oi = &m->out[j];
+        if (m->nout > 1) veil_sb_printf(&b, "output '%s' ", oi->name);
+        else veil_sb_printf(&b, "output ");
+        sb_shape(&b, oi->ndim, oi->shape);
+        veil_sb_printf(&b, "  dequantized as %.6g * (q - %.6g)", oi->scale, oi->zp + 0.0);
+        for (int i = 0; i < oi->npost; i++)
+            veil_sb_printf(&b, "%s%s(axis=%lld)", i ? ", " : ", then on the client: ", ml_op_names[oi->post[i].op],
+                           (long long)oi->post[i].axis);
+        veil_sb_printf(&b, "\n");
+    }
     veil_sb_printf(&b, "options: %s, n_bits {op_inputs %d, op_weights %d, model_inputs %d, model_outputs %d}, ",
                    o->qat ? "quantization-aware" : "post-training", o->n_bits.op_inputs, o->n_bits.op_weights,
                    o->n_bits.model_inputs, o->n_bits.model_outputs);

@@ -77,15 +77,18 @@ static veil_status quantize_compile(const ml_graph *fg, const double *inputset, 
     veil_status st = ml_quantize(fg, inputset, nsamples, o, output_lookup, q, err, errlen);
     if (st != VEIL_OK) return st;
     *choice = q->output_choice;
-    int64_t isz = 1;
-    for (int i = 0; i < q->in_ndim; i++) isz *= q->in_shape[i];
-    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples);
+    int64_t isz = 0;
+    for (int i = 0; i < q->nin; i++) isz += q->in[i].size;
+    /* veil_compile reads sample s's input i at samples[s · nin + i] */
+    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples * (size_t)q->nin + 1);
     if (!samples) {
         ml_quantized_free(q);
         snprintf(err, errlen, "out of memory");
         return VEIL_ERR_NOMEM;
     }
-    for (size_t s = 0; s < nsamples; s++) samples[s] = q->inputset_q + s * (size_t)isz;
+    for (size_t s = 0; s < nsamples; s++)
+        for (int i = 0, off = 0; i < q->nin; off += (int)q->in[i].size, i++)
+            samples[s * (size_t)q->nin + (size_t)i] = q->inputset_q + s * (size_t)isz + (size_t)off;
     veil_compile_config cfg;
     veil_compile_config_default(&cfg);
     cfg.p_error = o->p_error;
@@ -130,11 +133,17 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         veil_model_free(m);
         return ml_model_fail(st, "%s", err);
     }
-    if (m->fg->ninputs == 1 && (size_t)m->fg->input_shapes[0].size != sample_size) {
-        long long want = (long long)m->fg->input_shapes[0].size;
+    int64_t want = 0;
+    for (int i = 0; i < m->fg->ninputs; i++) want += m->fg->input_shapes[i].size;
+    if ((size_t)want != sample_size) {
+        int nin = m->fg->ninputs;
         veil_model_free(m);
-        return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset has %zu values per sample, the model's input has %lld",
-                             sample_size, want);
+        if (nin == 1)
+            return ml_model_fail(VEIL_ERR_INVALID_ARG, "the inputset has %zu values per sample, the model's input has %lld",
+                                 sample_size, (long long)want);
+        return ml_model_fail(VEIL_ERR_INVALID_ARG,
+                             "the inputset has %zu values per sample, the model's %d inputs have %lld together", sample_size,
+                             nin, (long long)want);
     }
     /* A wide linear output either decrypts at full precision (no lookup) or keeps its rounded
      * high bits through one lookup per element; both are compiled and the cheaper one is kept (the
@@ -178,15 +187,11 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         return ml_model_fail(st, "%s", err);
     }
     m->circuit = c;
-    m->in_q = q.in_q;
-    m->out_scale = q.out_scale;
-    m->out_zp = q.out_zp;
-    m->in_ndim = q.in_ndim, m->out_ndim = q.out_ndim, m->qout_ndim = q.qout_ndim;
-    memcpy(m->in_shape, q.in_shape, sizeof m->in_shape);
-    memcpy(m->out_shape, q.out_shape, sizeof m->out_shape);
-    memcpy(m->qout_shape, q.qout_shape, sizeof m->qout_shape);
-    m->npost = q.npost;
-    memcpy(m->post, q.post, sizeof m->post);
+    m->nin = q.nin;
+    m->nout = q.nout;
+    memcpy(m->in, q.in, sizeof m->in);
+    memcpy(m->out, q.out, sizeof m->out);
+    ml_model_totals(m);
     veil_sb rep = {0};
     veil_sb_printf(&rep, "%s", q.report ? q.report : "");
     if (choice && with_lookup && cost_without > 0)
@@ -225,39 +230,58 @@ veil_status veil_model_compile_file(const char *path, const double *inputset, si
     return st;
 }
 
-int veil_model_input_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS])
+void ml_model_totals(veil_model *m)
 {
-    memcpy(shape, m->in_shape, sizeof(int64_t) * VEIL_MAX_DIMS);
-    return m->in_ndim;
+    m->in_total = m->out_total = m->qout_total = 0;
+    for (int i = 0; i < m->nin; i++) m->in_total += m->in[i].size;
+    for (int j = 0; j < m->nout; j++) m->out_total += m->out[j].size, m->qout_total += m->out[j].qsize;
 }
 
-int veil_model_output_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS])
+size_t veil_model_input_count(const veil_model *m) { return (size_t)m->nin; }
+size_t veil_model_output_count(const veil_model *m) { return (size_t)m->nout; }
+
+const char *veil_model_input_name(const veil_model *m, size_t i)
 {
-    memcpy(shape, m->out_shape, sizeof(int64_t) * VEIL_MAX_DIMS);
-    return m->out_ndim;
+    const char *n = veil_circuit_input_name(m->circuit, i);
+    return n ? n : "";
 }
 
-static int64_t prod(int nd, const int64_t *s)
+const char *veil_model_output_name(const veil_model *m, size_t j) { return j < (size_t)m->nout ? m->out[j].name : ""; }
+
+int veil_model_input_shape_at(const veil_model *m, size_t i, int64_t shape[VEIL_MAX_DIMS])
 {
-    int64_t p = 1;
-    for (int i = 0; i < nd; i++) p *= s[i];
-    return p;
+    if (i >= (size_t)m->nin) return -1;
+    memcpy(shape, m->in[i].shape, sizeof(int64_t) * VEIL_MAX_DIMS);
+    return m->in[i].ndim;
 }
 
-int64_t veil_model_input_size(const veil_model *m) { return prod(m->in_ndim, m->in_shape); }
-int64_t veil_model_output_size(const veil_model *m) { return prod(m->out_ndim, m->out_shape); }
-int64_t veil_model_quantized_output_size(const veil_model *m) { return prod(m->qout_ndim, m->qout_shape); }
+int veil_model_output_shape_at(const veil_model *m, size_t j, int64_t shape[VEIL_MAX_DIMS])
+{
+    if (j >= (size_t)m->nout) return -1;
+    memcpy(shape, m->out[j].shape, sizeof(int64_t) * VEIL_MAX_DIMS);
+    return m->out[j].ndim;
+}
+
+int64_t veil_model_input_size_at(const veil_model *m, size_t i) { return i < (size_t)m->nin ? m->in[i].size : -1; }
+int64_t veil_model_output_size_at(const veil_model *m, size_t j) { return j < (size_t)m->nout ? m->out[j].size : -1; }
+int veil_model_input_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]) { return veil_model_input_shape_at(m, 0, shape); }
+int veil_model_output_shape(const veil_model *m, int64_t shape[VEIL_MAX_DIMS]) { return veil_model_output_shape_at(m, 0, shape); }
+int64_t veil_model_input_size(const veil_model *m) { return m->in_total; }
+int64_t veil_model_output_size(const veil_model *m) { return m->out_total; }
+int64_t veil_model_quantized_output_size(const veil_model *m) { return m->qout_total; }
 const veil_circuit *veil_model_circuit(const veil_model *m) { return m->circuit; }
 const char *veil_model_report(const veil_model *m) { return m->report ? m->report : ""; }
 unsigned veil_model_max_bit_width(const veil_model *m) { return m->max_bits; }
 
 veil_status veil_model_quantize_input(const veil_model *m, const double *x, int64_t *q)
 {
-    int64_t n = veil_model_input_size(m);
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(x[i])) return ml_model_fail(VEIL_ERR_INVALID_ARG, "input element %lld is not finite", (long long)i);
-        q[i] = (int64_t)ml_quantize_value(&m->in_q, x[i]);
-    }
+    for (int i = 0, off = 0; i < m->nin; off += (int)m->in[i].size, i++)
+        for (int64_t e = off; e < off + m->in[i].size; e++) {
+            if (!isfinite(x[e]))
+                return ml_model_fail(VEIL_ERR_INVALID_ARG, "input '%s', element %lld is not finite",
+                                     veil_model_input_name(m, (size_t)i), (long long)(e - off));
+            q[e] = (int64_t)ml_quantize_value(&m->in[i].q, x[e]);
+        }
     return VEIL_OK;
 }
 
@@ -291,8 +315,10 @@ veil_status veil_model_keygen(veil_model *m, const uint8_t *seed)
 
 veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const int64_t *q, int64_t *q_out)
 {
-    const int64_t *ins[1] = {q};
-    int64_t *outs[1] = {q_out};
+    const int64_t *ins[ML_MAX_IO];
+    int64_t *outs[ML_MAX_IO];
+    for (int i = 0, off = 0; i < m->nin; off += (int)m->in[i].size, i++) ins[i] = q + off;
+    for (int j = 0, off = 0; j < m->nout; off += (int)m->out[j].qsize, j++) outs[j] = q_out + off;
     veil_status st;
     switch (mode) {
     case VEIL_MODE_CLEAR: st = veil_circuit_clear(m->circuit, ins, outs); break;
@@ -312,15 +338,20 @@ veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const in
 
 veil_status veil_model_dequantize_output(const veil_model *m, const int64_t *q_out, double *y)
 {
-    ml_tensor t, r;
-    veil_status st = ml_tensor_alloc(&t, m->qout_ndim, m->qout_shape);
-    if (st != VEIL_OK) return ml_model_fail(st, "out of memory");
-    for (int64_t i = 0; i < t.size; i++) t.data[i] = m->out_scale * ((double)q_out[i] - m->out_zp);
-    st = ml_post_apply(m->post, m->npost, &t, &r);
-    ml_tensor_free(&t);
-    if (st != VEIL_OK) return ml_model_fail(st, "post-processing failed");
-    memcpy(y, r.data, sizeof(double) * (size_t)r.size);
-    ml_tensor_free(&r);
+    for (int j = 0; j < m->nout; j++) {
+        const ml_out_info *o = &m->out[j];
+        ml_tensor t, r;
+        veil_status st = ml_tensor_alloc(&t, o->qndim, o->qshape);
+        if (st != VEIL_OK) return ml_model_fail(st, "out of memory");
+        for (int64_t i = 0; i < t.size; i++) t.data[i] = o->scale * ((double)q_out[i] - o->zp);
+        st = ml_post_apply(o->post, o->npost, &t, &r);
+        ml_tensor_free(&t);
+        if (st != VEIL_OK) return ml_model_fail(st, "output '%s': post-processing failed", o->name);
+        memcpy(y, r.data, sizeof(double) * (size_t)r.size);
+        ml_tensor_free(&r);
+        q_out += o->qsize;
+        y += o->size;
+    }
     return VEIL_OK;
 }
 
@@ -339,15 +370,23 @@ veil_status veil_model_forward(veil_model *m, veil_mode mode, const double *x, d
 veil_status veil_model_float_forward(const veil_model *m, const double *x, double *y)
 {
     if (!m->fg) return ml_model_fail(VEIL_ERR_UNSUPPORTED, "this model was loaded from a bundle: it has no float graph");
-    ml_tensor in, out;
+    ml_tensor in[ML_MAX_IO], out[ML_MAX_IO];
     char err[256] = "";
-    veil_status st = ml_tensor_alloc(&in, m->in_ndim, m->in_shape);
-    if (st != VEIL_OK) return ml_model_fail(st, "out of memory");
-    memcpy(in.data, x, sizeof(double) * (size_t)in.size);
-    st = ml_forward(m->fg, &in, &out, err, sizeof err);
-    ml_tensor_free(&in);
-    if (st != VEIL_OK) return ml_model_fail(st, "%s", err);
-    memcpy(y, out.data, sizeof(double) * (size_t)out.size);
-    ml_tensor_free(&out);
+    veil_status st = VEIL_OK;
+    int ni = 0;
+    memset(out, 0, sizeof out);
+    memset(in, 0, sizeof in);
+    for (; ni < m->nin && st == VEIL_OK; ni++) {
+        st = ml_tensor_alloc(&in[ni], m->in[ni].ndim, m->in[ni].shape);
+        if (st == VEIL_OK) memcpy(in[ni].data, x, sizeof(double) * (size_t)in[ni].size), x += in[ni].size;
+    }
+    if (st != VEIL_OK) ni--;
+    if (st == VEIL_OK) st = ml_forward(m->fg, in, out, err, sizeof err);
+    for (int i = 0; i < ni; i++) ml_tensor_free(&in[i]);
+    for (int j = 0; j < m->nout; j++) {
+        if (st == VEIL_OK) memcpy(y, out[j].data, sizeof(double) * (size_t)out[j].size), y += out[j].size;
+        ml_tensor_free(&out[j]);
+    }
+    if (st != VEIL_OK) return ml_model_fail(st, "%s", err[0] ? err : "out of memory");
     return VEIL_OK;
 }

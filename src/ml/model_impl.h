@@ -9,12 +9,10 @@ struct veil_model {
     veil_model_options opts;
     ml_graph *fg; /* the imported float graph; NULL for a model loaded from a bundle */
     veil_circuit *circuit;
-    ml_quantizer in_q;
-    double out_scale, out_zp;
-    int in_ndim, out_ndim, qout_ndim;
-    int64_t in_shape[VEIL_MAX_DIMS], out_shape[VEIL_MAX_DIMS], qout_shape[VEIL_MAX_DIMS];
-    int npost;
-    ml_post_op post[8];
+    int nin, nout;
+    ml_in_info in[ML_MAX_IO];   /* shapes and quantizers, in the model's input order */
+    ml_out_info out[ML_MAX_IO]; /* names, dequantizers, shapes, client-side post-processing */
+    int64_t in_total, out_total, qout_total; /* one sample: every input's (output's) elements */
     char *report;
     unsigned max_bits;
     veil_secret_key *sk;
@@ -22,6 +20,8 @@ struct veil_model {
     veil_rng *rng; /* simulation noise */
 };
 
+/* in_total, out_total, qout_total from the per-input and per-output sizes */
+void ml_model_totals(veil_model *m);
 veil_status ml_model_fail(veil_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -19,18 +19,32 @@ typedef struct {
     int64_t axis, keepdims, select_last;
 } ml_post_op;
 
+#define ML_MAX_IO VEIL_MODEL_MAX_IO /* inputs, and outputs, of one model */
+
 typedef struct {
-    veil_graph *g;            /* one encrypted input, one output */
-    ml_quantizer in_q;        /* model input → integers */
-    double out_scale, out_zp; /* circuit output → real */
-    int in_ndim, out_ndim, qout_ndim;
-    int64_t in_shape[VEIL_MAX_DIMS], out_shape[VEIL_MAX_DIMS], qout_shape[VEIL_MAX_DIMS];
+    ml_quantizer q; /* model input → integers */
+    int ndim;
+    int64_t shape[VEIL_MAX_DIMS], size;
+} ml_in_info;
+
+typedef struct {
+    char name[65];
+    double scale, zp; /* circuit output → real */
+    int qndim, ndim;  /* the circuit's output, and the model's after post-processing */
+    int64_t qshape[VEIL_MAX_DIMS], shape[VEIL_MAX_DIMS], qsize, size;
     int npost;
     ml_post_op post[8];
-    int64_t *inputset_q; /* nsamples × input size */
+} ml_out_info;
+
+typedef struct {
+    veil_graph *g; /* encrypted inputs, in the model's order; one graph output per model output */
+    int nin, nout;
+    ml_in_info in[ML_MAX_IO];
+    ml_out_info out[ML_MAX_IO];
+    int64_t *inputset_q; /* nsamples × (every input's elements, in order) */
     char *report;
     unsigned max_bits;
-    /* the output is a linear form wider than rounding_bits: it can be decrypted at full precision
+    /* an output is a linear form wider than rounding_bits: it can be decrypted at full precision
      * (output_lookup 0) or rounded to its high bits by one lookup per element (output_lookup 1) */
     int output_choice;
     void **ctxs; /* table closures borrowed by g until compile */
@@ -40,6 +54,7 @@ typedef struct {
 /* output_lookup: 1 keeps a wide linear output's rounded high bits through one lookup per element;
  * 0 leaves it a linear form, decrypted at full precision (the compiler then constrains its noise
  * below its lowest bit). */
+/* inputset: nsamples × (every input's elements, in the model's input order) */
 veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamples, const veil_model_options *o,
                         int output_lookup, ml_quantized *out, char *err, size_t errlen);
 void ml_quantized_free(ml_quantized *q); /* accepts a zeroed struct */

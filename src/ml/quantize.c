@@ -1293,14 +1293,39 @@ static int walk_node(qctx *Q, int k)
     return Q->st;
 }
 
+/* The Concat node that model input `ii` alone feeds when every operand of that Concat is a model
+ * input read by nothing else (then one quantizer serves them all, and the Concat needs no
+ * rescaling lookup); -1 otherwise. */
+static int input_concat(const ml_graph *g, int ii)
+{
+    int v = g->inputs[ii];
+    if (use_count(g, v) != 1) return -1;
+    for (int k = 0; k < g->nnodes; k++) {
+        const ml_node *n = &g->nodes[k];
+        int reads = 0;
+        for (int i = 0; i < n->nin; i++) reads |= n->in[i] == v;
+        if (!reads) continue;
+        if (n->op != ML_OP_CONCAT) return -1;
+        for (int i = 0; i < n->nin; i++) {
+            int w = n->in[i], is_input = 0;
+            for (int j = 0; j < g->ninputs; j++) is_input |= g->inputs[j] == w;
+            if (!is_input || use_count(g, w) != 1) return -1;
+        }
+        return k;
+    }
+    return -1;
+}
+
 veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamples, const veil_model_options *o,
                         int output_lookup, ml_quantized *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     qctx Q = {.fg = fg, .o = o, .ns = nsamples, .out = out, .err = err, .errlen = errlen, .st = VEIL_OK};
-    if (fg->ninputs != 1 || fg->noutputs != 1)
-        return failf(&Q, VEIL_ERR_UNSUPPORTED, "the model has %d inputs and %d outputs; one of each is supported",
-                     fg->ninputs, fg->noutputs);
+    if (fg->ninputs > ML_MAX_IO || fg->noutputs > ML_MAX_IO)
+        return failf(&Q, VEIL_ERR_UNSUPPORTED, "the model has %d inputs and %d outputs; at most %d of each are supported",
+                     fg->ninputs, fg->noutputs, ML_MAX_IO);
+    out->nin = fg->ninputs;
+    out->nout = fg->noutputs;
     if (nsamples == 0) return failf(&Q, VEIL_ERR_INVALID_ARG, "the inputset is empty");
     int *absorbed = calloc((size_t)fg->nnodes + 1, sizeof(int));
     Q.vmap = malloc(sizeof(int) * (size_t)fg->nvalues + 1);
@@ -1322,73 +1347,101 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         qv_set_shape(&Q.qv[r], Q.qv[r].c.ndim, Q.qv[r].c.shape);
         Q.vmap[i] = r;
     }
-    /* client-side post-processing: trailing Softmax / LogSoftmax / ArgMax / Sigmoid */
-    int outv = fg->outputs[0];
-    int post_nodes[8], npost = 0;
-    while (Q.st == VEIL_OK && npost < 8) {
-        int p = fg->values[outv].producer;
-        if (p < 0 || !is_post_op(fg->nodes[p].op) || fg->nodes[p].nin < 1 || fg->nodes[p].in[0] < 0) break;
-        int src = fg->nodes[p].in[0];
-        if (use_count(fg, src) != 1 || fg->values[src].is_const) break;
-        post_nodes[npost++] = p;
-        absorbed[p] = 1;
-        outv = src;
-    }
-    for (int i = npost - 1, k = 0; i >= 0; i--, k++) {
-        const ml_node *pn = &fg->nodes[post_nodes[i]];
-        ml_post_op *po = &out->post[k];
-        po->op = pn->op;
-        po->axis = ml_attr_int(pn, "axis", pn->op == ML_OP_ARGMAX ? 0 : -1);
-        po->keepdims = ml_attr_int(pn, "keepdims", 1);
-        po->select_last = ml_attr_int(pn, "select_last_index", 0);
-    }
-    out->npost = npost;
-    /* the input: quantized by the client, with the model's own first Quant node when there is one */
-    const ml_tensor *ish = &fg->input_shapes[0];
-    int64_t isz = ish->size;
-    out->in_ndim = ish->ndim;
-    memcpy(out->in_shape, ish->shape, sizeof out->in_shape);
-    int inv = fg->inputs[0], in_quant_node = -1;
-    for (int k = 0; k < fg->nnodes; k++) {
-        const ml_node *n = &fg->nodes[k];
-        if (n->op == ML_OP_QUANT && n->nin == 4 && n->in[0] == inv && use_count(fg, inv) == 1) {
-            const ml_tensor *s = const_of(&Q, n->in[1]), *z = const_of(&Q, n->in[2]), *b = const_of(&Q, n->in[3]);
-            if (s && z && b && s->size == 1 && z->size == 1 && b->size == 1 &&
-                strcmp(ml_attr_string(n, "rounding_mode", "ROUND"), "ROUND") == 0) {
-                double lo, hi;
-                ml_quant_bounds((int)ml_attr_int(n, "signed", 1), (int)ml_attr_int(n, "narrow", 0), b->data[0], &lo, &hi);
-                out->in_q = (ml_quantizer){s->data[0], z->data[0], lo, hi};
-                in_quant_node = k;
-                absorbed[k] = 1;
-            }
+    /* client-side post-processing: each output's trailing Softmax / LogSoftmax / ArgMax / Sigmoid */
+    int outv[ML_MAX_IO];
+    for (int j = 0; j < fg->noutputs && Q.st == VEIL_OK; j++) {
+        ml_out_info *oi = &out->out[j];
+        snprintf(oi->name, sizeof oi->name, "%s", fg->values[fg->outputs[j]].name);
+        outv[j] = fg->outputs[j];
+        int post_nodes[8], npost = 0;
+        while (npost < 8) {
+            int p = fg->values[outv[j]].producer;
+            if (p < 0 || !is_post_op(fg->nodes[p].op) || fg->nodes[p].nin < 1 || fg->nodes[p].in[0] < 0) break;
+            int src = fg->nodes[p].in[0];
+            if (use_count(fg, src) != 1 || fg->values[src].is_const) break;
+            post_nodes[npost++] = p;
+            absorbed[p] = 1;
+            outv[j] = src;
         }
+        for (int i = npost - 1, k = 0; i >= 0; i--, k++) {
+            const ml_node *pn = &fg->nodes[post_nodes[i]];
+            ml_post_op *po = &oi->post[k];
+            po->op = pn->op;
+            po->axis = ml_attr_int(pn, "axis", pn->op == ML_OP_ARGMAX ? 0 : -1);
+            po->keepdims = ml_attr_int(pn, "keepdims", 1);
+            po->select_last = ml_attr_int(pn, "select_last_index", 0);
+        }
+        oi->npost = npost;
     }
-    if (in_quant_node < 0) {
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t i = 0; i < nsamples * (size_t)isz; i++) lo = fmin(lo, inputset[i]), hi = fmax(hi, inputset[i]);
-        if (!isfinite(lo) || !isfinite(hi)) failf(&Q, VEIL_ERR_INVALID_ARG, "the inputset holds non-finite values");
-        out->in_q = calibrated(lo, hi, o->n_bits.model_inputs);
-    }
+    /* the inputs: quantized by the client, each with the model's own first Quant node when there is one */
+    int64_t total = 0;
+    for (int i = 0; i < fg->ninputs; i++) total += fg->input_shapes[i].size;
+    out->inputset_q = malloc(sizeof(int64_t) * nsamples * (size_t)total + 1);
+    if (!out->inputset_q) failf(&Q, VEIL_ERR_NOMEM, "out of memory");
     veil_sb_printf(&Q.rep, "%-28s %-18s %-10s %s", "node", "op", "what", "range");
     veil_sb_pad(&Q.rep, 88);
     veil_sb_printf(&Q.rep, "bit-width\n");
-    int node = veil_graph_input(Q.g, fg->values[inv].name, VEIL_ENCRYPTED, ish->ndim, ish->shape);
-    int qi = node < 0 ? -1 : quant_value(&Q, node, out->in_q.scale, out->in_q.zp);
-    out->inputset_q = malloc(sizeof(int64_t) * nsamples * (size_t)isz + 1);
-    if (qi >= 0 && !out->inputset_q) failf(&Q, VEIL_ERR_NOMEM, "out of memory");
-    for (size_t s = 0; s < nsamples && Q.st == VEIL_OK; s++) {
-        ml_tensor *c = &Q.qv[qi].cal[s];
-        if (ml_tensor_alloc(c, ish->ndim, ish->shape) != VEIL_OK) {
-            failf(&Q, VEIL_ERR_NOMEM, "out of memory");
+    for (int ii = 0, off = 0; ii < fg->ninputs && Q.st == VEIL_OK; off += (int)fg->input_shapes[ii].size, ii++) {
+        ml_in_info *in = &out->in[ii];
+        const ml_tensor *ish = &fg->input_shapes[ii];
+        int64_t isz = ish->size;
+        in->ndim = ish->ndim;
+        in->size = isz;
+        memcpy(in->shape, ish->shape, sizeof in->shape);
+        int inv = fg->inputs[ii], in_quant_node = -1;
+        for (int k = 0; k < fg->nnodes; k++) {
+            const ml_node *n = &fg->nodes[k];
+            if (n->op == ML_OP_QUANT && n->nin == 4 && n->in[0] == inv && use_count(fg, inv) == 1) {
+                const ml_tensor *s = const_of(&Q, n->in[1]), *z = const_of(&Q, n->in[2]), *b = const_of(&Q, n->in[3]);
+                if (s && z && b && s->size == 1 && z->size == 1 && b->size == 1 &&
+                    strcmp(ml_attr_string(n, "rounding_mode", "ROUND"), "ROUND") == 0) {
+                    double lo, hi;
+                    ml_quant_bounds((int)ml_attr_int(n, "signed", 1), (int)ml_attr_int(n, "narrow", 0), b->data[0], &lo,
+                                    &hi);
+                    in->q = (ml_quantizer){s->data[0], z->data[0], lo, hi};
+                    in_quant_node = k;
+                    absorbed[k] = 1;
+                }
+            }
+        }
+        if (in_quant_node < 0) {
+            /* calibrated on its own values, or on those of every input of the Concat it feeds */
+            double lo = INFINITY, hi = -INFINITY;
+            int cat = input_concat(fg, ii);
+            for (int jj = 0, joff = 0; jj < fg->ninputs; joff += (int)fg->input_shapes[jj].size, jj++) {
+                if (jj != ii && (cat < 0 || input_concat(fg, jj) != cat)) continue;
+                for (size_t sm = 0; sm < nsamples; sm++)
+                    for (int64_t e = 0; e < fg->input_shapes[jj].size; e++) {
+                        double v = inputset[sm * (size_t)total + (size_t)joff + (size_t)e];
+                        lo = fmin(lo, v), hi = fmax(hi, v);
+                    }
+            }
+            if (!isfinite(lo) || !isfinite(hi)) {
+                failf(&Q, VEIL_ERR_INVALID_ARG, "the inputset holds non-finite values (input '%s')", fg->values[inv].name);
+                break;
+            }
+            in->q = calibrated(lo, hi, o->n_bits.model_inputs);
+        }
+        int node = veil_graph_input(Q.g, fg->values[inv].name, VEIL_ENCRYPTED, ish->ndim, ish->shape);
+        int qi = node < 0 ? -1 : quant_value(&Q, node, in->q.scale, in->q.zp);
+        if (qi < 0) {
+            if (Q.st == VEIL_OK) failf(&Q, VEIL_ERR_GRAPH, "input '%s': %s", fg->values[inv].name, veil_graph_last_error(Q.g));
             break;
         }
-        for (int64_t e = 0; e < isz; e++) {
-            double q = ml_quantize_value(&out->in_q, inputset[s * (size_t)isz + (size_t)e]);
-            out->inputset_q[s * (size_t)isz + (size_t)e] = (int64_t)q;
-            c->data[e] = out->in_q.scale * (q - out->in_q.zp);
+        for (size_t sm = 0; sm < nsamples && Q.st == VEIL_OK; sm++) {
+            ml_tensor *c = &Q.qv[qi].cal[sm];
+            if (ml_tensor_alloc(c, ish->ndim, ish->shape) != VEIL_OK) {
+                failf(&Q, VEIL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (int64_t e = 0; e < isz; e++) {
+                size_t at = sm * (size_t)total + (size_t)off + (size_t)e;
+                double q = ml_quantize_value(&in->q, inputset[at]);
+                out->inputset_q[at] = (int64_t)q;
+                c->data[e] = in->q.scale * (q - in->q.zp);
+            }
         }
-    }
-    if (Q.st == VEIL_OK) {
+        if (Q.st != VEIL_OK) break;
         Q.vmap[inv] = qi;
         if (in_quant_node >= 0) Q.vmap[fg->nodes[in_quant_node].out[0]] = qi;
         int64_t lo, hi;
@@ -1412,48 +1465,56 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         }
         walk_node(&Q, k);
     }
-    /* the output */
-    if (Q.st == VEIL_OK) {
-        int r = Q.vmap[outv];
-        const ml_node *last = fg->values[outv].producer >= 0 ? &fg->nodes[fg->values[outv].producer] : NULL;
+    /* the outputs */
+    for (int j = 0; j < fg->noutputs && Q.st == VEIL_OK; j++) {
+        ml_out_info *oi = &out->out[j];
+        int r = Q.vmap[outv[j]];
+        const ml_node *last = fg->values[outv[j]].producer >= 0 ? &fg->nodes[fg->values[outv[j]].producer] : NULL;
         if (r < 0 || Q.qv[r].kind == QV_CONST) {
-            failf(&Q, VEIL_ERR_UNSUPPORTED, "the model's output does not depend on its input");
-        } else {
-            if (Q.qv[r].kind == QV_FN) {
-                int ob = o->n_bits.model_outputs;
-                r = last ? materialize(&Q, r, NULL, ob, last) : -1;
-            } else if (o->rounding_bits > 0 && last) {
-                /* a wide output accumulator: decrypting all its bits needs noise below its last
-                 * bit; the other choice keeps its rounded high bits through one lookup per
-                 * element (the caller compiles both and keeps the cheaper) */
-                int64_t lo, hi;
-                quant_range(&Q, &Q.qv[r], &lo, &hi);
-                if (bits_of(lo, hi) > (unsigned)o->rounding_bits) {
-                    out->output_choice = 1;
-                    if (output_lookup) {
-                        ml_quantizer id = {Q.qv[r].scale, Q.qv[r].zp, -INFINITY, INFINITY};
-                        r = materialize(&Q, r, &id, 0, last);
-                    }
+            failf(&Q, VEIL_ERR_UNSUPPORTED, "the model's output '%s' does not depend on its inputs", oi->name);
+            break;
+        }
+        if (Q.qv[r].kind == QV_FN) {
+            int ob = o->n_bits.model_outputs;
+            r = last ? materialize(&Q, r, NULL, ob, last) : -1;
+        } else if (o->rounding_bits > 0 && last) {
+            /* a wide output accumulator: decrypting all its bits needs noise below its last
+             * bit; the other choice keeps its rounded high bits through one lookup per
+             * element (the caller compiles both and keeps the cheaper) */
+            int64_t lo, hi;
+            quant_range(&Q, &Q.qv[r], &lo, &hi);
+            if (bits_of(lo, hi) > (unsigned)o->rounding_bits) {
+                out->output_choice = 1;
+                if (output_lookup) {
+                    ml_quantizer id = {Q.qv[r].scale, Q.qv[r].zp, -INFINITY, INFINITY};
+                    r = materialize(&Q, r, &id, 0, last);
                 }
-            }
-            if (r >= 0) {
-                const qval *v = &Q.qv[r];
-                out->out_scale = v->scale;
-                out->out_zp = v->zp;
-                out->qout_ndim = v->ndim;
-                memcpy(out->qout_shape, v->shape, sizeof out->qout_shape);
-                if (veil_graph_output(Q.g, v->node) != VEIL_OK) failf(&Q, VEIL_ERR_GRAPH, "%s", veil_graph_last_error(Q.g));
-                /* the final output shape after post-processing */
-                ml_tensor y = {0}, z = {0};
-                if (Q.st == VEIL_OK && ml_tensor_copy(&y, &v->cal[0]) == VEIL_OK &&
-                    ml_post_apply(out->post, out->npost, &y, &z) == VEIL_OK) {
-                    out->out_ndim = z.ndim;
-                    memcpy(out->out_shape, z.shape, sizeof out->out_shape);
-                }
-                ml_tensor_free(&y);
-                ml_tensor_free(&z);
             }
         }
+        if (r < 0) {
+            if (Q.st == VEIL_OK) failf(&Q, VEIL_ERR_GRAPH, "output '%s' failed", oi->name);
+            break;
+        }
+        const qval *v = &Q.qv[r];
+        oi->scale = v->scale;
+        oi->zp = v->zp;
+        oi->qndim = v->ndim;
+        memcpy(oi->qshape, v->shape, sizeof oi->qshape);
+        oi->qsize = 1;
+        for (int d = 0; d < v->ndim; d++) oi->qsize *= v->shape[d];
+        if (veil_graph_output(Q.g, v->node) != VEIL_OK) failf(&Q, VEIL_ERR_GRAPH, "%s", veil_graph_last_error(Q.g));
+        /* the final output shape after post-processing */
+        ml_tensor y = {0}, z = {0};
+        if (Q.st == VEIL_OK && ml_tensor_copy(&y, &v->cal[0]) == VEIL_OK &&
+            ml_post_apply(oi->post, oi->npost, &y, &z) == VEIL_OK) {
+            oi->ndim = z.ndim;
+            oi->size = z.size;
+            memcpy(oi->shape, z.shape, sizeof oi->shape);
+        } else if (Q.st == VEIL_OK) {
+            failf(&Q, VEIL_ERR_UNSUPPORTED, "output '%s': its post-processing fails", oi->name);
+        }
+        ml_tensor_free(&y);
+        ml_tensor_free(&z);
     }
     if (Q.st == VEIL_OK && veil_graph_status(Q.g) != VEIL_OK)
         failf(&Q, VEIL_ERR_GRAPH, "integer graph: %s", veil_graph_last_error(Q.g));

@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "veil/client.h"
 #include "veil/model.h"
+#include "veil/server.h"
 #include "veil/npy.h"
 
 #ifndef VEIL_SOURCE_DIR
@@ -30,6 +33,7 @@ typedef struct {
                      * precision need none) */
     size_t partitions;      /* parameter sets expected (0: not checked) */
     const char *single_set; /* the named set --single-precision reproduces (today's choice), or NULL */
+    int two_inputs;         /* inputs a and b: train_a.npy, train_b.npy, test_a.npy, test_b.npy */
 } model_case;
 
 static int argmax(const double *y, int64_t n)
@@ -49,13 +53,34 @@ static void load(const char *dir, const char *file, veil_array *a)
     if (st != VEIL_OK) exit(1);
 }
 
+/* NAME.npy, or NAME_a.npy and NAME_b.npy side by side (each sample: a's values, then b's) */
+static void load_set(const char *dir, const char *name, int two, veil_array *a)
+{
+    char f[64];
+    snprintf(f, sizeof f, "%s%s.npy", name, two ? "_a" : "");
+    load(dir, f, a);
+    if (!two) return;
+    veil_array b, ab;
+    snprintf(f, sizeof f, "%s_b.npy", name);
+    load(dir, f, &b);
+    int64_t n = a->shape[0], ra = a->size / n, rb = b.size / b.shape[0], shape[2] = {n, ra + rb};
+    CHECK(b.shape[0] == n, "%s: as many samples in %s_a and %s_b", dir, name, name);
+    if (b.shape[0] != n || veil_array_new(&ab, 2, shape) != VEIL_OK) exit(1);
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(ab.data + i * (ra + rb), a->data + i * ra, sizeof(double) * (size_t)ra);
+        memcpy(ab.data + i * (ra + rb) + ra, b.data + i * rb, sizeof(double) * (size_t)rb);
+    }
+    veil_array_free(a), veil_array_free(&b);
+    *a = ab;
+}
+
 static void run_case(const char *root, const model_case *mc)
 {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/%s", root, mc->name);
     veil_array tr, te, lab, ref;
-    load(dir, "train.npy", &tr);
-    load(dir, "test.npy", &te);
+    load_set(dir, "train", mc->two_inputs, &tr);
+    load_set(dir, "test", mc->two_inputs, &te);
     load(dir, "labels.npy", &lab);
     load(dir, mc->ref, &ref);
     veil_model_options o;
@@ -106,6 +131,75 @@ static void run_case(const char *root, const model_case *mc)
     if (mc->exact)
         CHECK(same_cs == n, "%s: simulate equals clear on %d of %lld samples", mc->name, same_cs, (long long)n);
     CHECK(veil_model_max_bit_width(m) >= 2, "%s", mc->name);
+    if (mc->two_inputs) {
+        /* two named inputs, one quantizer for both (no rescaling lookup at the Concat), and the
+         * bundles (format version 2) keep every input's quantizer */
+        int64_t sh[VEIL_MAX_DIMS];
+        CHECK(veil_model_input_count(m) == 2 && veil_model_output_count(m) == 1, "%s: 2 inputs, 1 output", mc->name);
+        CHECK(!strcmp(veil_model_input_name(m, 0), "a") && !strcmp(veil_model_input_name(m, 1), "b"),
+              "%s: inputs named a and b", mc->name);
+        CHECK(veil_model_input_shape_at(m, 1, sh) == 2 && sh[1] == 15 && veil_model_input_size_at(m, 1) == 15 &&
+                  veil_model_input_size_at(m, 2) == -1,
+              "%s: input b of shape (1, 15)", mc->name);
+        CHECK(s.pbs_count == 26, "%s: %zu lookups (16 + 8 hidden, 2 outputs)", mc->name, s.pbs_count);
+        char tmp[] = "/tmp/veil_two_XXXXXX";
+        veil_model *l = NULL;
+        CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+        CHECK_OK(veil_model_save(m, tmp));
+        CHECK(veil_model_load(tmp, &l) == VEIL_OK, "%s: load: %s", mc->name, veil_model_last_error());
+        if (l) {
+            CHECK(veil_model_input_count(l) == 2 && !strcmp(veil_model_input_name(l, 1), "b") &&
+                      veil_model_input_size(l) == isz,
+                  "%s: the loaded model has both inputs", mc->name);
+            char *d = veil_model_describe(l);
+            CHECK(d && strstr(d, "input 'a' (1, 15)") && strstr(d, "input 'b' (1, 15)"), "%s: describe: %s", mc->name, d);
+            veil_free(d);
+            int same = 0;
+            for (int64_t i = 0; i < 20; i++) {
+                CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, te.data + i * isz, y));
+                CHECK_OK(veil_model_forward(l, VEIL_MODE_CLEAR, te.data + i * isz, yc));
+                same += memcmp(y, yc, sizeof(double) * (size_t)osz) == 0;
+            }
+            CHECK(same == 20, "%s: the loaded model's clear outputs equal the compiled one's on %d/20", mc->name, same);
+        }
+        veil_model_free(l);
+        /* the client and server objects of a deployment: one request holds both inputs */
+        uint8_t *cb = NULL, *sb = NULL, *ekb = NULL, *req = NULL, *resp = NULL;
+        size_t cl = 0, sl = 0, ekl = 0, rl = 0, pl = 0;
+        veil_client *cli = NULL;
+        veil_server_model *srv = NULL;
+        veil_eval_keys *sek = NULL;
+        uint8_t kseed[VEIL_SEED_BYTES] = {9};
+        CHECK_OK(veil_model_serialize(m, 0, &cb, &cl));
+        CHECK_OK(veil_model_serialize(m, 1, &sb, &sl));
+        CHECK_OK(veil_client_from_bytes(cb, cl, &cli));
+        CHECK_OK(veil_server_model_from_bytes(sb, sl, &srv));
+        if (cli && srv && !check_quick()) {
+            CHECK_OK(veil_client_keygen(cli, kseed));
+            CHECK_OK(veil_client_eval_keys(cli, &ekb, &ekl));
+            CHECK_OK(veil_server_keys_load(srv, ekb, ekl, &sek));
+            int agree = 0;
+            for (int64_t i = 0; i < 2 && sek; i++) {
+                CHECK_OK(veil_client_quantize_encrypt_serialize(cli, te.data + i * isz, &req, &rl));
+                CHECK(veil_server_run(srv, sek, req, rl, 0, &resp, &pl) == VEIL_OK, "%s: server run: %s", mc->name,
+                      veil_server_last_error());
+                if (resp) CHECK_OK(veil_client_deserialize_decrypt_dequantize(cli, resp, pl, y));
+                CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, te.data + i * isz, yc));
+                agree += resp && argmax(y, osz) == argmax(yc, osz);
+                veil_free(req), veil_free(resp);
+                req = resp = NULL;
+            }
+            CHECK(agree == 2, "%s: client, server and client again predict as clear on %d/2", mc->name, agree);
+        }
+        veil_eval_keys_free(sek);
+        veil_server_model_free(srv);
+        veil_client_free(cli);
+        veil_free(cb), veil_free(sb), veil_free(ekb);
+        char f[600];
+        snprintf(f, sizeof f, "%s/client.veil", tmp), remove(f);
+        snprintf(f, sizeof f, "%s/server.veil", tmp), remove(f);
+        rmdir(tmp);
+    }
     if (mc->max_pbs) {
         CHECK(s.pbs_count <= mc->max_pbs, "%s: %zu lookups per inference, at most %zu expected", mc->name, s.pbs_count,
               mc->max_pbs);
@@ -174,23 +268,26 @@ int main(int argc, char **argv)
     static const model_case cases[] = {
         /* 8-bit post-training, accumulators rounded (approximately) to 7 bits before each lookup:
          * at 6 bits the MLP loses 2.3 points */
-        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL},
+        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 0},
+        /* the same features as two inputs (a: the first 15, b: the last 15) joined by a Concat:
+         * one quantizer for both, so the Concat needs no rescaling lookup */
+        {"breast_cancer_two", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 1},
         /* the CNN at 6 bits, rounded to 6: at 8 bits and 7 its lookups need N = 2^14 with 5 levels
          * (21 s per image), at 8 and 6 simulate drifts 1.1 points from clear */
-        {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20, 0, 0, NULL},
+        {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20, 0, 0, NULL, 0},
         /* Conv, ReLU, MaxPool, Gemm at 8 bits rounded to 6: the max pooling compares the ReLU
          * lookups' rounded indices (6 bits) rather than their 8-bit values (whose differences read
          * 9 bits, N = 2^16, 24 GB of keys), so one N = 2^13 set serves every lookup. 22 s per
          * image on 2 threads: execute is measured by veil bench models, and the pooling's
          * rewrite is executed by compiler_test_ops */
-        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 1, NULL},
+        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 1, NULL, 0},
         /* Brevitas 4-bit QAT, model inputs and outputs 4 bits, rounding to 6 bits: 16 hidden
          * lookups, the 10 outputs decrypted at full precision (no lookup) */
-        {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20, 16, 1, "M6"},
+        {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20, 16, 1, "M6", 0},
         /* the same with EXACT rounding: the low bits are extracted by narrow lookups (two per
          * hidden unit, in a 4-bit partition of their own); execute then equals clear exactly, so
          * fewer samples do */
-        {"digits_qat", "torch.npy", 8, 6, 1, 1, 0.02, 4, 48, 2, "M6"},
+        {"digits_qat", "torch.npy", 8, 6, 1, 1, 0.02, 4, 48, 2, "M6", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int run = argc < 2;

@@ -120,9 +120,75 @@ static void refusals(void)
     veil_array_free(&x);
 }
 
+/* Two inputs (a, b) and two outputs (y1 = Relu(a + b), y2 = Concat(a, b)·W + bias): each output
+ * is compared with its own reference; samples are a's values then b's, outputs y1's then y2's. */
+static void two_io(void)
+{
+    veil_array a, b, y1, y2;
+    if (!load("two_io", ".a.npy", &a) || !load("two_io", ".b.npy", &b) || !load("two_io", ".y1.npy", &y1) ||
+        !load("two_io", ".y2.npy", &y2))
+        return;
+    int64_t n = a.shape[0], ra = a.size / n, rb = b.size / n, r1 = y1.size / n, r2 = y2.size / n;
+    double *x = malloc(sizeof(double) * (size_t)(n * (ra + rb))), *out = malloc(sizeof(double) * (size_t)(r1 + r2));
+    for (int64_t s = 0; s < n; s++) {
+        memcpy(x + s * (ra + rb), a.data + s * ra, sizeof(double) * (size_t)ra);
+        memcpy(x + s * (ra + rb) + ra, b.data + s * rb, sizeof(double) * (size_t)rb);
+    }
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.rounding_bits = 6;
+    veil_model *m = NULL;
+    veil_status st = veil_model_compile_file(OPS "/two_io.onnx", x, (size_t)n, (size_t)ra, &o, &m);
+    CHECK(st == VEIL_ERR_INVALID_ARG && strstr(veil_model_last_error(), "2 inputs have 8 together"),
+          "a sample of one input's size is refused: %s", veil_model_last_error());
+    st = veil_model_compile_file(OPS "/two_io.onnx", x, (size_t)n, (size_t)(ra + rb), &o, &m);
+    CHECK(st == VEIL_OK, "two_io: %s", veil_model_last_error());
+    if (st == VEIL_OK) {
+        CHECK(veil_model_input_count(m) == 2 && veil_model_output_count(m) == 2 && veil_model_output_size(m) == r1 + r2 &&
+                  veil_model_output_size_at(m, 0) == r1 && veil_model_output_size_at(m, 1) == r2 &&
+                  !strcmp(veil_model_output_name(m, 1), "y2") && !strcmp(veil_model_input_name(m, 1), "b"),
+              "two_io: inputs a, b and outputs y1 (%lld), y2 (%lld)", (long long)r1, (long long)r2);
+        double range[2] = {0, 0}, dfloat = 0, d[2][2] = {{0, 0}, {0, 0}};
+        const veil_array *ys[2] = {&y1, &y2};
+        for (int j = 0; j < 2; j++) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (int64_t i = 0; i < ys[j]->size; i++) lo = fmin(lo, ys[j]->data[i]), hi = fmax(hi, ys[j]->data[i]);
+            range[j] = hi > lo ? hi - lo : 1;
+        }
+        uint8_t seed[VEIL_SEED_BYTES] = {6};
+        CHECK_OK(veil_model_seed_simulation(m, seed));
+        for (int64_t s = 0; s < n; s++) {
+            const double *xs = x + s * (ra + rb), *ref[2] = {y1.data + s * r1, y2.data + s * r2};
+            int64_t rs[2] = {r1, r2};
+            CHECK_OK(veil_model_float_forward(m, xs, out));
+            for (int j = 0, off = 0; j < 2; off += (int)rs[j], j++)
+                for (int64_t k = 0; k < rs[j]; k++)
+                    dfloat = fmax(dfloat, fabs(out[off + k] - ref[j][k]) / fmax(1, fabs(ref[j][k])));
+            for (int mode = 0; mode < 2; mode++) {
+                CHECK_OK(veil_model_forward(m, mode ? VEIL_MODE_SIMULATE : VEIL_MODE_CLEAR, xs, out));
+                for (int j = 0, off = 0; j < 2; off += (int)rs[j], j++)
+                    for (int64_t k = 0; k < rs[j]; k++)
+                        d[mode][j] = fmax(d[mode][j], fabs(out[off + k] - ref[j][k]) / range[j]);
+            }
+        }
+        printf("two_io               float %.2g  clear %.3f, %.3f  simulate %.3f, %.3f of each output's range\n", dfloat,
+               d[0][0], d[0][1], d[1][0], d[1][1]);
+        CHECK(dfloat <= 1e-4, "two_io: float import differs from the reference by %g", dfloat);
+        for (int mode = 0; mode < 2; mode++)
+            for (int j = 0; j < 2; j++)
+                CHECK(d[mode][j] <= 0.05, "two_io: %s output y%d differs by %.3f of its range", mode ? "simulate" : "clear",
+                      j + 1, d[mode][j]);
+    }
+    veil_model_free(m);
+    free(x), free(out);
+    veil_array_free(&a), veil_array_free(&b), veil_array_free(&y1), veil_array_free(&y2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) refusals();
+    int two = argc < 2 || !strcmp(argv[1], "two_io");
+    if (two) two_io();
     FILE *f = fopen(OPS "/manifest.txt", "r");
     CHECK(f != NULL, "cannot open %s", OPS "/manifest.txt");
     if (!f) return check_done("ml_test_ops");
@@ -140,6 +206,6 @@ int main(int argc, char **argv)
         count++;
     }
     fclose(f);
-    CHECK(count >= (argc < 2 ? 40 : 1), "only %d operator models ran", count);
+    CHECK(count + two >= (argc < 2 ? 40 : 1), "only %d operator models ran", count);
     return check_done("ml_test_ops");
 }

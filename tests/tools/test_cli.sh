@@ -119,5 +119,25 @@ if [ "${VEIL_TEST_QUICK:-0}" != 1 ]; then
 fi
 refuse 1 "no keys here" "$VEIL" decrypt "$T/qat" --keys "$T/nokeys" --input "$T/qat/client.veil"
 
+# a model of two inputs (a, b): one --inputset and one --input per input, in the model's order
+B=$SRC/models/breast_cancer_two
+"$VEIL" compile "$B/model.onnx" --inputset "$B/train_a.npy" --inputset "$B/train_b.npy" --rounding-bits 7 -o "$T/two" >/dev/null
+check "two inputs: compile exits 0" [ $? -eq 0 ]
+"$VEIL" info "$T/two" >"$T/two_info.txt"
+check "two inputs: info lists input a" grep -q "^input 'a' (1, 15)  quantized" "$T/two_info.txt"
+check "two inputs: info lists input b" grep -q "^input 'b' (1, 15)  quantized" "$T/two_info.txt"
+"$VEIL" predict "$T/two" --input "$B/test_a.npy" --input "$B/test_b.npy" --labels "$B/labels.npy" --mode clear \
+  -o "$T/two.npy" >"$T/two.txt"
+check "two inputs: predict exits 0" [ $? -eq 0 ]
+acc=$(sed -n 's/^accuracy=\([0-9.]*\).*/\1/p' "$T/two.txt")
+check "two inputs: clear accuracy >= 0.96 (got '$acc')" awk -v a="$acc" 'BEGIN { exit !(a != "" && a >= 0.96) }'
+check "two inputs: -o writes (171, 2) float64" [ "$(stat -c %s "$T/two.npy")" -eq $((128 + 171 * 2 * 8)) ]
+refuse 1 "the model has 2 inputs ('a', 'b'), given 1 input file" "$VEIL" predict "$T/two" --input "$B/test_a.npy" --mode clear
+refuse 1 "every input needs as many" "$VEIL" predict "$T/two" --input "$B/test_a.npy" --input "$B/train_b.npy" --mode clear
+refuse 1 "given 2 output files" "$VEIL" predict "$T/two" --input "$B/test_a.npy" --input "$B/test_b.npy" --mode clear \
+  -o "$T/o1.npy" -o "$T/o2.npy"
+check "a refused predict writes nothing" [ ! -e "$T/o1.npy" ]
+refuse 1 "the model's 2 inputs have 30 together" "$VEIL" compile "$B/model.onnx" --inputset "$B/train_a.npy" -o "$T/two1"
+
 echo "tools_test_cli: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]

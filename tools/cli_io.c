@@ -1,0 +1,109 @@
+/* Samples in and out of .npy files for models of several inputs and outputs (cli_io.h). */
+#include "cli_io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+veil_status cli_load_inputs(const char *cmd, const char *const *paths, int n, const veil_model *m, veil_array *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > VEIL_MODEL_MAX_IO) {
+        fprintf(stderr, "veil %s: between 1 and %d input files\n", cmd, VEIL_MODEL_MAX_IO);
+        return VEIL_ERR_INVALID_ARG;
+    }
+    if (m && (size_t)n != veil_model_input_count(m)) {
+        fprintf(stderr, "veil %s: the model has %zu inputs (", cmd, veil_model_input_count(m));
+        for (size_t i = 0; i < veil_model_input_count(m); i++)
+            fprintf(stderr, "%s'%s'", i ? ", " : "", veil_model_input_name(m, i));
+        fprintf(stderr, "), given %d input file%s: one per input, in that order\n", n, n == 1 ? "" : "s");
+        return VEIL_ERR_INVALID_ARG;
+    }
+    veil_array a[VEIL_MODEL_MAX_IO];
+    memset(a, 0, sizeof a);
+    veil_status st = VEIL_OK;
+    int64_t N = 0, row[VEIL_MODEL_MAX_IO], total = 0;
+    for (int i = 0; i < n && st == VEIL_OK; i++) {
+        if ((st = veil_npy_load(paths[i], &a[i])) != VEIL_OK) {
+            fprintf(stderr, "veil %s: %s\n", cmd, veil_npy_last_error());
+            break;
+        }
+        if (a[i].ndim < 1 || a[i].shape[0] < 1) {
+            fprintf(stderr, "veil %s: %s: needs a sample axis first (shape (N, ...))\n", cmd, paths[i]);
+            st = VEIL_ERR_INVALID_ARG;
+            break;
+        }
+        if (i == 0) N = a[0].shape[0];
+        if (a[i].shape[0] != N) {
+            fprintf(stderr, "veil %s: %s holds %lld samples, %s holds %lld: every input needs as many\n", cmd, paths[i],
+                    (long long)a[i].shape[0], paths[0], (long long)N);
+            st = VEIL_ERR_INVALID_ARG;
+            break;
+        }
+        row[i] = a[i].size / N;
+        if (m && row[i] != veil_model_input_size_at(m, (size_t)i)) {
+            fprintf(stderr, "veil %s: %s: expected shape (N, ...) with %lld values per sample (input '%s')\n", cmd,
+                    paths[i], (long long)veil_model_input_size_at(m, (size_t)i), veil_model_input_name(m, (size_t)i));
+            st = VEIL_ERR_INVALID_ARG;
+            break;
+        }
+        total += row[i];
+    }
+    if (st == VEIL_OK && n == 1) { /* as it is */
+        *out = a[0];
+        return VEIL_OK;
+    }
+    int64_t shape[2] = {N, total};
+    if (st == VEIL_OK && (st = veil_array_new(out, 2, shape)) != VEIL_OK) fprintf(stderr, "veil %s: out of memory\n", cmd);
+    for (int64_t s = 0; st == VEIL_OK && s < N; s++) {
+        double *d = out->data + s * total;
+        for (int i = 0; i < n; i++) {
+            memcpy(d, a[i].data + s * row[i], sizeof(double) * (size_t)row[i]);
+            d += row[i];
+        }
+    }
+    for (int i = 0; i < n; i++) veil_array_free(&a[i]);
+    return st;
+}
+
+int cli_check_outputs(const char *cmd, int n, const veil_model *m)
+{
+    size_t no = veil_model_output_count(m);
+    if ((size_t)n == no) return 1;
+    fprintf(stderr, "veil %s: the model has %zu outputs (", cmd, no);
+    for (size_t j = 0; j < no; j++) fprintf(stderr, "%s'%s'", j ? ", " : "", veil_model_output_name(m, j));
+    fprintf(stderr, "), given %d output file%s: one -o per output, in that order\n", n, n == 1 ? "" : "s");
+    return 0;
+}
+
+veil_status cli_save_outputs(const char *cmd, const char *const *paths, int n, const veil_model *m, const double *y,
+                             int64_t N)
+{
+    size_t no = veil_model_output_count(m);
+    if (!cli_check_outputs(cmd, n, m)) return VEIL_ERR_INVALID_ARG;
+    int64_t osz = veil_model_output_size(m), off = 0;
+    veil_status st = VEIL_OK;
+    /* every file is encoded before any is written */
+    uint8_t *bytes[VEIL_MODEL_MAX_IO] = {0};
+    size_t len[VEIL_MODEL_MAX_IO] = {0};
+    for (size_t j = 0; j < no && st == VEIL_OK; j++) {
+        veil_array p = {0};
+        int64_t shape[VEIL_MAX_DIMS], k = veil_model_output_size_at(m, j);
+        int nd = veil_model_output_shape_at(m, j, shape);
+        if (nd < 1) nd = 1, shape[0] = 1;
+        shape[0] = N; /* the batch axis of size 1 becomes the sample axis */
+        if ((st = veil_array_new(&p, nd, shape)) != VEIL_OK) {
+            fprintf(stderr, "veil %s: out of memory\n", cmd);
+            break;
+        }
+        for (int64_t s = 0; s < N; s++) memcpy(p.data + s * k, y + s * osz + off, sizeof(double) * (size_t)k);
+        off += k;
+        if ((st = veil_npy_encode(&p, VEIL_NPY_F64, &bytes[j], &len[j])) != VEIL_OK)
+            fprintf(stderr, "veil %s: %s\n", cmd, veil_npy_last_error());
+        veil_array_free(&p);
+    }
+    for (size_t j = 0; j < no && st == VEIL_OK; j++)
+        if ((st = veil_file_write_atomic(paths[j], bytes[j], len[j], 0644)) != VEIL_OK)
+            fprintf(stderr, "veil %s: %s: cannot write (%s)\n", cmd, paths[j], veil_status_str(st));
+    for (size_t j = 0; j < no; j++) veil_free(bytes[j]);
+    return st;
+}

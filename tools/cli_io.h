@@ -1,0 +1,20 @@
+/* Samples in and out of .npy files, one file per model input and per output. */
+#ifndef VEIL_TOOLS_CLI_IO_H
+#define VEIL_TOOLS_CLI_IO_H
+
+#include "veil/model.h"
+#include "veil/npy.h"
+
+/* Loads n .npy files of shape (N, ...) each (the model's inputs in its order) into one array of N
+ * rows, each every file's row one after another. With a model, the count and each file's row
+ * size are checked against its inputs. One line on stderr on failure (cmd names the command). */
+veil_status cli_load_inputs(const char *cmd, const char *const *paths, int n, const veil_model *m, veil_array *out);
+/* 1 when n output files match the model's outputs; else 0 and one line on stderr. */
+int cli_check_outputs(const char *cmd, int n, const veil_model *m);
+/* Writes N samples of the model's outputs (y: N rows of veil_model_output_size) as one .npy per
+ * output (n must be the output count), each of shape (N, ...); nothing is written unless every
+ * file could be encoded, and each is written atomically. */
+veil_status cli_save_outputs(const char *cmd, const char *const *paths, int n, const veil_model *m, const double *y,
+                             int64_t N);
+
+#endif
