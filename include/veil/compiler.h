@@ -102,6 +102,10 @@ int64_t veil_circuit_input_size(const veil_circuit *c, size_t i);  /* elements; 
 int64_t veil_circuit_output_size(const veil_circuit *c, size_t j);
 int veil_circuit_input_encrypted(const veil_circuit *c, size_t i);
 const char *veil_circuit_input_name(const veil_circuit *c, size_t i); /* NULL when out of range */
+/* One sample's inputs (outputs != 0: its outputs) in one flat buffer, each one's elements after the
+ * previous one's: sets ptrs[i] = flat + the offset of input i (when ptrs is not NULL) and returns
+ * the total element count; -1, and nothing set, when the circuit has more than max of them. */
+int64_t veil_circuit_io_split(const veil_circuit *c, int outputs, int64_t *flat, int64_t **ptrs, size_t max);
 
 /* ---- parameter optimizer ---------------------------------------------------------------------- */
 /* The noise a lookup input or an output carries is a·σ²_pbs + b·σ²_fresh (a, b: sums of squared

@@ -558,6 +558,18 @@ const char *veil_circuit_input_name(const veil_circuit *c, size_t i)
     return c && i < c->prog->ninputs ? c->prog->inputs[i].name : NULL;
 }
 
+int64_t veil_circuit_io_split(const veil_circuit *c, int outputs, int64_t *flat, int64_t **ptrs, size_t max)
+{
+    size_t n = outputs ? c->prog->noutputs : c->prog->ninputs;
+    if (n > max) return -1;
+    int64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ptrs) ptrs[i] = flat ? flat + off : NULL;
+        off += outputs ? c->prog->outputs[i].size : c->prog->inputs[i].size;
+    }
+    return off;
+}
+
 veil_status veil_circuit_program(const veil_circuit *c, const int64_t *const *inputs, const veil_program **use,
                                  veil_program **tmp)
 {

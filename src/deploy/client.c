@@ -203,10 +203,9 @@ veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const d
         veil_free(q);
         return fail(st, "%s", veil_model_last_error());
     }
-    const int64_t *ins[VEIL_MODEL_MAX_IO]; /* every input's elements, one input after another */
-    size_t ni = veil_model_input_count(c->m);
-    for (size_t i = 0, off = 0; i < ni; off += (size_t)veil_model_input_size_at(c->m, i), i++) ins[i] = q + off;
-    st = veil_circuit_encrypt_serialize(c->m->circuit, c->m->sk, ins, NULL, out, len);
+    int64_t *ins[VEIL_MODEL_MAX_IO]; /* every input's elements, one input after another */
+    veil_circuit_io_split(c->m->circuit, 0, q, ins, VEIL_MODEL_MAX_IO);
+    st = veil_circuit_encrypt_serialize(c->m->circuit, c->m->sk, (const int64_t *const *)ins, NULL, out, len);
     veil_memzero(q, sizeof(int64_t) * (size_t)n);
     veil_free(q);
     return st == VEIL_OK ? VEIL_OK : fail(st, "encryption failed: %s", veil_status_str(st));
@@ -223,8 +222,7 @@ veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, con
     int64_t n = veil_model_quantized_output_size(c->m);
     int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     int64_t *outs[VEIL_MODEL_MAX_IO]; /* every output's elements, one output after another */
-    for (size_t j = 0, off = 0; q && j < veil_circuit_output_count(c->m->circuit); j++)
-        outs[j] = q + off, off += (size_t)veil_circuit_output_size(c->m->circuit, j);
+    veil_circuit_io_split(c->m->circuit, 1, q, outs, VEIL_MODEL_MAX_IO);
     st = q ? veil_circuit_decrypt(c->m->circuit, c->m->sk, v, outs) : VEIL_ERR_NOMEM;
     veil_ciphertexts_free(v);
     if (st == VEIL_OK && (st = veil_model_dequantize_output(c->m, q, y)) != VEIL_OK)

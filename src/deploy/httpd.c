@@ -391,15 +391,6 @@ static int split(const char *url, char parts[6][128])
     return *p && n == 6 ? -1 : n;
 }
 
-/* every input's (outputs: 1) elements, as one request holds them */
-static int64_t io_total(const veil_circuit *c, int outputs)
-{
-    size_t n = outputs ? veil_circuit_output_count(c) : veil_circuit_input_count(c);
-    int64_t t = 0;
-    for (size_t i = 0; i < n; i++) t += outputs ? veil_circuit_output_size(c, i) : veil_circuit_input_size(c, i);
-    return t;
-}
-
 static json_t *model_json(int i)
 {
     const veil_circuit *c = veil_server_model_circuit(models[i].sm);
@@ -410,7 +401,8 @@ static json_t *model_json(int i)
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)veil_params_fingerprint(p));
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "name", models[i].name, "model_id",
                      veil_server_model_id(models[i].sm), "params", p->name, "params_fingerprint", fp, "inputs",
-                     (json_int_t)io_total(c, 0), "outputs", (json_int_t)io_total(c, 1),
+                     (json_int_t)veil_circuit_io_split(c, 0, NULL, NULL, SIZE_MAX), "outputs",
+                     (json_int_t)veil_circuit_io_split(c, 1, NULL, NULL, SIZE_MAX),
                      "pbs", (json_int_t)s.pbs_count, "max_bit_width", (json_int_t)veil_circuit_max_bit_width(c),
                      "eval_key_bytes", (json_int_t)models[i].key_bytes, "eval_key_bytes_expanded",
                      (json_int_t)models[i].key_bytes_full, "simulate", cfg.allow_simulate);
@@ -580,7 +572,8 @@ static MHD_Result_t do_simulate(struct MHD_Connection *c, request *r)
     json_t *j = json_loadb((const char *)(r->body ? r->body : (uint8_t *)""), r->len, 0, &je);
     json_t *in = j ? json_object_get(j, "inputs") : NULL;
     const veil_circuit *circ = veil_server_model_circuit(models[r->model].sm);
-    int64_t n = io_total(circ, 0), no = io_total(circ, 1);
+    /* every input's elements, one input after another; likewise the outputs */
+    int64_t n = veil_circuit_io_split(circ, 0, NULL, NULL, SIZE_MAX), no = veil_circuit_io_split(circ, 1, NULL, NULL, SIZE_MAX);
     if (!j) return send_error(c, r, 400, "bad JSON: %s (line %d)", je.text, je.line);
     if (!json_is_array(in) || (int64_t)json_array_size(in) != n) {
         json_decref(j);
@@ -595,18 +588,11 @@ static MHD_Result_t do_simulate(struct MHD_Connection *c, request *r)
     }
     json_decref(j);
     veil_status st = VEIL_ERR_INVALID_ARG;
-    if (ok) { /* every input's elements, one input after another; likewise the outputs */
-        const int64_t *ins[MAX_IO];
-        int64_t *outs[MAX_IO];
-        size_t ni = veil_circuit_input_count(circ), nout = veil_circuit_output_count(circ);
-        int64_t off = 0;
-        for (size_t i = 0; i < ni && i < MAX_IO; i++) ins[i] = x + off, off += veil_circuit_input_size(circ, i);
-        off = 0;
-        for (size_t k = 0; k < nout && k < MAX_IO; k++)
-            outs[k] = y + off, off += veil_circuit_output_size(circ, k);
-        st = ni <= MAX_IO && nout <= MAX_IO ? veil_circuit_simulate(circ, ins, NULL, outs)
-                                                                 : VEIL_ERR_UNSUPPORTED;
-    }
+    int64_t *ins[MAX_IO], *outs[MAX_IO];
+    if (ok && veil_circuit_io_split(circ, 0, x, ins, MAX_IO) >= 0 && veil_circuit_io_split(circ, 1, y, outs, MAX_IO) >= 0)
+        st = veil_circuit_simulate(circ, (const int64_t *const *)ins, NULL, outs);
+    else if (ok)
+        st = VEIL_ERR_UNSUPPORTED;
     json_t *arr = json_array();
     for (int64_t i = 0; st == VEIL_OK && i < no; i++) json_array_append_new(arr, json_integer(y[i]));
     free(x), free(y);

@@ -315,10 +315,10 @@ veil_status veil_model_keygen(veil_model *m, const uint8_t *seed)
 
 veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const int64_t *q, int64_t *q_out)
 {
-    const int64_t *ins[ML_MAX_IO];
-    int64_t *outs[ML_MAX_IO];
-    for (int i = 0, off = 0; i < m->nin; off += (int)m->in[i].size, i++) ins[i] = q + off;
-    for (int j = 0, off = 0; j < m->nout; off += (int)m->out[j].qsize, j++) outs[j] = q_out + off;
+    int64_t *in[ML_MAX_IO], *outs[ML_MAX_IO];
+    veil_circuit_io_split(m->circuit, 0, (int64_t *)q, in, ML_MAX_IO); /* read only */
+    veil_circuit_io_split(m->circuit, 1, q_out, outs, ML_MAX_IO);
+    const int64_t *const *ins = (const int64_t *const *)in;
     veil_status st;
     switch (mode) {
     case VEIL_MODE_CLEAR: st = veil_circuit_clear(m->circuit, ins, outs); break;
