@@ -50,7 +50,8 @@ veil_noise veil_curve_noise(uint32_t d) { return (veil_noise){VEIL_NOISE_GAUSSIA
 
 int veil_params_feasible(const veil_params *p, const veil_opt_problem *pr)
 {
-    if (veil_params_check(p) != VEIL_OK || pr->precision + 1 > p->log2_N) return 0;
+    /* a lookup's table needs N > 2^precision; a circuit without lookups does not */
+    if (veil_params_check(p) != VEIL_OK || (pr->n_tlu && pr->precision + 1 > p->log2_N)) return 0;
     double s = veil_sigma_max(pr->precision, pr->p_error), vmax = s * s;
     double vp = veil_var_pbs(p), vf = veil_var_fresh_big(p);
     double vt = pr->tlu_a * vp + pr->tlu_b * vf + veil_var_keyswitch(p) + veil_var_modswitch(p);
@@ -72,7 +73,7 @@ veil_status veil_params_optimize(const veil_opt_problem *pr, veil_params *out)
     double best = INFINITY;
     veil_params bp = {0};
     for (uint32_t logN = LOGN_MIN; logN <= LOGN_MAX; logN++) {
-        if (pr->precision + 1 > logN) continue;
+        if (pr->n_tlu && pr->precision + 1 > logN) continue;
         for (uint32_t k = 1; k <= K_MAX; k++) {
             uint32_t kN = k << logN;
             if (kN > (1u << LOGN_MAX)) continue;

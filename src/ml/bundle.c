@@ -19,6 +19,8 @@
 #define TAG_MODL VEIL_TAG('M', 'O', 'D', 'L')
 #define TAG_RPRT VEIL_TAG('R', 'P', 'R', 'T')
 #define TAG_MIOS VEIL_TAG('M', 'I', 'O', 'S')
+#define TAG_POSX VEIL_TAG('P', 'O', 'S', 'X')
+#define TAG_PREX VEIL_TAG('P', 'R', 'E', 'X')
 #define MAX_BUNDLE_BYTES ((size_t)1 << 31)
 
 static int get_shape(veil_cursor *c, int *ndim, int64_t *shape)
@@ -122,6 +124,31 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
                 put_out(b, &m->out[j]);
             }
         }
+        int pre = 0;
+        for (int i = 0; i < m->nin; i++) pre |= m->in[i].npre > 0;
+        if (pre) { /* version 2: each input's client-side Scaler */
+            veil_writer_version(&w, 2);
+            veil_writer_section(&w, TAG_PREX);
+            for (int i = 0; i < m->nin; i++) {
+                veil_buf_put_u32(b, (uint32_t)m->in[i].npre);
+                for (int f = 0; f < m->in[i].npre; f++) veil_buf_put_f64(b, m->in[i].pre_off[f]);
+                for (int f = 0; f < m->in[i].npre; f++) veil_buf_put_f64(b, m->in[i].pre_scale[f]);
+            }
+        }
+        int ext = 0;
+        for (int j = 0; j < m->nout; j++)
+            for (int i = 0; i < m->out[j].npost; i++) ext |= m->out[j].post[i].mode != 0 || m->out[j].post[i].nv != 0;
+        if (ext) { /* version 2: the post-processing's modes and values (class labels) */
+            veil_writer_version(&w, 2);
+            veil_writer_section(&w, TAG_POSX);
+            for (int j = 0; j < m->nout; j++)
+                for (int i = 0; i < m->out[j].npost; i++) {
+                    const ml_post_op *po = &m->out[j].post[i];
+                    veil_buf_put_u64(b, (uint64_t)po->mode);
+                    veil_buf_put_u32(b, (uint32_t)po->nv);
+                    for (int k = 0; k < po->nv; k++) veil_buf_put_f64(b, po->v[k]);
+                }
+        }
     }
     put_text(&w, TAG_RPRT, m->report);
     return veil_writer_finish(&w, out, len);
@@ -201,10 +228,71 @@ static veil_status read_text(const veil_container *cn, char **out)
 
 static int post_op_ok(const ml_post_op *p, int ndim)
 {
-    if (p->op != ML_OP_SOFTMAX && p->op != ML_OP_LOG_SOFTMAX && p->op != ML_OP_ARGMAX && p->op != ML_OP_SIGMOID)
-        return 0;
+    if (!ml_is_post_op(p->op)) return 0;
     return p->axis >= -ndim && p->axis < ndim && p->keepdims >= 0 && p->keepdims <= 1 && p->select_last >= 0 &&
            p->select_last <= 1;
+}
+
+/* a post op's mode and values (POSX) fit its kind */
+static int post_values_ok(const ml_post_op *p)
+{
+    switch (p->op) {
+    case ML_OP_SCORES_TRANSFORM: return p->mode >= 0 && p->mode < ML_POST_COUNT && p->nv == 0;
+    case ML_OP_NORMALIZER: return p->mode >= 0 && p->mode < ML_NORM_COUNT && p->nv == 0;
+    case ML_OP_CAST: return p->mode >= 0 && p->mode <= 16 && p->nv == 0;
+    case ML_OP_SCORES_LABEL:
+        for (int k = 0; k < p->nv; k++)
+            if (!isfinite(p->v[k])) return 0;
+        return p->mode == 0 && p->nv >= 1;
+    default: return p->mode == 0 && p->nv == 0;
+    }
+}
+
+static veil_status read_prex(const veil_container *cn, veil_model *m)
+{
+    const uint8_t *d;
+    size_t len;
+    for (int i = 0; i < m->nin; i++) m->in[i].npre = 0;
+    if (veil_container_section(cn, TAG_PREX, &d, &len) != VEIL_OK) return VEIL_OK;
+    if (cn->version < 2) return VEIL_ERR_MALFORMED;
+    veil_cursor c = {d, len, 0};
+    for (int i = 0; i < m->nin; i++) {
+        ml_in_info *in = &m->in[i];
+        uint32_t n = veil_cursor_u32(&c);
+        int64_t F = in->ndim ? in->shape[in->ndim - 1] : 1;
+        if (c.bad || (n != 0 && (int64_t)n != F) || n > ML_PRE_MAX) return VEIL_ERR_MALFORMED;
+        in->npre = (int)n;
+        for (uint32_t f = 0; f < n; f++) in->pre_off[f] = veil_cursor_f64(&c);
+        for (uint32_t f = 0; f < n; f++) in->pre_scale[f] = veil_cursor_f64(&c);
+        for (uint32_t f = 0; f < n; f++)
+            if (!isfinite(in->pre_off[f]) || !isfinite(in->pre_scale[f])) return VEIL_ERR_MALFORMED;
+    }
+    return c.bad || c.left ? VEIL_ERR_MALFORMED : VEIL_OK;
+}
+
+static veil_status read_posx(const veil_container *cn, veil_model *m)
+{
+    veil_status st = read_prex(cn, m);
+    if (st != VEIL_OK) return st;
+    const uint8_t *d;
+    size_t len;
+    int have = veil_container_section(cn, TAG_POSX, &d, &len) == VEIL_OK;
+    if (have && cn->version < 2) return VEIL_ERR_MALFORMED;
+    veil_cursor c = {have ? d : NULL, have ? len : 0, 0};
+    for (int j = 0; j < m->nout; j++)
+        for (int i = 0; i < m->out[j].npost; i++) {
+            ml_post_op *po = &m->out[j].post[i];
+            po->mode = 0, po->nv = 0;
+            if (have) {
+                po->mode = (int64_t)veil_cursor_u64(&c);
+                uint32_t nv = veil_cursor_u32(&c);
+                if (c.bad || nv > ML_POST_MAX_VALUES) return VEIL_ERR_MALFORMED;
+                po->nv = (int)nv;
+                for (uint32_t k = 0; k < nv; k++) po->v[k] = veil_cursor_f64(&c);
+            }
+            if (c.bad || !post_values_ok(po)) return VEIL_ERR_MALFORMED;
+        }
+    return c.bad || c.left ? VEIL_ERR_MALFORMED : VEIL_OK;
 }
 
 static int get_in(veil_cursor *c, ml_in_info *in)
@@ -264,7 +352,7 @@ static veil_status read_modl(const veil_container *cn, veil_model *m)
     if (c.bad || c.left) return VEIL_ERR_MALFORMED;
     m->nin = m->nout = 1;
     /* several inputs or outputs (version 2) */
-    if (veil_container_section(cn, TAG_MIOS, &d, &len) != VEIL_OK) return VEIL_OK;
+    if (veil_container_section(cn, TAG_MIOS, &d, &len) != VEIL_OK) return read_posx(cn, m);
     if (cn->version < 2) return VEIL_ERR_MALFORMED;
     c = (veil_cursor){d, len, 0};
     uint32_t ni = veil_cursor_u32(&c), no = veil_cursor_u32(&c);
@@ -282,7 +370,7 @@ static veil_status read_modl(const veil_container *cn, veil_model *m)
         oi->zp = veil_cursor_f64(&c);
         if (c.bad || !isfinite(oi->scale) || !isfinite(oi->zp) || !get_out(&c, oi)) return VEIL_ERR_MALFORMED;
     }
-    return c.bad || c.left ? VEIL_ERR_MALFORMED : VEIL_OK;
+    return c.bad || c.left ? VEIL_ERR_MALFORMED : read_posx(cn, m);
 }
 
 /* The model's parts agree with each other and with its circuit; sizes filled. */
@@ -431,9 +519,17 @@ char *veil_model_describe(const veil_model *m)
         else veil_sb_printf(&b, "output ");
         sb_shape(&b, oi->ndim, oi->shape);
         veil_sb_printf(&b, "  dequantized as %.6g * (q - %.6g)", oi->scale, oi->zp + 0.0);
-        for (int i = 0; i < oi->npost; i++)
-            veil_sb_printf(&b, "%s%s(axis=%lld)", i ? ", " : ", then on the client: ", ml_op_names[oi->post[i].op],
-                           (long long)oi->post[i].axis);
+        for (int i = 0; i < oi->npost; i++) {
+            const ml_post_op *po = &oi->post[i];
+            static const char *const tr[ML_POST_COUNT] = {"NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"};
+            static const char *const nm[ML_NORM_COUNT] = {"MAX", "L1", "L2"};
+            veil_sb_printf(&b, "%s%s", i ? ", " : ", then on the client: ", ml_op_names[po->op]);
+            if (po->op == ML_OP_SCORES_LABEL) veil_sb_printf(&b, "(%d classes)", po->nv);
+            else if (po->op == ML_OP_SCORES_TRANSFORM) veil_sb_printf(&b, "(%s)", tr[po->mode]);
+            else if (po->op == ML_OP_NORMALIZER) veil_sb_printf(&b, "(%s)", nm[po->mode]);
+            else if (po->op == ML_OP_CAST) veil_sb_printf(&b, "(to=%lld)", (long long)po->mode);
+            else if (po->op != ML_OP_ZIPMAP) veil_sb_printf(&b, "(axis=%lld)", (long long)po->axis);
+        }
         veil_sb_printf(&b, "\n");
     }
     veil_sb_printf(&b, "options: %s, n_bits {op_inputs %d, op_weights %d, model_inputs %d, model_outputs %d}, ",

@@ -26,11 +26,22 @@ typedef enum {
     ML_OP_IDENTITY, ML_OP_CONSTANT, ML_OP_DROPOUT, ML_OP_QUANT, ML_OP_QUANTIZE_LINEAR,
     ML_OP_DEQUANTIZE_LINEAR, ML_OP_SOFTMAX, ML_OP_LOG_SOFTMAX, ML_OP_ARGMAX, ML_OP_SHAPE, ML_OP_GATHER,
     ML_OP_CAST,
+    /* ONNX-ML (domain ai.onnx.ml, onnx_ml.c) */
+    ML_OP_LINEAR_CLASSIFIER, ML_OP_LINEAR_REGRESSOR, ML_OP_SCALER, ML_OP_NORMALIZER, ML_OP_ZIPMAP,
+    ML_OP_TREE_ENSEMBLE_CLASSIFIER, ML_OP_TREE_ENSEMBLE_REGRESSOR,
+    /* veil's own, made at import (never read from a file): a classifier's label from its scores,
+     * and an ONNX-ML post transform of scores */
+    ML_OP_SCORES_LABEL, ML_OP_SCORES_TRANSFORM,
     ML_OP_COUNT
 } ml_op;
+#define ML_OP_FIRST_ONNX_ML ML_OP_LINEAR_CLASSIFIER
+#define ML_OP_FIRST_INTERNAL ML_OP_SCORES_LABEL
 extern const char *const ml_op_names[ML_OP_COUNT];
 
-typedef enum { ML_ATTR_INT, ML_ATTR_FLOAT, ML_ATTR_INTS, ML_ATTR_FLOATS, ML_ATTR_STRING, ML_ATTR_TENSOR, ML_ATTR_TYPE_COUNT } ml_attr_type;
+typedef enum {
+    ML_ATTR_INT, ML_ATTR_FLOAT, ML_ATTR_INTS, ML_ATTR_FLOATS, ML_ATTR_STRING, ML_ATTR_TENSOR, ML_ATTR_STRINGS,
+    ML_ATTR_TYPE_COUNT
+} ml_attr_type;
 
 typedef struct {
     char *name;
@@ -41,6 +52,7 @@ typedef struct {
     double *floats;
     size_t n;
     char *s;
+    char **strs; /* STRINGS: n strings */
     ml_tensor t;
 } ml_attr;
 
@@ -63,7 +75,7 @@ typedef struct {
 
 typedef struct ml_graph {
     ml_value *values;
-    int nvalues;
+    int nvalues, values_cap;
     ml_node *nodes;
     int nnodes;
     int ninputs, noutputs;
@@ -75,6 +87,28 @@ typedef struct ml_graph {
 /* ONNX bytes → graph. On failure returns a status and writes a one-line reason into err. */
 veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *err, size_t errlen);
 void ml_graph_free(ml_graph *g);
+
+/* Graph edits (the ONNX-ML lowering): a new value (its name copied; -1 when out of memory), a
+ * new constant owning *t, a node inserted at index `at` (later nodes and their values' producers
+ * shift by one; the graph owns the node's arrays from then on, also on failure). */
+int ml_graph_add_value(ml_graph *g, const char *name);
+int ml_graph_add_const(ml_graph *g, const char *name, ml_tensor *t);
+veil_status ml_graph_insert_node(ml_graph *g, int at, ml_node *n);
+void ml_node_free(ml_node *n);
+
+/* ONNX-ML at import (onnx_ml.c): each LinearClassifier / LinearRegressor becomes a Gemm of its
+ * scores followed by its client-side parts (ScoresLabel, ScoresTransform). Unsupported
+ * attributes and modes are refused by name. */
+veil_status ml_onnx_ml_lower(ml_graph *g, char *err, size_t errlen);
+
+/* ONNX-ML kernels (onnx_ml.c), for ml_run_node and the client's post-processing. mode: the
+ * ML_POST_* transform, ML_NORM_* norm or Cast target. */
+enum { ML_POST_NONE, ML_POST_SOFTMAX, ML_POST_LOGISTIC, ML_POST_SOFTMAX_ZERO, ML_POST_COUNT };
+enum { ML_NORM_MAX, ML_NORM_L1, ML_NORM_L2, ML_NORM_COUNT };
+veil_status ml_scores_transform(int mode, const ml_tensor *x, ml_tensor *y);
+veil_status ml_scores_label(const double *labels, size_t nlabels, const ml_tensor *x, ml_tensor *y);
+veil_status ml_normalize(int mode, const ml_tensor *x, ml_tensor *y);
+veil_status ml_run_onnx_ml(const ml_node *n, const ml_tensor *const *ins, ml_tensor *outs, char *err, size_t errlen);
 
 /* Formats a one-line reason into err and returns st (shared by the reader and the kernels). */
 veil_status ml_errf(char *err, size_t errlen, veil_status st, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -280,7 +280,7 @@ veil_status veil_model_quantize_input(const veil_model *m, const double *x, int6
             if (!isfinite(x[e]))
                 return ml_model_fail(VEIL_ERR_INVALID_ARG, "input '%s', element %lld is not finite",
                                      veil_model_input_name(m, (size_t)i), (long long)(e - off));
-            q[e] = (int64_t)ml_quantize_value(&m->in[i].q, x[e]);
+            q[e] = (int64_t)ml_quantize_value(&m->in[i].q, ml_input_pre(&m->in[i], e - off, x[e]));
         }
     return VEIL_OK;
 }
@@ -327,7 +327,7 @@ veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const in
         st = veil_circuit_simulate(m->circuit, ins, m->rng, outs);
         break;
     case VEIL_MODE_EXECUTE:
-        if (!m->sk || !m->ek) return ml_model_fail(VEIL_ERR_INVALID_ARG, "execute needs keys: call veil_model_keygen first");
+        if (!m->sk) return ml_model_fail(VEIL_ERR_INVALID_ARG, "execute needs keys: call veil_model_keygen first");
         st = veil_circuit_encrypt_run_decrypt(m->circuit, m->sk, m->ek, ins, outs);
         break;
     default: return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown mode %d", (int)mode);

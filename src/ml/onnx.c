@@ -15,6 +15,8 @@ const char *const ml_op_names[ML_OP_COUNT] = {
     "AveragePool", "GlobalAveragePool", "MaxPool", "BatchNormalization", "Pad", "Flatten", "Reshape", "Squeeze",
     "Unsqueeze", "Transpose", "Concat", "Identity", "Constant", "Dropout", "Quant", "QuantizeLinear",
     "DequantizeLinear", "Softmax", "LogSoftmax", "ArgMax", "Shape", "Gather", "Cast",
+    "LinearClassifier", "LinearRegressor", "Scaler", "Normalizer", "ZipMap", "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor", "ScoresLabel", "ScoresTransform",
 };
 _Static_assert(sizeof ml_op_names / sizeof *ml_op_names == ML_OP_COUNT, "one name per op");
 
@@ -175,14 +177,14 @@ static int find_value(const ml_graph *g, const char *name)
     return -1;
 }
 
-static int add_value(ml_graph *g, const char *name, int *cap)
+int ml_graph_add_value(ml_graph *g, const char *name)
 {
-    if (g->nvalues == *cap) {
-        int nc = *cap ? *cap * 2 : 64;
+    if (g->nvalues == g->values_cap) {
+        int nc = g->values_cap ? g->values_cap * 2 : 64;
         ml_value *nv = realloc(g->values, sizeof(ml_value) * (size_t)nc);
         if (!nv) return -1;
         g->values = nv;
-        *cap = nc;
+        g->values_cap = nc;
     }
     ml_value *v = &g->values[g->nvalues];
     memset(v, 0, sizeof *v);
@@ -243,6 +245,17 @@ static veil_status read_attr(const Onnx__AttributeProto *ap, ml_attr *a, char *e
         if (!(a->floats = veil_malloc(sizeof(double) * (a->n + 1)))) return VEIL_ERR_NOMEM;
         for (size_t i = 0; i < a->n; i++) a->floats[i] = ap->floats[i];
         break;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
+        a->type = ML_ATTR_STRINGS;
+        if (!(a->strs = veil_calloc(ap->n_strings + 1, sizeof(char *)))) return VEIL_ERR_NOMEM;
+        for (size_t i = 0; i < ap->n_strings; i++) {
+            if (!(a->strs[i] = veil_malloc(ap->strings[i].len + 1))) return VEIL_ERR_NOMEM;
+            a->n = i + 1;
+            if (ap->strings[i].len) memcpy(a->strs[i], ap->strings[i].data, ap->strings[i].len);
+            a->strs[i][ap->strings[i].len] = 0;
+        }
+        a->n = ap->n_strings;
+        break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
         a->type = ML_ATTR_TENSOR;
         if (!ap->t) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "attribute '%s' has no tensor", ap->name);
@@ -256,8 +269,16 @@ static veil_status read_attr(const Onnx__AttributeProto *ap, ml_attr *a, char *e
 static int lookup_op(const char *type, const char *domain, int *op)
 {
     int custom_ok = !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
-    for (int i = 0; i < ML_OP_COUNT; i++) {
+    int is_ml = domain && strcmp(domain, "ai.onnx.ml") == 0;
+    for (int i = 0; i < ML_OP_FIRST_INTERNAL; i++) {
         if (strcmp(ml_op_names[i], type) != 0) continue;
+        if (i >= ML_OP_FIRST_ONNX_ML) {
+            if (!is_ml) return 0;
+            *op = i;
+            return 1;
+        }
+        /* ai.onnx.ml also holds Cast-like operators of its own; only its own names match there */
+        if (is_ml) return 0;
         if (i == ML_OP_QUANT) {
             if (domain && (strcmp(domain, "qonnx.custom_op.general") == 0 || strcmp(domain, "onnx.brevitas") == 0 ||
                            strcmp(domain, "finn.custom_op.general") == 0)) {
@@ -273,7 +294,7 @@ static int lookup_op(const char *type, const char *domain, int *op)
     return 0;
 }
 
-static void free_node(ml_node *n)
+void ml_node_free(ml_node *n)
 {
     veil_free(n->name);
     veil_free(n->in);
@@ -284,9 +305,45 @@ static void free_node(ml_node *n)
         veil_free(a->ints);
         veil_free(a->floats);
         veil_free(a->s);
+        for (size_t k = 0; a->strs && k < a->n; k++) veil_free(a->strs[k]);
+        veil_free(a->strs);
         ml_tensor_free(&a->t);
     }
     veil_free(n->attrs);
+    memset(n, 0, sizeof *n);
+}
+
+int ml_graph_add_const(ml_graph *g, const char *name, ml_tensor *t)
+{
+    int v = ml_graph_add_value(g, name);
+    if (v < 0) {
+        ml_tensor_free(t);
+        return -1;
+    }
+    g->values[v].is_const = 1;
+    g->values[v].value = *t;
+    memset(t, 0, sizeof *t);
+    return v;
+}
+
+veil_status ml_graph_insert_node(ml_graph *g, int at, ml_node *n)
+{
+    ml_node *nn = veil_malloc(sizeof(ml_node) * ((size_t)g->nnodes + 2));
+    if (!nn) {
+        ml_node_free(n);
+        return VEIL_ERR_NOMEM;
+    }
+    if (at) memcpy(nn, g->nodes, sizeof(ml_node) * (size_t)at);
+    nn[at] = *n;
+    if (g->nnodes > at) memcpy(nn + at + 1, g->nodes + at, sizeof(ml_node) * (size_t)(g->nnodes - at));
+    veil_free(g->nodes);
+    g->nodes = nn;
+    g->nnodes++;
+    for (int i = 0; i < g->nvalues; i++)
+        if (g->values[i].producer >= at) g->values[i].producer++;
+    for (int j = 0; j < n->nout; j++) g->values[n->out[j]].producer = at;
+    memset(n, 0, sizeof *n);
+    return VEIL_OK;
 }
 
 void ml_graph_free(ml_graph *g)
@@ -297,7 +354,7 @@ void ml_graph_free(ml_graph *g)
         ml_tensor_free(&g->values[i].value);
     }
     free(g->values);
-    for (int i = 0; i < g->nnodes; i++) free_node(&g->nodes[i]);
+    for (int i = 0; i < g->nnodes; i++) ml_node_free(&g->nodes[i]);
     veil_free(g->nodes);
     veil_free(g->inputs);
     veil_free(g->outputs);
@@ -314,7 +371,6 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     if (!m) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "not an ONNX model (protobuf parse failed)");
     veil_status st = VEIL_OK;
     ml_graph *g = veil_calloc(1, sizeof *g);
-    int cap = 0;
     if (!g) {
         st = VEIL_ERR_NOMEM;
         goto done;
@@ -330,7 +386,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         goto done;
     }
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        int v = add_value(g, gp->initializer[i]->name, &cap);
+        int v = ml_graph_add_value(g, gp->initializer[i]->name);
         if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
         g->values[v].is_const = 1;
         if ((st = read_tensor(gp->initializer[i], &g->values[v].value, err, errlen)) != VEIL_OK) goto done;
@@ -342,7 +398,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     for (size_t i = 0; i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
         if (find_value(g, vi->name) >= 0) continue;
-        int v = add_value(g, vi->name, &cap);
+        int v = ml_graph_add_value(g, vi->name);
         if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
         ml_tensor *s = &g->input_shapes[g->ninputs];
         if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type->shape) {
@@ -424,7 +480,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
             }
         }
         for (size_t k = 0; k < np->n_output; k++) {
-            int v = add_value(g, np->output[k] ? np->output[k] : "", &cap);
+            int v = ml_graph_add_value(g, np->output[k] ? np->output[k] : "");
             if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
             g->values[v].producer = g->nnodes - 1;
             n->out[k] = v;
@@ -441,6 +497,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         g->outputs[g->noutputs++] = v;
     }
     if (g->noutputs == 0) st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no output");
+    else st = ml_onnx_ml_lower(g, err, errlen);
 done:
     onnx__model_proto__free_unpacked(m, NULL);
     if (st != VEIL_OK) {

@@ -33,7 +33,7 @@ int ml_op_is_elementwise(ml_op op)
     case ML_OP_SOFTPLUS: case ML_OP_HARD_SIGMOID: case ML_OP_HARD_SWISH: case ML_OP_ERF: case ML_OP_CLIP:
     case ML_OP_ABS: case ML_OP_EXP: case ML_OP_LOG: case ML_OP_POW: case ML_OP_SQRT: case ML_OP_BATCH_NORM:
     case ML_OP_QUANT: case ML_OP_QUANTIZE_LINEAR: case ML_OP_DEQUANTIZE_LINEAR: case ML_OP_IDENTITY:
-    case ML_OP_DROPOUT: case ML_OP_CAST:
+    case ML_OP_DROPOUT: case ML_OP_CAST: case ML_OP_SCALER:
         return 1;
     default:
         return 0;
@@ -882,6 +882,11 @@ veil_status ml_run_node(const ml_node *n, const ml_tensor *const *ins, ml_tensor
     case ML_OP_GATHER:
         if (n->nin < 2 || !ins[1]) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': Gather needs indices", n->name);
         st = run_gather(n, ins[0], ins[1], &outs[0], err, errlen);
+        break;
+    case ML_OP_SCALER: case ML_OP_NORMALIZER: case ML_OP_ZIPMAP: case ML_OP_SCORES_LABEL: case ML_OP_SCORES_TRANSFORM:
+    case ML_OP_LINEAR_CLASSIFIER: case ML_OP_LINEAR_REGRESSOR: case ML_OP_TREE_ENSEMBLE_CLASSIFIER:
+    case ML_OP_TREE_ENSEMBLE_REGRESSOR:
+        st = ml_run_onnx_ml(n, ins, outs, err, errlen);
         break;
     default: st = run_elementwise(n, ins, &outs[0], err, errlen); break;
     }

@@ -12,20 +12,40 @@ typedef struct {
 
 double ml_quantize_value(const ml_quantizer *q, double x); /* clamp(round_half_even(x/scale) + zp) */
 
-/* Client-side post-processing after dequantization (a trailing Softmax / LogSoftmax / ArgMax /
- * Sigmoid). */
+/* Client-side post-processing after dequantization: a trailing Softmax / LogSoftmax / ArgMax /
+ * Sigmoid / Cast, and the client-side parts of ONNX-ML models (ScoresLabel with its class labels,
+ * ScoresTransform, Normalizer, ZipMap). */
+#define ML_POST_MAX_VALUES 64 /* class labels of one classifier */
 typedef struct {
     ml_op op;
     int64_t axis, keepdims, select_last;
+    int64_t mode; /* ScoresTransform: ML_POST_*; Normalizer: ML_NORM_*; Cast: the ONNX type */
+    int nv;       /* ScoresLabel: the class labels */
+    double v[ML_POST_MAX_VALUES];
 } ml_post_op;
+
+int ml_is_post_op(ml_op op); /* may run on the client after decryption */
 
 #define ML_MAX_IO VEIL_MODEL_MAX_IO /* inputs, and outputs, of one model */
 
+#define ML_PRE_MAX 256 /* features of a client-side Scaler */
 typedef struct {
     ml_quantizer q; /* model input → integers */
+    /* before quantization, on the client: x ← (x − pre_off[f]) · pre_scale[f], f the index along
+     * the last axis (a Scaler on the model input); npre 0: none */
+    int npre;
+    double pre_off[ML_PRE_MAX], pre_scale[ML_PRE_MAX];
     int ndim;
     int64_t shape[VEIL_MAX_DIMS], size;
 } ml_in_info;
+
+/* element e of input `in` (flat index), pre-processed: what the quantizer reads */
+static inline double ml_input_pre(const ml_in_info *in, int64_t e, double x)
+{
+    if (in->npre <= 0) return x;
+    int64_t f = e % in->npre;
+    return (x - in->pre_off[f]) * in->pre_scale[f];
+}
 
 typedef struct {
     char name[65];

@@ -292,6 +292,11 @@ static int chain_uniform(qctx *Q, const qval *v)
     for (int k = 0; k < v->nsteps; k++) {
         const ml_node *n = &Q->fg->nodes[v->steps[k].node];
         if (n->op == ML_OP_BATCH_NORM) return 0;
+        if (n->op == ML_OP_SCALER) {
+            const ml_attr *o = ml_attr_find(n, "offset"), *sc = ml_attr_find(n, "scale");
+            if ((o && o->n > 1) || (sc && sc->n > 1)) return 0;
+            continue;
+        }
         if (v->steps[k].other >= 0) {
             if (!chain_uniform(Q, &Q->qv[v->steps[k].other])) return 0;
             continue;
@@ -1070,9 +1075,20 @@ static int const_value(qctx *Q, const ml_node *n, int j, ml_tensor *t)
     return r;
 }
 
-static int is_post_op(ml_op op)
+int ml_is_post_op(ml_op op)
 {
-    return op == ML_OP_SOFTMAX || op == ML_OP_LOG_SOFTMAX || op == ML_OP_ARGMAX || op == ML_OP_SIGMOID;
+    return op == ML_OP_SOFTMAX || op == ML_OP_LOG_SOFTMAX || op == ML_OP_ARGMAX || op == ML_OP_SIGMOID ||
+           op == ML_OP_CAST || op == ML_OP_NORMALIZER || op == ML_OP_ZIPMAP || op == ML_OP_SCORES_LABEL ||
+           op == ML_OP_SCORES_TRANSFORM;
+}
+
+/* every reader of the value is a node that may run on the client */
+static int only_post_readers(const ml_graph *g, int value)
+{
+    for (int k = 0; k < g->nnodes; k++)
+        for (int i = 0; i < g->nodes[k].nin; i++)
+            if (g->nodes[k].in[i] == value && !ml_is_post_op(g->nodes[k].op)) return 0;
+    return 1;
 }
 
 static int use_count(const ml_graph *g, int value)
@@ -1268,7 +1284,8 @@ static int walk_node(qctx *Q, int k)
             return failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': %s parameters must be constant", n->name, ml_op_names[n->op]);
         r = fn_append(Q, x, n, 0);
         break;
-    case ML_OP_SOFTMAX: case ML_OP_LOG_SOFTMAX: case ML_OP_ARGMAX:
+    case ML_OP_SOFTMAX: case ML_OP_LOG_SOFTMAX: case ML_OP_ARGMAX: case ML_OP_NORMALIZER: case ML_OP_ZIPMAP:
+    case ML_OP_SCORES_LABEL: case ML_OP_SCORES_TRANSFORM:
         return failf(Q, VEIL_ERR_UNSUPPORTED,
                      "node '%s': %s is only supported as the model's final operation (it runs on the client after decryption)",
                      n->name, ml_op_names[n->op]);
@@ -1347,7 +1364,9 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         qv_set_shape(&Q.qv[r], Q.qv[r].c.ndim, Q.qv[r].c.shape);
         Q.vmap[i] = r;
     }
-    /* client-side post-processing: each output's trailing Softmax / LogSoftmax / ArgMax / Sigmoid */
+    /* client-side post-processing: each output's trailing Softmax / LogSoftmax / ArgMax / Sigmoid /
+     * Cast and ONNX-ML parts; two outputs may read the same scores (a classifier's label and
+     * probabilities) */
     int outv[ML_MAX_IO];
     for (int j = 0; j < fg->noutputs && Q.st == VEIL_OK; j++) {
         ml_out_info *oi = &out->out[j];
@@ -1356,9 +1375,10 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         int post_nodes[8], npost = 0;
         while (npost < 8) {
             int p = fg->values[outv[j]].producer;
-            if (p < 0 || !is_post_op(fg->nodes[p].op) || fg->nodes[p].nin < 1 || fg->nodes[p].in[0] < 0) break;
+            if (p < 0 || !ml_is_post_op(fg->nodes[p].op) || fg->nodes[p].nin < 1 || fg->nodes[p].in[0] < 0) break;
             int src = fg->nodes[p].in[0];
-            if (use_count(fg, src) != 1 || fg->values[src].is_const) break;
+            if (fg->values[src].is_const || (use_count(fg, src) != 1 && !only_post_readers(fg, src))) break;
+            if (fg->nodes[p].op == ML_OP_CAST && fg->values[src].producer < 0) break;
             post_nodes[npost++] = p;
             absorbed[p] = 1;
             outv[j] = src;
@@ -1370,6 +1390,22 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             po->axis = ml_attr_int(pn, "axis", pn->op == ML_OP_ARGMAX ? 0 : -1);
             po->keepdims = ml_attr_int(pn, "keepdims", 1);
             po->select_last = ml_attr_int(pn, "select_last_index", 0);
+            if (pn->op == ML_OP_SCORES_TRANSFORM) po->mode = ml_attr_int(pn, "mode", 0);
+            if (pn->op == ML_OP_CAST) po->mode = ml_attr_int(pn, "to", 1);
+            if (pn->op == ML_OP_NORMALIZER) {
+                const char *nm = ml_attr_string(pn, "norm", "MAX");
+                po->mode = strcmp(nm, "L1") == 0 ? ML_NORM_L1 : strcmp(nm, "L2") == 0 ? ML_NORM_L2 : ML_NORM_MAX;
+            }
+            if (pn->op == ML_OP_SCORES_LABEL) {
+                const ml_attr *l = ml_attr_find(pn, "labels");
+                if (!l || l->type != ML_ATTR_FLOATS || l->n > ML_POST_MAX_VALUES) {
+                    failf(&Q, VEIL_ERR_UNSUPPORTED, "node '%s': a classifier of more than %d classes is not supported",
+                          pn->name, ML_POST_MAX_VALUES);
+                    break;
+                }
+                po->nv = (int)l->n;
+                memcpy(po->v, l->floats, sizeof(double) * l->n);
+            }
         }
         oi->npost = npost;
     }
@@ -1381,6 +1417,31 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     veil_sb_printf(&Q.rep, "%-28s %-18s %-10s %s", "node", "op", "what", "range");
     veil_sb_pad(&Q.rep, 88);
     veil_sb_printf(&Q.rep, "bit-width\n");
+    /* a Scaler that alone reads a model input runs on the client, before quantization (as a
+     * scikit-learn pipeline's StandardScaler runs in the clear before Concrete ML's quantizers) */
+    int pre_node[ML_MAX_IO];
+    for (int ii = 0; ii < fg->ninputs; ii++) {
+        ml_in_info *in = &out->in[ii];
+        const ml_tensor *ish = &fg->input_shapes[ii];
+        int64_t F = ish->ndim ? ish->shape[ish->ndim - 1] : 1;
+        pre_node[ii] = -1;
+        if (use_count(fg, fg->inputs[ii]) != 1 || F > ML_PRE_MAX) continue;
+        for (int k = 0; k < fg->nnodes; k++) {
+            const ml_node *n = &fg->nodes[k];
+            if (n->op != ML_OP_SCALER || n->nin != 1 || n->in[0] != fg->inputs[ii]) continue;
+            const ml_attr *oa = ml_attr_find(n, "offset"), *sa = ml_attr_find(n, "scale");
+            size_t no = oa && oa->type == ML_ATTR_FLOATS ? oa->n : 0, ns = sa && sa->type == ML_ATTR_FLOATS ? sa->n : 0;
+            if ((no > 1 && no != (size_t)F) || (ns > 1 && ns != (size_t)F)) break;
+            in->npre = (int)F;
+            for (int64_t f = 0; f < F; f++) {
+                in->pre_off[f] = no ? oa->floats[no == 1 ? 0 : f] : 0;
+                in->pre_scale[f] = ns ? sa->floats[ns == 1 ? 0 : f] : 1;
+            }
+            pre_node[ii] = k;
+            absorbed[k] = 1;
+            break;
+        }
+    }
     for (int ii = 0, off = 0; ii < fg->ninputs && Q.st == VEIL_OK; off += (int)fg->input_shapes[ii].size, ii++) {
         ml_in_info *in = &out->in[ii];
         const ml_tensor *ish = &fg->input_shapes[ii];
@@ -1389,7 +1450,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         in->size = isz;
         memcpy(in->shape, ish->shape, sizeof in->shape);
         int inv = fg->inputs[ii], in_quant_node = -1;
-        for (int k = 0; k < fg->nnodes; k++) {
+        for (int k = 0; k < fg->nnodes && pre_node[ii] < 0; k++) {
             const ml_node *n = &fg->nodes[k];
             if (n->op == ML_OP_QUANT && n->nin == 4 && n->in[0] == inv && use_count(fg, inv) == 1) {
                 const ml_tensor *s = const_of(&Q, n->in[1]), *z = const_of(&Q, n->in[2]), *b = const_of(&Q, n->in[3]);
@@ -1412,7 +1473,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
                 if (jj != ii && (cat < 0 || input_concat(fg, jj) != cat)) continue;
                 for (size_t sm = 0; sm < nsamples; sm++)
                     for (int64_t e = 0; e < fg->input_shapes[jj].size; e++) {
-                        double v = inputset[sm * (size_t)total + (size_t)joff + (size_t)e];
+                        double v = ml_input_pre(&out->in[jj], e, inputset[sm * (size_t)total + (size_t)joff + (size_t)e]);
                         lo = fmin(lo, v), hi = fmax(hi, v);
                     }
             }
@@ -1436,7 +1497,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             }
             for (int64_t e = 0; e < isz; e++) {
                 size_t at = sm * (size_t)total + (size_t)off + (size_t)e;
-                double q = ml_quantize_value(&in->q, inputset[at]);
+                double q = ml_quantize_value(&in->q, ml_input_pre(in, e, inputset[at]));
                 out->inputset_q[at] = (int64_t)q;
                 c->data[e] = in->q.scale * (q - in->q.zp);
             }
@@ -1444,6 +1505,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         if (Q.st != VEIL_OK) break;
         Q.vmap[inv] = qi;
         if (in_quant_node >= 0) Q.vmap[fg->nodes[in_quant_node].out[0]] = qi;
+        if (pre_node[ii] >= 0) Q.vmap[fg->nodes[pre_node[ii]].out[0]] = qi;
         int64_t lo, hi;
         quant_range(&Q, &Q.qv[qi], &lo, &hi);
         veil_sb_printf(&Q.rep, "%-28s %-18s %-10s [%lld, %lld]", fg->values[inv].name, "input", "value", (long long)lo,
@@ -1550,15 +1612,24 @@ veil_status ml_post_apply(const ml_post_op *p, int npost, const ml_tensor *y, ml
 {
     veil_status st = ml_tensor_copy(out, y);
     for (int i = 0; i < npost && st == VEIL_OK; i++) {
-        ml_attr attrs[3] = {{.name = "axis", .type = ML_ATTR_INT, .i = p[i].axis},
-                            {.name = "keepdims", .type = ML_ATTR_INT, .i = p[i].keepdims},
-                            {.name = "select_last_index", .type = ML_ATTR_INT, .i = p[i].select_last}};
-        int in = 0, o = 0;
-        ml_node n = {.op = p[i].op, .name = "post", .nin = 1, .nout = 1, .in = &in, .out = &o, .nattrs = 3, .attrs = attrs};
-        const ml_tensor *ins[1] = {out};
         ml_tensor r[1];
-        char err[160];
-        st = ml_run_node(&n, ins, r, err, sizeof err);
+        switch (p[i].op) {
+        case ML_OP_SCORES_TRANSFORM: st = ml_scores_transform((int)p[i].mode, out, &r[0]); break;
+        case ML_OP_SCORES_LABEL: st = ml_scores_label(p[i].v, (size_t)p[i].nv, out, &r[0]); break;
+        case ML_OP_NORMALIZER: st = ml_normalize((int)p[i].mode, out, &r[0]); break;
+        case ML_OP_ZIPMAP: st = ml_tensor_copy(&r[0], out); break;
+        default: {
+            ml_attr attrs[4] = {{.name = "axis", .type = ML_ATTR_INT, .i = p[i].axis},
+                                {.name = "keepdims", .type = ML_ATTR_INT, .i = p[i].keepdims},
+                                {.name = "select_last_index", .type = ML_ATTR_INT, .i = p[i].select_last},
+                                {.name = "to", .type = ML_ATTR_INT, .i = p[i].mode}};
+            int in = 0, o = 0;
+            ml_node n = {.op = p[i].op, .name = "post", .nin = 1, .nout = 1, .in = &in, .out = &o, .nattrs = 4, .attrs = attrs};
+            const ml_tensor *ins[1] = {out};
+            char err[160];
+            st = ml_run_node(&n, ins, r, err, sizeof err);
+        }
+        }
         if (st == VEIL_OK) {
             ml_tensor_free(out);
             *out = r[0];

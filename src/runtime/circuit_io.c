@@ -434,7 +434,7 @@ veil_status veil_circuit_read_sections(const veil_container *cn, int with_progra
         st = read_interface(&cur, c, p);
     }
     if (st == VEIL_OK) st = read_parts(cn, c);
-    if (st == VEIL_OK && c->nparts == 1 && p->tlu_precision + 1 > c->params.log2_N) st = VEIL_ERR_MALFORMED;
+    if (st == VEIL_OK && c->nparts == 1 && p->n_tlu && p->tlu_precision + 1 > c->params.log2_N) st = VEIL_ERR_MALFORMED;
     if (st == VEIL_OK && with_program) st = read_program(cn, p);
     if (st == VEIL_OK && with_program) st = read_tlu_parts(cn, c);
     if (st == VEIL_OK) veil_circuit_count_partitions(c);
