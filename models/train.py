@@ -15,6 +15,14 @@ and prints the float accuracy on the test split (also written to NAME/float_accu
 breast_cancer_two, a model with two inputs a and b, writes train_a.npy, train_b.npy, test_a.npy,
 test_b.npy instead of train.npy and test.npy, and the same arrays as train.npz and test.npz
 (np.savez, arrays named "a" and "b").
+
+The scikit-learn models (exported with skl2onnx as ONNX-ML operators, zipmap off) write the same
+files, with ort.npy the probabilities (or, for a regressor, the predictions) and ort_label.npy
+the labels of onnxruntime, and sklearn.txt scikit-learn's own test accuracy (R^2 for a
+regressor); a regressor's labels.npy holds float64 targets:
+  logreg_breast_cancer   StandardScaler + LogisticRegression (binary: LOGISTIC)
+  logreg_digits          StandardScaler + LogisticRegression (10 classes: SOFTMAX, Normalizer)
+  linreg_diabetes        LinearRegression
 """
 import os
 import sys
@@ -190,8 +198,72 @@ def digits_qat():
     save_set("digits_qat", x_tr, x_te, y_te, export, reference)
 
 
+def sklearn_save(name, model, x_tr, x_te, y_te, classifier=True):
+    """Exports a fitted scikit-learn model with skl2onnx (ONNX-ML operators) and its references."""
+    from skl2onnx import to_onnx
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
+    opts = {id(model): {"zipmap": False}} if classifier else None
+    if classifier and hasattr(model, "steps"):
+        opts = {id(model.steps[-1][1]): {"zipmap": False}}
+    onx = to_onnx(model, x_tr[:1], options=opts, target_opset={"": 17, "ai.onnx.ml": 3})
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+    np.save(os.path.join(out, "train.npy"), x_tr)
+    np.save(os.path.join(out, "test.npy"), x_te)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    res = sess.run(None, {sess.get_inputs()[0].name: x_te})
+    score = float(model.score(x_te, y_te))
+    if classifier:
+        np.save(os.path.join(out, "labels.npy"), y_te.astype(np.int64))
+        np.save(os.path.join(out, "ort_label.npy"), np.asarray(res[0], dtype=np.int64))
+        np.save(os.path.join(out, "ort.npy"), np.asarray(res[1], dtype=np.float32))
+        acc = float((res[0] == y_te).mean())
+    else:
+        np.save(os.path.join(out, "labels.npy"), y_te.astype(np.float64))
+        np.save(os.path.join(out, "ort.npy"), np.asarray(res[0], dtype=np.float32))
+        pred = np.asarray(res[0], dtype=np.float64).ravel()
+        acc = float(1 - ((y_te - pred) ** 2).sum() / ((y_te - y_te.mean()) ** 2).sum())
+    with open(os.path.join(out, "float_accuracy.txt"), "w") as f:
+        f.write(f"{acc:.6f}\n")
+    with open(os.path.join(out, "sklearn.txt"), "w") as f:
+        f.write(f"{score:.6f}\n")
+    print(f"{name}: scikit-learn {'accuracy' if classifier else 'R^2'} {score:.4f}, onnxruntime {acc:.4f} "
+          f"on {len(y_te)} test samples")
+
+
+def logreg_breast_cancer():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    data = load_breast_cancer()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
+                                              random_state=SEED, stratify=data.target)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("logreg_breast_cancer", model, x_tr, x_te, y_te)
+
+
+def logreg_digits():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    x_tr, x_te, y_tr, y_te = digits_split()
+    x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("logreg_digits", model, x_tr, x_te, y_te)
+
+
+def linreg_diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+    data = load_diabetes()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3, random_state=SEED)
+    model = LinearRegression().fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("linreg_diabetes", model, x_tr, x_te, y_te, classifier=False)
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["breast_cancer_mlp", "breast_cancer_two", "digits_cnn", "digits_pool",
-                             "digits_qat"]
+                             "digits_qat", "logreg_breast_cancer", "logreg_digits", "linreg_diabetes"]
     for w in which:
         globals()[w]()

@@ -1,4 +1,5 @@
 /* Samples in and out of .npy files for models of several inputs and outputs (cli_io.h). */
+#include <math.h>
 #include "cli_io.h"
 
 #include <stdio.h>
@@ -106,4 +107,13 @@ veil_status cli_save_outputs(const char *cmd, const char *const *paths, int n, c
             fprintf(stderr, "veil %s: %s: cannot write (%s)\n", cmd, paths[j], veil_status_str(st));
     for (size_t j = 0; j < no; j++) veil_free(bytes[j]);
     return st;
+}
+
+int64_t cli_predicted_class(const double *y, int64_t n)
+{
+    if (n == 1) return y[0] == nearbyint(y[0]) && fabs(y[0]) < 1e15 ? (int64_t)y[0] : y[0] > 0.5;
+    int64_t a = 0;
+    for (int64_t k = 1; k < n; k++)
+        if (y[k] > y[a]) a = k;
+    return a;
 }

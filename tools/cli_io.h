@@ -17,4 +17,9 @@ int cli_check_outputs(const char *cmd, int n, const veil_model *m);
 veil_status cli_save_outputs(const char *cmd, const char *const *paths, int n, const veil_model *m, const double *y,
                              int64_t N);
 
+/* The class one sample's first output names: a one-element output holding an integer is a label
+ * (a classifier's label output), one holding another value a probability (> 0.5: class 1);
+ * several elements are scores (the first highest). */
+int64_t cli_predicted_class(const double *y, int64_t n);
+
 #endif

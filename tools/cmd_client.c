@@ -6,6 +6,7 @@
 #include "bench_util.h"
 #include "cli.h"
 #include "commands.h"
+#include "cli_io.h"
 #include "veil/client.h"
 #include "veil/npy.h"
 
@@ -125,10 +126,7 @@ int veil_cmd_client(int argc, char **argv)
     }
     int correct = 0;
     for (int64_t i = 0; labels && i < n && i < lab.size; i++) {
-        int64_t a = 0;
-        for (int64_t k = 1; k < osz; k++)
-            if (y.data[i * osz + k] > y.data[i * osz + a]) a = k;
-        correct += a == (int64_t)lab.data[i];
+        correct += cli_predicted_class(y.data + i * osz, veil_model_output_size_at(m, 0)) == (int64_t)lab.data[i];
     }
     double med = bench_median(lat, (int)n); /* sorts lat */
     printf("samples=%lld ok=%lld lost=0 busy_retries=%d concurrency=%ld throughput_per_s=%.3f latency_median_s=%.3f "

@@ -22,14 +22,6 @@ static void usage(FILE *f)
                "  with --progress).\n");
 }
 
-static int argmax(const double *y, int64_t n)
-{
-    int a = 0;
-    for (int64_t k = 1; k < n; k++)
-        if (y[k] > y[a]) a = (int)k;
-    return a;
-}
-
 int veil_cmd_predict(int argc, char **argv)
 {
     const char *dir = NULL, *input[VEIL_MODEL_MAX_IO], *labels = NULL, *out[VEIL_MODEL_MAX_IO], *mode_s = NULL;
@@ -126,7 +118,7 @@ int veil_cmd_predict(int argc, char **argv)
         }
         lat[i] = bench_now_s() - t0;
         if (labels) {
-            int pred = osz0 == 1 ? p.data[i * osz] > 0.5 : argmax(p.data + i * osz, osz0);
+            int64_t pred = cli_predicted_class(p.data + i * osz, osz0);
             correct += pred == (int64_t)y.data[i];
         }
         cli_progress(progress, (size_t)i + 1, (size_t)n, bench_now_s() - start);

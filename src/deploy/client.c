@@ -130,7 +130,13 @@ veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *l
 {
     if (!c || !out || !len) return fail(VEIL_ERR_INVALID_ARG, "no output");
     *out = NULL;
-    if (!c->m->ek) return fail(VEIL_ERR_INVALID_ARG, "no evaluation keys in this process: call veil_client_keygen");
+    if (!c->m->ek) {
+        veil_circuit_stats s;
+        veil_circuit_get_stats(c->m->circuit, &s);
+        if (c->m->sk && s.pbs_count == 0)
+            return fail(VEIL_ERR_UNSUPPORTED, "this model has no lookups: it needs no evaluation keys");
+        return fail(VEIL_ERR_INVALID_ARG, "no evaluation keys in this process: call veil_client_keygen");
+    }
     veil_status st = veil_eval_keys_serialize(c->m->ek, 1, out, len);
     return st == VEIL_OK ? VEIL_OK : fail(st, "cannot serialize the evaluation keys: %s", veil_status_str(st));
 }

@@ -1,0 +1,216 @@
+/* The scikit-learn models of models/ (made by models/train.py, exported by skl2onnx as ONNX-ML
+ * operators), compiled with veil's default options:
+ *  - the float import equals onnxruntime: probabilities (predictions) within 1e-4, labels equal;
+ *  - the model is leveled: no lookups, no evaluation keys;
+ *  - clear and simulate accuracy (R^2 for a regressor) within one point of scikit-learn's own;
+ *  - execute (real encryption, on every test sample up to 40) equals clear exactly;
+ *  - the bundles round-trip (labels and post transforms included), and the client and server
+ *    objects of a deployment give clear's outputs without evaluation keys.
+ * Usage: ml_test_sklearn [MODEL ...]; VEIL_MODELS_DIR overrides the models folder. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "veil/client.h"
+#include "veil/model.h"
+#include "veil/npy.h"
+#include "veil/server.h"
+
+#ifndef VEIL_SOURCE_DIR
+#define VEIL_SOURCE_DIR "."
+#endif
+
+typedef struct {
+    const char *name;
+    int classifier; /* outputs: label, probabilities; else one output, the predictions */
+    const char *describe; /* the client-side post-processing veil_model_describe names */
+} sk_case;
+
+static int load(const char *dir, const char *file, veil_array *a)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    veil_status st = veil_npy_load(p, a);
+    CHECK(st == VEIL_OK, "%s", veil_npy_last_error());
+    return st == VEIL_OK;
+}
+
+static double read_score(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/sklearn.txt", dir);
+    FILE *f = fopen(p, "r");
+    double v = NAN;
+    CHECK(f != NULL, "cannot open %s", p);
+    if (f) {
+        CHECK(fscanf(f, "%lf", &v) == 1, "%s holds no number", p);
+        fclose(f);
+    }
+    return v;
+}
+
+/* accuracy of the labels (classifier) or R^2 of the predictions (regressor), of output 0 */
+static double score(const sk_case *sc, const double *pred, int64_t stride, const veil_array *lab)
+{
+    int64_t n = lab->size;
+    if (sc->classifier) {
+        int64_t ok = 0;
+        for (int64_t i = 0; i < n; i++) ok += pred[i * stride] == lab->data[i];
+        return (double)ok / (double)n;
+    }
+    double mean = 0, ssr = 0, sst = 0;
+    for (int64_t i = 0; i < n; i++) mean += lab->data[i] / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double d = lab->data[i] - pred[i * stride], t = lab->data[i] - mean;
+        ssr += d * d, sst += t * t;
+    }
+    return 1 - ssr / sst;
+}
+
+static void run_case(const char *root, const sk_case *sc)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/%s", root, sc->name);
+    veil_array tr, te, lab, ref, ref_label = {0};
+    if (!load(dir, "train.npy", &tr) || !load(dir, "test.npy", &te) || !load(dir, "labels.npy", &lab) ||
+        !load(dir, "ort.npy", &ref) || (sc->classifier && !load(dir, "ort_label.npy", &ref_label)))
+        return;
+    double sk = read_score(dir);
+    veil_model_options o;
+    veil_model_options_default(&o);
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    veil_model *m = NULL;
+    veil_status st = veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], (size_t)(tr.size / tr.shape[0]), &o, &m);
+    CHECK(st == VEIL_OK, "%s: %s", sc->name, veil_model_last_error());
+    if (st != VEIL_OK) return;
+    int64_t n = te.shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);
+    int64_t off = sc->classifier ? 1 : 0; /* where the probabilities (predictions) start */
+    CHECK(isz * n == te.size, "%s: input size %lld", sc->name, (long long)isz);
+    CHECK(veil_model_output_count(m) == (sc->classifier ? 2u : 1u), "%s: %zu outputs", sc->name,
+          veil_model_output_count(m));
+    CHECK((osz - off) * n == ref.size, "%s: output size %lld", sc->name, (long long)osz);
+    if (sc->classifier)
+        CHECK(!strcmp(veil_model_output_name(m, 0), "label") && !strcmp(veil_model_output_name(m, 1), "probabilities"),
+              "%s: outputs label and probabilities", sc->name);
+    double *yf = calloc((size_t)(n * osz), sizeof(double)), *yc = calloc((size_t)(n * osz), sizeof(double));
+    double *ys = calloc((size_t)(n * osz), sizeof(double)), *ye = calloc((size_t)osz, sizeof(double));
+    double maxd = 0;
+    int64_t label_eq = 0;
+    uint8_t seed[VEIL_SEED_BYTES] = {5};
+    CHECK_OK(veil_model_seed_simulation(m, seed));
+    for (int64_t i = 0; i < n; i++) {
+        const double *x = te.data + i * isz;
+        CHECK_OK(veil_model_float_forward(m, x, yf + i * osz));
+        for (int64_t k = off; k < osz; k++) {
+            double r = ref.data[i * (osz - off) + k - off];
+            maxd = fmax(maxd, fabs(yf[i * osz + k] - r) / fmax(1, fabs(r)));
+        }
+        if (sc->classifier) label_eq += yf[i * osz] == ref_label.data[i];
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc + i * osz));
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys + i * osz));
+    }
+    veil_circuit_stats s;
+    veil_circuit_get_stats(veil_model_circuit(m), &s);
+    double af = score(sc, yf, osz, &lab), ac = score(sc, yc, osz, &lab), as = score(sc, ys, osz, &lab);
+    printf("%s: max |float - onnxruntime| %.3g, labels equal on %lld/%lld; %s scikit-learn %.4f float %.4f clear %.4f "
+           "simulate %.4f; max bit-width %u, %zu PBS, params %s\n",
+           sc->name, maxd, (long long)label_eq, (long long)n, sc->classifier ? "accuracy" : "R^2", sk, af, ac, as,
+           veil_model_max_bit_width(m), s.pbs_count, veil_circuit_params(veil_model_circuit(m))->name);
+    CHECK(maxd <= 1e-4, "%s: float outputs differ from onnxruntime's by %g", sc->name, maxd);
+    if (sc->classifier) CHECK(label_eq == n, "%s: float labels equal onnxruntime's on %lld/%lld", sc->name,
+                              (long long)label_eq, (long long)n);
+    CHECK(fabs(af - sk) <= 1e-6, "%s: the float import scores %.6f, scikit-learn %.6f (sklearn.txt: 6 decimals)", sc->name, af, sk);
+    CHECK(ac >= sk - 0.01, "%s: clear %.4f, more than one point below scikit-learn's %.4f", sc->name, ac, sk);
+    CHECK(as >= sk - 0.01, "%s: simulate %.4f, more than one point below scikit-learn's %.4f", sc->name, as, sk);
+    CHECK(s.pbs_count == 0, "%s: %zu lookups (a linear model needs none)", sc->name, s.pbs_count);
+    char *d = veil_model_describe(m);
+    CHECK(d && strstr(d, sc->describe), "%s: describe names %s: %s", sc->name, sc->describe, d ? d : "");
+    veil_free(d);
+
+    /* execute: real encryption; leveled, so exactly clear's outputs */
+    if (!check_quick()) {
+        uint8_t kseed[VEIL_SEED_BYTES] = {3};
+        CHECK_OK(veil_model_keygen(m, kseed));
+        int ne = n < 40 ? (int)n : 40, equal = 0;
+        for (int i = 0; i < ne; i++) {
+            CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, te.data + (int64_t)i * isz, ye));
+            equal += memcmp(ye, yc + (int64_t)i * osz, sizeof(double) * (size_t)osz) == 0;
+        }
+        printf("%s: execute equals clear on %d/%d samples\n", sc->name, equal, ne);
+        CHECK(equal == ne, "%s: execute equals clear on %d/%d", sc->name, equal, ne);
+    }
+
+    /* bundles, then the client and server objects, with no evaluation keys */
+    char tmp[] = "/tmp/veil_sk_XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+    CHECK_OK(veil_model_save(m, tmp));
+    veil_model *l = NULL;
+    CHECK(veil_model_load(tmp, &l) == VEIL_OK, "%s: load: %s", sc->name, veil_model_last_error());
+    int same = 0;
+    for (int64_t i = 0; l && i < n; i++) {
+        CHECK_OK(veil_model_forward(l, VEIL_MODE_CLEAR, te.data + i * isz, ye));
+        same += memcmp(ye, yc + i * osz, sizeof(double) * (size_t)osz) == 0;
+    }
+    CHECK(same == n, "%s: the loaded bundle's clear outputs equal the compiled model's on %d/%lld", sc->name, same,
+          (long long)n);
+    veil_model_free(l);
+    uint8_t *cb = NULL, *sb = NULL, *req = NULL, *resp = NULL, *ekb = NULL;
+    size_t cl = 0, sl = 0, rl = 0, pl = 0, ekl = 0;
+    veil_client *cli = NULL;
+    veil_server_model *srv = NULL;
+    CHECK_OK(veil_model_serialize(m, 0, &cb, &cl));
+    CHECK_OK(veil_model_serialize(m, 1, &sb, &sl));
+    CHECK_OK(veil_client_from_bytes(cb, cl, &cli));
+    CHECK_OK(veil_server_model_from_bytes(sb, sl, &srv));
+    if (cli && srv) {
+        uint8_t kseed[VEIL_SEED_BYTES] = {8};
+        CHECK_OK(veil_client_keygen(cli, kseed));
+        CHECK(veil_client_eval_keys(cli, &ekb, &ekl) == VEIL_ERR_UNSUPPORTED &&
+                  strstr(veil_client_last_error(), "needs no evaluation keys"),
+              "%s: no evaluation keys to send: %s", sc->name, veil_client_last_error());
+        int agree = 0;
+        for (int64_t i = 0; i < 3; i++) {
+            CHECK_OK(veil_client_quantize_encrypt_serialize(cli, te.data + i * isz, &req, &rl));
+            CHECK(veil_server_run(srv, NULL, req, rl, 0, &resp, &pl) == VEIL_OK, "%s: server run: %s", sc->name,
+                  veil_server_last_error());
+            if (resp) CHECK_OK(veil_client_deserialize_decrypt_dequantize(cli, resp, pl, ye));
+            agree += resp && memcmp(ye, yc + i * osz, sizeof(double) * (size_t)osz) == 0;
+            veil_free(req), veil_free(resp);
+            req = resp = NULL;
+        }
+        CHECK(agree == 3, "%s: client, server and client again give clear's outputs on %d/3", sc->name, agree);
+    }
+    veil_client_free(cli);
+    veil_server_model_free(srv);
+    veil_free(cb), veil_free(sb), veil_free(ekb);
+    char f[600];
+    snprintf(f, sizeof f, "%s/client.veil", tmp), remove(f);
+    snprintf(f, sizeof f, "%s/server.veil", tmp), remove(f);
+    rmdir(tmp);
+    free(yf), free(yc), free(ys), free(ye);
+    veil_model_free(m);
+    veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab), veil_array_free(&ref);
+    veil_array_free(&ref_label);
+}
+
+int main(int argc, char **argv)
+{
+    const char *root = getenv("VEIL_MODELS_DIR");
+    if (!root) root = VEIL_SOURCE_DIR "/models";
+    static const sk_case cases[] = {
+        /* binary: two score rows (−w, w), LOGISTIC */
+        {"logreg_breast_cancer", 1, "ScoresLabel(2 classes)"},
+        /* 10 classes, multinomial: SOFTMAX, then Normalizer(L1) */
+        {"logreg_digits", 1, "ScoresTransform(SOFTMAX), Normalizer(L1)"},
+        {"linreg_diabetes", 0, "output (1, 1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int run = argc < 2;
+        for (int a = 1; a < argc; a++) run |= strcmp(argv[a], cases[i].name) == 0;
+        if (run) run_case(root, &cases[i]);
+    }
+    return check_done("ml_test_sklearn");
+}
