@@ -9,7 +9,9 @@ Run through models/make (it sets up the virtual environment).
 
 Also writes two_io, a model with two inputs and two outputs, outside manifest.txt (the C test reads
 it by name): two_io.onnx, two_io.a.npy, two_io.b.npy (inputs "a", "b", shape (K, 4)), two_io.y1.npy,
-two_io.y2.npy (outputs "y1", "y2"). `python make_op_tests.py two_io` writes only that one."""
+two_io.y2.npy (outputs "y1", "y2"). `python make_op_tests.py two_io` writes only that one, and
+`python make_op_tests.py onnx_ml` only the ONNX-ML operators' models (LinearClassifier,
+LinearRegressor, Scaler, Normalizer, ZipMap, and unsupported_*.onnx: modes veil refuses)."""
 import os
 import sys
 
@@ -197,9 +199,8 @@ def main():
                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
     onnx.save(helper.make_model(bad, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(OUT, "unsupported.onnx"))
-    with open(os.path.join(OUT, "manifest.txt"), "w") as f:
-        f.write("# NAME QAT TOLERANCE ROUNDING_BITS (written by models/make_op_tests.py)\n")
-        f.write("\n".join(manifest) + "\n")
+    onnx_ml()
+    write_manifest()
     print(f"wrote {len(manifest)} operator models to {os.path.normpath(OUT)}")
     two_io()
 
@@ -237,10 +238,104 @@ def two_io():
     print(f"wrote two_io to {os.path.normpath(OUT)}")
 
 
+ML = "ai.onnx.ml"
+
+
+def onnx_ml():
+    """The ONNX-ML operators of scikit-learn exports (own random stream, manifest lines appended),
+    and the modes veil refuses by name (unsupported_*.onnx, read by ml_test_ops)."""
+    r = np.random.default_rng(12)
+
+    def x8():
+        return r.uniform(-2.0, 2.0, size=(K, 8))
+
+    def lc(name, labels, post, out="Z", **extra):
+        E = len(labels)
+        coef = r.normal(0, 0.6, size=(E, 8))
+        if post == "LOGISTIC" and E == 2:  # skl2onnx's binary layout: rows -w and w
+            coef[0] = -coef[1]
+        attrs = dict(coefficients=coef.ravel().tolist(), intercepts=r.normal(0, 0.3, size=E).tolist(),
+                     classlabels_ints=list(labels), post_transform=post, **extra)
+        node = helper.make_node("LinearClassifier", ["x"], ["Y", "Z"] if out == "Z" else ["y", "Z"], domain=ML,
+                                **attrs)
+        if out == "Z":
+            node.output[1] = "y"
+            save(name, [node], [], x8(), (E,), domains=(ML,))
+        else:  # the label: int64; one flipped label near a tie is a whole step (the float check is exact)
+            save(name, [node], [], x8(), (), tol=1.0, out_type=TensorProto.INT64, domains=(ML,))
+
+    lc("linearclassifier_softmax", [0, 1, 2], "SOFTMAX", multi_class=1)
+    lc("linearclassifier_logistic", [0, 1], "LOGISTIC")
+    lc("linearclassifier_none", [0, 1, 2, 3], "NONE")
+    lc("linearclassifier_softmax_zero", [0, 1, 2], "SOFTMAX_ZERO")
+    lc("linearclassifier_label", [3, 7, 11], "NONE", out="Y")
+    save("linearregressor", [helper.make_node("LinearRegressor", ["x"], ["y"], domain=ML, targets=2,
+                                              coefficients=r.normal(0, 0.5, size=16).tolist(),
+                                              intercepts=[0.25, -0.5])], [], x8(), (2,), domains=(ML,))
+    # a Scaler on the model input runs on the client: per feature, and one value for every feature
+    save("scaler", [helper.make_node("Scaler", ["x"], ["s"], domain=ML, offset=r.normal(0, 1, 8).tolist(),
+                                     scale=r.uniform(0.5, 2, 8).tolist()),
+                    helper.make_node("Gemm", ["s", "w"], ["y"], transB=1)],
+         [init("w", r.normal(0, 0.5, size=(3, 8)))], x8(), (3,), domains=(ML,))
+    save("scaler_scalar", [helper.make_node("Scaler", ["x"], ["y"], domain=ML, offset=[0.5], scale=[1.5])], [], x8(),
+         (8,), domains=(ML,))
+    # the scores stay in [1, 5]: no normalization of near-zero rows, which amplifies any rounding
+    for norm in ("MAX", "L1", "L2"):
+        save("normalizer_" + norm.lower(), [helper.make_node("Gemm", ["x", "w", "c"], ["g"], transB=1),
+                                            helper.make_node("Normalizer", ["g"], ["y"], domain=ML, norm=norm)],
+             [init("w", r.normal(0, 0.1, size=(4, 8))), init("c", [3.0, 3.0, 3.0, 3.0])], x8(), (4,), domains=(ML,))
+    # ZipMap: veil's output is the probabilities tensor (onnxruntime's a list of maps of it)
+    coef = r.normal(0, 0.6, size=(3, 8))
+    zattrs = dict(coefficients=coef.ravel().tolist(), intercepts=[0.1, 0.0, -0.1], classlabels_ints=[0, 1, 2],
+                  post_transform="SOFTMAX")
+    plain = helper.make_model(helper.make_graph(
+        [helper.make_node("LinearClassifier", ["x"], ["Y", "y"], domain=ML, **zattrs)], "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ML, 1)])
+    plain.ir_version = 8
+    psess = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"])
+    save("zipmap", [helper.make_node("LinearClassifier", ["x"], ["Y", "Z"], domain=ML, **zattrs),
+                    helper.make_node("ZipMap", ["Z"], ["y"], domain=ML, classlabels_int64s=[0, 1, 2])], [], x8(), (3,),
+         ref=lambda x: psess.run(None, {"x": x})[0], domains=(ML,))
+
+    def refused(name, node):
+        g = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ML, 1)]),
+                  os.path.join(OUT, name + ".onnx"))
+
+    w16 = r.normal(0, 0.5, size=16).tolist()
+    refused("unsupported_probit", helper.make_node("LinearClassifier", ["x"], ["l", "y"], domain=ML, name="lc_probit",
+                                                   coefficients=w16, classlabels_ints=[0, 1], post_transform="PROBIT"))
+    refused("unsupported_strings", helper.make_node("LinearClassifier", ["x"], ["l", "y"], domain=ML, name="lc_str",
+                                                    coefficients=w16, classlabels_strings=["no", "yes"]))
+    refused("unsupported_regressor_transform", helper.make_node("LinearRegressor", ["x"], ["y"], domain=ML,
+                                                                name="lr_logistic", coefficients=w16, targets=2,
+                                                                post_transform="LOGISTIC"))
+    refused("unsupported_normalizer", helper.make_node("Normalizer", ["x"], ["y"], domain=ML, name="nrm", norm="L3"))
+
+
+def write_manifest(keep_from=None):
+    """manifest.txt: the lines of this run, after those of an earlier run that keep_from keeps."""
+    lines = []
+    path = os.path.join(OUT, "manifest.txt")
+    if keep_from is not None and os.path.exists(path):
+        with open(path) as f:
+            lines = [l.rstrip("\n") for l in f if not l.startswith("#") and keep_from(l.split()[0])]
+    with open(path, "w") as f:
+        f.write("# NAME QAT TOLERANCE ROUNDING_BITS (written by models/make_op_tests.py)\n")
+        f.write("\n".join(lines + manifest) + "\n")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["two_io"]:
         two_io()
+    elif sys.argv[1:] == ["onnx_ml"]:
+        onnx_ml()
+        names = {l.split()[0] for l in manifest}
+        write_manifest(lambda n: n not in names)
     elif sys.argv[1:]:
-        sys.exit("usage: make_op_tests.py [two_io]")
+        sys.exit("usage: make_op_tests.py [two_io | onnx_ml]")
     else:
         main()

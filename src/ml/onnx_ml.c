@@ -196,6 +196,18 @@ static veil_status set_attr_floats(ml_node *m, int k, const char *name, const do
 
 /* Rewrites node k (LinearClassifier / LinearRegressor) in place into Gemm → scores, and inserts
  * its client-side parts after it; *added counts the inserted nodes. */
+/* the value is read by a node or is a graph output */
+static int is_read(const ml_graph *g, int v)
+{
+    if (v < 0) return 0;
+    for (int j = 0; j < g->noutputs; j++)
+        if (g->outputs[j] == v) return 1;
+    for (int k = 0; k < g->nnodes; k++)
+        for (int i = 0; i < g->nodes[k].nin; i++)
+            if (g->nodes[k].in[i] == v) return 1;
+    return 0;
+}
+
 static veil_status lower_linear(ml_graph *g, int k, int *added, char *err, size_t errlen)
 {
     ml_node *n = &g->nodes[k];
@@ -224,6 +236,10 @@ static veil_status lower_linear(ml_graph *g, int k, int *added, char *err, size_
             return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED,
                            "node '%s': LinearClassifier with one score for two classes is not supported", n->name);
     } else {
+        /* the spec applies it; onnxruntime ignores every transform but PROBIT: neither is safe */
+        if (mode != ML_POST_NONE)
+            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': LinearRegressor post_transform '%s' is not "
+                           "supported (NONE only)", n->name, ml_attr_string(n, "post_transform", ""));
         E = ml_attr_int(n, "targets", 1);
         if (n->nout != 1)
             return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': LinearRegressor writes one output", n->name);
@@ -272,7 +288,7 @@ static veil_status lower_linear(ml_graph *g, int k, int *added, char *err, size_
     g->nodes[k] = gemm;
     g->values[sv].producer = k;
     *added = 0;
-    if (cls) {
+    if (cls && is_read(g, outs[0])) {
         ml_node lab;
         snprintf(nm, sizeof nm, "%s.label", base);
         if ((st = make_node(&lab, ML_OP_SCORES_LABEL, nm, 1, &sv, 1, &outs[0], 1)) != VEIL_OK) return st;
@@ -284,7 +300,7 @@ static veil_status lower_linear(ml_graph *g, int k, int *added, char *err, size_
         ++*added;
     }
     int zout = cls ? outs[1] : outs[0];
-    if (needs_post && zout >= 0) {
+    if (needs_post && is_read(g, zout)) {
         ml_node tr;
         snprintf(nm, sizeof nm, "%s.transform", base);
         if ((st = make_node(&tr, ML_OP_SCORES_TRANSFORM, nm, 1, &sv, 1, &zout, 1)) != VEIL_OK) return st;

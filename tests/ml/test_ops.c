@@ -3,7 +3,7 @@
  *  - the imported float graph gives the reference outputs within 1e-4 (relative above 1);
  *  - quantized to 8 bits and compiled, clear and simulate stay within the model's tolerance of the
  *    reference, as a fraction of the output range (ArgMax: the same index on 90% of the samples);
- *  - an unsupported operator is refused with its name and its node's name; every truncation of a
+ *  - an unsupported operator, or ONNX-ML mode, is refused with its name and its node's name; every truncation of a
  *    model and random bytes are refused without a crash.
  * Usage: ml_test_ops [NAME ...] */
 #include <math.h>
@@ -98,6 +98,21 @@ static void refusals(void)
     CHECK(st == VEIL_ERR_UNSUPPORTED && !m, "unsupported operator: %s", veil_status_str(st));
     CHECK(strstr(veil_model_last_error(), "unsupported operator 'Cos'") && strstr(veil_model_last_error(), "my_cos"),
           "error names the operator and the node: %s", veil_model_last_error());
+    /* ONNX-ML modes veil does not support are refused by name, with their node */
+    static const char *const ml_refused[][3] = {
+        {"unsupported_probit", "post_transform 'PROBIT'", "lc_probit"},
+        {"unsupported_strings", "classlabels_strings", "lc_str"},
+        {"unsupported_normalizer", "norm 'L3'", "nrm"},
+        {"unsupported_regressor_transform", "post_transform 'LOGISTIC'", "lr_logistic"},
+    };
+    for (size_t i = 0; i < sizeof ml_refused / sizeof *ml_refused; i++) {
+        char p[256];
+        snprintf(p, sizeof p, OPS "/%s.onnx", ml_refused[i][0]);
+        st = veil_model_compile_file(p, x.data, (size_t)x.shape[0], 8, NULL, &m);
+        CHECK(st == VEIL_ERR_UNSUPPORTED && !m, "%s: %s", ml_refused[i][0], veil_status_str(st));
+        CHECK(strstr(veil_model_last_error(), ml_refused[i][1]) && strstr(veil_model_last_error(), ml_refused[i][2]),
+              "%s: the error names the mode and the node: %s", ml_refused[i][0], veil_model_last_error());
+    }
     uint8_t *b;
     size_t n;
     CHECK_OK(veil_file_read_all(OPS "/gemm.onnx", 1 << 20, &b, &n));
