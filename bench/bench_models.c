@@ -1,12 +1,12 @@
 /* Model benchmark (`veil bench models`): for each bundled model (models/), at the settings of its
  * test (the MLP: 8-bit post-training with rounding to 7 bits; the CNNs: 6 bits rounded to 6 and 8
  * bits rounded to 6 with max pooling; the QAT model: 4-bit inputs/outputs, rounding to 6,
- * approximate and exact), compiled twice: with precision partitions (the default) and with
+ * approximate and exact; the scikit-learn linear models at veil's defaults), compiled twice: with precision partitions (the default) and with
  * --single-precision. One key=value line per form:
  *   model precision (partitioned|single) partitions pbs cross_ks params compile_s keygen_s
  *   eval_key_bytes (compressed, as sent to a server) eval_key_expanded_bytes cost encrypt_ms
  *   execute_s (run on ciphertexts, median per sample) decrypt_ms simulate_ms clear_ms sim_speedup
- *   (execute / simulate) samples accuracy_clear
+ *   (execute / simulate) samples accuracy_clear (r2_clear for a regressor)
  * then one line comparing them: keys_ratio (partitioned / single, expanded) and speedup (single's
  * execute median / partitioned's), the two run sample by sample in turn in this process. A form
  * whose expanded keys would not fit in 60% of this machine's memory is compiled and described but
@@ -29,22 +29,29 @@
 
 typedef struct {
     const char *name, *dir;
-    int n_bits, qat, rounding, exact;
+    int n_bits, qat, rounding, exact, regressor; /* regressor: R^2 instead of accuracy */
 } bench_model;
 
 static const bench_model MODELS[] = {
-    {"breast_cancer_mlp", "breast_cancer_mlp", 8, 0, 7, 0},
-    {"digits_cnn", "digits_cnn", 6, 0, 6, 0},
-    {"digits_pool", "digits_pool", 8, 0, 6, 0},
-    {"digits_qat", "digits_qat", 8, 1, 6, 0},
-    {"digits_qat_exact", "digits_qat", 8, 1, 6, 1},
+    {"breast_cancer_mlp", "breast_cancer_mlp", 8, 0, 7, 0, 0},
+    {"digits_cnn", "digits_cnn", 6, 0, 6, 0, 0},
+    {"digits_pool", "digits_pool", 8, 0, 6, 0, 0},
+    {"digits_qat", "digits_qat", 8, 1, 6, 0, 0},
+    {"digits_qat_exact", "digits_qat", 8, 1, 6, 1, 0},
+    /* scikit-learn linear models (skl2onnx), at veil's defaults: leveled, no lookups */
+    {"logreg_breast_cancer", "logreg_breast_cancer", 8, 0, 0, 0, 0},
+    {"logreg_digits", "logreg_digits", 8, 0, 0, 0, 0},
+    {"linreg_diabetes", "linreg_diabetes", 8, 0, 0, 0, 1},
 };
 
-static int argmax(const double *y, int64_t n)
+/* the class of a sample's first output: a one-element output is a label (an integer) or a
+ * probability (> 0.5: class 1), several are scores (the first highest) */
+static int64_t predicted(const double *y, int64_t n)
 {
-    int a = 0;
+    if (n == 1) return y[0] == (double)(int64_t)y[0] ? (int64_t)y[0] : y[0] > 0.5;
+    int64_t a = 0;
     for (int64_t k = 1; k < n; k++)
-        if (y[k] > y[a]) a = (int)k;
+        if (y[k] > y[a]) a = k;
     return a;
 }
 
@@ -111,8 +118,10 @@ static int form_sample(form *f, const double *x, int i, unsigned threads, int64_
     int64_t isz = veil_model_input_size(f->m);
     double a, b;
     if (f->run) {
-        const int64_t *ins[1] = {q};
-        int64_t *outs[1] = {q + isz};
+        int64_t *in[VEIL_MODEL_MAX_IO], *outs[VEIL_MODEL_MAX_IO];
+        veil_circuit_io_split(c, 0, q, in, VEIL_MODEL_MAX_IO);
+        veil_circuit_io_split(c, 1, q + isz, outs, VEIL_MODEL_MAX_IO);
+        const int64_t *const *ins = (const int64_t *const *)in;
         veil_ciphertexts *ct = NULL, *res = NULL;
         a = bench_now_s();
         veil_status s = veil_model_quantize_input(f->m, x, q);
@@ -138,15 +147,21 @@ static int form_sample(form *f, const double *x, int i, unsigned threads, int64_
     return 1;
 }
 
-static void form_print(form *f, const char *name, int single, int n, const veil_array *te, const veil_array *lab)
+static void form_print(form *f, const bench_model *bm, int single, int n, const veil_array *te, const veil_array *lab)
 {
+    const char *name = bm->name;
     const veil_circuit *c = veil_model_circuit(f->m);
-    int64_t isz = veil_model_input_size(f->m), osz = veil_model_output_size(f->m);
+    int64_t isz = veil_model_input_size(f->m), osz = veil_model_output_size(f->m), o0 = veil_model_output_size_at(f->m, 0);
     double *y = malloc(sizeof(double) * (size_t)osz);
     int correct = 0;
+    double ssr = 0, sst = 0, mean = 0;
+    for (int64_t i = 0; i < lab->size; i++) mean += lab->data[i] / (double)lab->size;
     for (int64_t i = 0; y && i < te->shape[0]; i++)
-        if (veil_model_forward(f->m, VEIL_MODE_CLEAR, te->data + i * isz, y) == VEIL_OK)
-            correct += argmax(y, osz) == (int)lab->data[i];
+        if (veil_model_forward(f->m, VEIL_MODE_CLEAR, te->data + i * isz, y) == VEIL_OK) {
+            correct += predicted(y, o0) == (int64_t)lab->data[i];
+            ssr += (lab->data[i] - y[0]) * (lab->data[i] - y[0]);
+            sst += (lab->data[i] - mean) * (lab->data[i] - mean);
+        }
     free(y);
     const veil_circuit_stats *st = &f->st;
     printf("model=%s precision=%s partitions=%zu pbs=%zu cross_ks=%zu params=%s compile_s=%.3f ", name,
@@ -154,7 +169,7 @@ static void form_print(form *f, const char *name, int single, int n, const veil_
            veil_circuit_params(c)->name, f->compile_s);
     if (f->run) {
         double run_med = bench_median(f->trun, n), sim_med = bench_median(f->tsim, n);
-        printf("keygen_s=%.2f eval_key_bytes=%zu eval_key_expanded_bytes=%llu cost=%.4g encrypt_ms=%.2f execute_s=%.3f "
+        printf("keygen_s=%.4f eval_key_bytes=%zu eval_key_expanded_bytes=%llu cost=%.4g encrypt_ms=%.2f execute_s=%.6f "
                "decrypt_ms=%.3f simulate_ms=%.4f clear_ms=%.4f sim_speedup=%.0f ",
                f->keygen_s, f->key_bytes, (unsigned long long)(st->bsk_bytes + st->ksk_bytes), st->cost,
                bench_median(f->tenc, n) * 1e3, run_med, bench_median(f->tdec, n) * 1e3, sim_med * 1e3,
@@ -166,7 +181,8 @@ static void form_print(form *f, const char *name, int single, int n, const veil_
                (unsigned long long)(st->bsk_bytes + st->ksk_bytes), st->cost, bench_median(f->tsim, n) * 1e3,
                bench_median(f->tclr, n) * 1e3);
     }
-    printf("samples=%d accuracy_clear=%.4f\n", n, (double)correct / (double)te->shape[0]);
+    if (bm->regressor) printf("samples=%d r2_clear=%.4f\n", n, 1 - ssr / sst);
+    else printf("samples=%d accuracy_clear=%.4f\n", n, (double)correct / (double)te->shape[0]);
 }
 
 static int bench_one(const char *root, const bench_model *bm, int samples, unsigned threads)
@@ -207,8 +223,9 @@ static int bench_one(const char *root, const bench_model *bm, int samples, unsig
     for (int i = 0; i < n; i++) /* the two forms in turn, sample by sample */
         for (int k = 0; k < 2; k++)
             if (!form_sample(&f[k], te.data + i * isz, i, threads, q, y, bm->name)) goto out;
-    for (int k = 0; k < 2; k++) form_print(&f[k], bm->name, k, n, &te, &lab);
-    double kr = (double)(f[0].st.bsk_bytes + f[0].st.ksk_bytes) / (double)(f[1].st.bsk_bytes + f[1].st.ksk_bytes);
+    for (int k = 0; k < 2; k++) form_print(&f[k], bm, k, n, &te, &lab);
+    double kb1 = (double)(f[1].st.bsk_bytes + f[1].st.ksk_bytes);
+    double kr = kb1 > 0 ? (double)(f[0].st.bsk_bytes + f[0].st.ksk_bytes) / kb1 : 1;
     printf("model=%s keys_ratio=%.3f cost_ratio=%.3f", bm->name, kr, f[0].st.cost / f[1].st.cost);
     if (f[0].run && f[1].run)
         printf(" speedup=%.2f (single execute_s / partitioned execute_s, medians of the same run)",
@@ -231,8 +248,8 @@ int veil_bench_models(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: veil bench models [--model NAME] [--samples S] [--threads T] [--models DIR]\n"
-                   "  NAME: breast_cancer_mlp, digits_cnn, digits_pool, digits_qat, digits_qat_exact (default:\n"
-                   "  all); S: test samples per model (default 5); T: threads for execute (default: all\n"
+                   "  NAME: breast_cancer_mlp, digits_cnn, digits_pool, digits_qat, digits_qat_exact,\n"
+                   "  logreg_breast_cancer, logreg_digits, linreg_diabetes (default: all); S: test samples per model (default 5); T: threads for execute (default: all\n"
                    "  cores)\n");
             return 0;
         }
