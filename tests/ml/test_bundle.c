@@ -212,6 +212,57 @@ int main(void)
     CHECK(loaded < rounds, "some mutations must be refused");
     free(q);
 
+    /* a scikit-learn classifier's client bundle (client-side Scaler PREX, labels and transforms
+     * POSX): hostile contents with a valid checksum load or are refused; what loads quantizes,
+     * runs, dequantizes and describes itself within its sizes */
+    {
+        veil_model *lm = compile("logreg_digits", 0, 0, 0);
+        uint8_t *lc = NULL, *ls = NULL;
+        size_t nlc = 0, nls = 0;
+        CHECK_OK(veil_model_serialize(lm, 0, &lc, &nlc));
+        CHECK_OK(veil_model_serialize(lm, 1, &ls, &nls));
+        veil_model *back = NULL;
+        CHECK(veil_model_deserialize(lc, nlc, ls, nls, &back) == VEIL_OK, "logreg_digits bundles: %s",
+              veil_model_last_error());
+        char *d = back ? veil_model_describe(back) : NULL;
+        CHECK(d && strstr(d, "ScoresLabel(10 classes)") && strstr(d, "ScoresTransform(SOFTMAX), Normalizer(L1)"),
+              "logreg_digits describe: %s", d ? d : "");
+        veil_free(d);
+        veil_model_free(back);
+        int lloaded = 0, lran = 0, lrounds = check_quick() ? 300 : 3000;
+        double *x = calloc(4096, sizeof(double)), *yv = calloc(4096, sizeof(double));
+        int64_t *lq = calloc(8192, sizeof(int64_t));
+        for (int i = 0; i < lrounds; i++) {
+            uint8_t *cb = malloc(nlc);
+            memcpy(cb, lc, nlc);
+            for (int k = 0; k < 1 + (int)(rnd(&s) % 4); k++) {
+                size_t pos = VEIL_CONTAINER_HEADER_BYTES + (size_t)(rnd(&s) % (nlc - VEIL_CONTAINER_HEADER_BYTES - 32));
+                cb[pos] = (uint8_t)rnd(&s);
+            }
+            fix_checksum(cb, nlc);
+            veil_model *h = NULL;
+            if (veil_model_deserialize(cb, nlc, ls, nls, &h) == VEIL_OK) {
+                lloaded++;
+                if (veil_model_input_size(h) <= 4096 && veil_model_quantized_output_size(h) <= 4096 &&
+                    veil_model_output_size(h) <= 4096) {
+                    int ok = veil_model_quantize_input(h, x, lq) == VEIL_OK &&
+                             veil_model_quantized_forward(h, VEIL_MODE_CLEAR, lq, lq + 4096) == VEIL_OK &&
+                             veil_model_dequantize_output(h, lq + 4096, yv) == VEIL_OK;
+                    lran += ok;
+                }
+                char *hd = veil_model_describe(h);
+                veil_free(hd);
+                veil_model_free(h);
+            }
+            free(cb);
+        }
+        printf("hostile logreg_digits client bundles: %d of %d loaded, %d runs completed\n", lloaded, lrounds, lran);
+        CHECK(lloaded < lrounds, "some mutations must be refused");
+        free(x), free(yv), free(lq);
+        veil_free(lc), veil_free(ls);
+        veil_model_free(lm);
+    }
+
     /* the bundles' sizes, for the note */
     printf("digits_qat: client.veil %zu bytes, server.veil %zu bytes\n", ncl, nsv);
     veil_free(client), veil_free(server), veil_free(server2);
