@@ -237,7 +237,10 @@ static int post_op_ok(const ml_post_op *p, int ndim)
 static int post_values_ok(const ml_post_op *p)
 {
     switch (p->op) {
-    case ML_OP_SCORES_TRANSFORM: return p->mode >= 0 && p->mode < ML_POST_COUNT && p->nv == 0;
+    case ML_OP_SCORES_TRANSFORM:
+        for (int k = 0; k < p->nv; k++)
+            if (!isfinite(p->v[k])) return 0;
+        return p->mode >= 0 && (p->mode & 15) < ML_POST_COUNT && (p->mode >> 4) < ML_BINARY_COUNT;
     case ML_OP_NORMALIZER: return p->mode >= 0 && p->mode < ML_NORM_COUNT && p->nv == 0;
     case ML_OP_CAST: return p->mode >= 0 && p->mode <= 16 && p->nv == 0;
     case ML_OP_SCORES_LABEL:
@@ -525,10 +528,12 @@ char *veil_model_describe(const veil_model *m)
             static const char *const nm[ML_NORM_COUNT] = {"MAX", "L1", "L2"};
             veil_sb_printf(&b, "%s%s", i ? ", " : ", then on the client: ", ml_op_names[po->op]);
             if (po->op == ML_OP_SCORES_LABEL) veil_sb_printf(&b, "(%d classes)", po->nv);
-            else if (po->op == ML_OP_SCORES_TRANSFORM) veil_sb_printf(&b, "(%s)", tr[po->mode]);
+            else if (po->op == ML_OP_SCORES_TRANSFORM)
+                veil_sb_printf(&b, "(%s%s%s)", tr[po->mode & 15], po->nv ? ", base values" : "",
+                               po->mode >> 4 ? ", one score of two classes" : "");
             else if (po->op == ML_OP_NORMALIZER) veil_sb_printf(&b, "(%s)", nm[po->mode]);
             else if (po->op == ML_OP_CAST) veil_sb_printf(&b, "(to=%lld)", (long long)po->mode);
-            else if (po->op != ML_OP_ZIPMAP) veil_sb_printf(&b, "(axis=%lld)", (long long)po->axis);
+            else if (po->op != ML_OP_ZIPMAP && po->op != ML_OP_IDENTITY) veil_sb_printf(&b, "(axis=%lld)", (long long)po->axis);
         }
         veil_sb_printf(&b, "\n");
     }

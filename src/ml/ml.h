@@ -32,6 +32,8 @@ typedef enum {
     /* veil's own, made at import (never read from a file): a classifier's label from its scores,
      * and an ONNX-ML post transform of scores */
     ML_OP_SCORES_LABEL, ML_OP_SCORES_TRANSFORM,
+    /* a tree ensemble's raw scores (its attributes kept), computed in FHE in the GEMM form */
+    ML_OP_TREE_SCORES,
     ML_OP_COUNT
 } ml_op;
 #define ML_OP_FIRST_ONNX_ML ML_OP_LINEAR_CLASSIFIER
@@ -97,15 +99,20 @@ veil_status ml_graph_insert_node(ml_graph *g, int at, ml_node *n);
 void ml_node_free(ml_node *n);
 
 /* ONNX-ML at import (onnx_ml.c): each LinearClassifier / LinearRegressor becomes a Gemm of its
- * scores followed by its client-side parts (ScoresLabel, ScoresTransform). Unsupported
- * attributes and modes are refused by name. */
+ * scores followed by its client-side parts (ScoresLabel, ScoresTransform); each
+ * TreeEnsembleClassifier / TreeEnsembleRegressor becomes TreeScores (the sum over its trees)
+ * followed by ScoresTransform (base values, binary case, post transform) and ScoresLabel.
+ * Unsupported attributes and modes are refused by name. */
 veil_status ml_onnx_ml_lower(ml_graph *g, char *err, size_t errlen);
 
 /* ONNX-ML kernels (onnx_ml.c), for ml_run_node and the client's post-processing. mode: the
  * ML_POST_* transform, ML_NORM_* norm or Cast target. */
 enum { ML_POST_NONE, ML_POST_SOFTMAX, ML_POST_LOGISTIC, ML_POST_SOFTMAX_ZERO, ML_POST_COUNT };
+/* ScoresTransform's mode: the post transform, plus 16 × the binary expansion of one score s */
+enum { ML_BINARY_NONE, ML_BINARY_ONE_MINUS /* [1 − s, s] */, ML_BINARY_NEGATE /* [−s, s] */, ML_BINARY_COUNT };
 enum { ML_NORM_MAX, ML_NORM_L1, ML_NORM_L2, ML_NORM_COUNT };
-veil_status ml_scores_transform(int mode, const ml_tensor *x, ml_tensor *y);
+/* base: nbase values added to the scores first (0: none) */
+veil_status ml_scores_transform(int mode, const double *base, size_t nbase, const ml_tensor *x, ml_tensor *y);
 veil_status ml_scores_label(const double *labels, size_t nlabels, const ml_tensor *x, ml_tensor *y);
 veil_status ml_normalize(int mode, const ml_tensor *x, ml_tensor *y);
 veil_status ml_run_onnx_ml(const ml_node *n, const ml_tensor *const *ins, ml_tensor *outs, char *err, size_t errlen);

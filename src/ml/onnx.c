@@ -16,7 +16,7 @@ const char *const ml_op_names[ML_OP_COUNT] = {
     "Unsqueeze", "Transpose", "Concat", "Identity", "Constant", "Dropout", "Quant", "QuantizeLinear",
     "DequantizeLinear", "Softmax", "LogSoftmax", "ArgMax", "Shape", "Gather", "Cast",
     "LinearClassifier", "LinearRegressor", "Scaler", "Normalizer", "ZipMap", "TreeEnsembleClassifier",
-    "TreeEnsembleRegressor", "ScoresLabel", "ScoresTransform",
+    "TreeEnsembleRegressor", "ScoresLabel", "ScoresTransform", "TreeScores",
 };
 _Static_assert(sizeof ml_op_names / sizeof *ml_op_names == ML_OP_COUNT, "one name per op");
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ml.h"
+#include "tree.h"
 
 #define ONNX_INT64 7
 
@@ -19,26 +20,35 @@
 
 static int64_t last_dim(const ml_tensor *x) { return x->ndim ? x->shape[x->ndim - 1] : 1; }
 
-veil_status ml_scores_transform(int mode, const ml_tensor *x, ml_tensor *y)
+veil_status ml_scores_transform(int mode, const double *base, size_t nbase, const ml_tensor *x, ml_tensor *y)
 {
-    veil_status st = ml_tensor_copy(y, x);
-    if (st != VEIL_OK) return st;
+    int post = mode & 15, binary = mode >> 4;
     int64_t E = last_dim(x);
-    if (E <= 0) return VEIL_OK;
+    if (E <= 0 || (nbase && nbase != (size_t)E) || (binary && E != 1)) return VEIL_ERR_MALFORMED;
+    int64_t shape[VEIL_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    if (binary) shape[x->ndim - 1] = 2;
+    veil_status st = ml_tensor_alloc(y, x->ndim, shape);
+    if (st != VEIL_OK) return st;
+    int64_t Y = binary ? 2 : E;
     for (int64_t r = 0; r < x->size / E; r++) {
-        double *v = y->data + r * E;
-        if (mode == ML_POST_LOGISTIC) {
-            for (int64_t e = 0; e < E; e++) v[e] = 1 / (1 + exp(-v[e]));
-        } else if (mode == ML_POST_SOFTMAX || mode == ML_POST_SOFTMAX_ZERO) {
-            int zero = mode == ML_POST_SOFTMAX_ZERO;
+        double *v = y->data + r * Y;
+        for (int64_t e = 0; e < E; e++) v[binary ? 1 : e] = x->data[r * E + e] + (nbase ? base[e] : 0);
+        /* one score s of two classes (onnxruntime's binary case): [1 − s, s] for non-negative
+         * leaf weights without a transform, else [−s, s] */
+        if (binary) v[0] = binary == ML_BINARY_ONE_MINUS ? 1 - v[1] : -v[1];
+        if (post == ML_POST_LOGISTIC) {
+            for (int64_t e = 0; e < Y; e++) v[e] = 1 / (1 + exp(-v[e]));
+        } else if (post == ML_POST_SOFTMAX || post == ML_POST_SOFTMAX_ZERO) {
+            int zero = post == ML_POST_SOFTMAX_ZERO;
             double mx = -INFINITY, sum = 0;
-            for (int64_t e = 0; e < E; e++)
+            for (int64_t e = 0; e < Y; e++)
                 if (!zero || v[e] != 0) mx = fmax(mx, v[e]);
-            for (int64_t e = 0; e < E; e++) {
+            for (int64_t e = 0; e < Y; e++) {
                 v[e] = zero && v[e] == 0 ? 0 : exp(v[e] - mx);
                 sum += v[e];
             }
-            for (int64_t e = 0; e < E && sum > 0; e++) v[e] /= sum;
+            for (int64_t e = 0; e < Y && sum > 0; e++) v[e] /= sum;
         }
     }
     return VEIL_OK;
@@ -118,7 +128,26 @@ veil_status ml_run_onnx_ml(const ml_node *n, const ml_tensor *const *ins, ml_ten
         return ml_normalize(m, x, &outs[0]);
     }
     case ML_OP_ZIPMAP: return ml_tensor_copy(&outs[0], x);
-    case ML_OP_SCORES_TRANSFORM: return ml_scores_transform((int)ml_attr_int(n, "mode", 0), x, &outs[0]);
+    case ML_OP_TREE_SCORES: {
+        ml_trees t;
+        veil_status st = ml_trees_parse(n, &t, err, errlen);
+        if (st != VEIL_OK) return st;
+        int64_t F = last_dim(x), rows = F ? x->size / F : 0, shape[VEIL_MAX_DIMS];
+        memcpy(shape, x->shape, sizeof shape);
+        shape[x->ndim ? x->ndim - 1 : 0] = t.ntargets;
+        if (F < t.nfeatures) st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': the trees read feature %lld of %lld",
+                                          n->name, (long long)t.nfeatures - 1, (long long)F);
+        else st = ml_tensor_alloc(&outs[0], x->ndim ? x->ndim : 1, shape);
+        for (int64_t r = 0; st == VEIL_OK && r < rows; r++) ml_trees_eval(&t, x->data + r * F, outs[0].data + r * t.ntargets);
+        ml_trees_free(&t);
+        return st;
+    }
+    case ML_OP_SCORES_TRANSFORM: {
+        const ml_attr *b = floats_attr(n, "base");
+        veil_status st = ml_scores_transform((int)ml_attr_int(n, "mode", 0), b ? b->floats : NULL, b ? b->n : 0, x, &outs[0]);
+        if (st == VEIL_ERR_MALFORMED) ml_errf(err, errlen, st, "node '%s': the scores do not match the base values", n->name);
+        return st;
+    }
     case ML_OP_SCORES_LABEL: {
         const ml_attr *l = floats_attr(n, "labels");
         veil_status st = l ? ml_scores_label(l->floats, l->n, x, &outs[0]) : VEIL_ERR_MALFORMED;
@@ -194,8 +223,6 @@ static veil_status set_attr_floats(ml_node *m, int k, const char *name, const do
     return VEIL_OK;
 }
 
-/* Rewrites node k (LinearClassifier / LinearRegressor) in place into Gemm → scores, and inserts
- * its client-side parts after it; *added counts the inserted nodes. */
 /* the value is read by a node or is a graph output */
 static int is_read(const ml_graph *g, int v)
 {
@@ -208,6 +235,68 @@ static int is_read(const ml_graph *g, int v)
     return 0;
 }
 
+/* Rewrites node k (a tree ensemble) into TreeScores → S (the node's attributes move with it), then
+ * ScoresTransform(S) → probabilities (scores) and, for a classifier, ScoresLabel → label. */
+static veil_status lower_trees(ml_graph *g, int k, int *added, char *err, size_t errlen)
+{
+    ml_node *n = &g->nodes[k];
+    int cls = n->op == ML_OP_TREE_ENSEMBLE_CLASSIFIER;
+    *added = 0;
+    if (n->nin != 1 || n->in[0] < 0 || n->nout != (cls ? 2 : 1))
+        return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s reads one input and writes %d outputs", n->name,
+                       ml_op_names[n->op], cls ? 2 : 1);
+    ml_trees t;
+    veil_status st = ml_trees_parse(n, &t, err, errlen);
+    if (st != VEIL_OK) return st;
+    char nm[160], base[96];
+    snprintf(base, sizeof base, "%s", n->name);
+    int y = n->out[0], z = cls ? n->out[1] : n->out[0];
+    int need_tr = cls || t.base;
+    int sv = z;
+    if (need_tr) {
+        snprintf(nm, sizeof nm, "%s.scores", base);
+        if ((sv = ml_graph_add_value(g, nm)) < 0) st = VEIL_ERR_NOMEM;
+    }
+    int pv = z; /* the transformed scores; a value of its own when only the label is read */
+    if (st == VEIL_OK && cls && !is_read(g, z)) {
+        snprintf(nm, sizeof nm, "%s.probabilities", base);
+        if ((pv = ml_graph_add_value(g, nm)) < 0) st = VEIL_ERR_NOMEM;
+    }
+    n = &g->nodes[k];
+    /* TreeScores takes the node's place and attributes */
+    if (st == VEIL_OK) {
+        n->op = ML_OP_TREE_SCORES;
+        n->out[0] = sv;
+        n->nout = 1;
+        g->values[sv].producer = k;
+    }
+    if (st == VEIL_OK && need_tr) {
+        ml_node tr;
+        snprintf(nm, sizeof nm, "%s.transform", base);
+        if ((st = make_node(&tr, ML_OP_SCORES_TRANSFORM, nm, 1, &sv, 1, &pv, 2)) == VEIL_OK) {
+            st = set_attr_int(&tr, 0, "mode", t.post + 16 * t.binary);
+            if (st == VEIL_OK && t.base) st = set_attr_floats(&tr, 1, "base", t.base, (size_t)t.ntargets);
+            if (st == VEIL_OK) st = ml_graph_insert_node(g, k + 1 + *added, &tr);
+            else ml_node_free(&tr);
+            if (st == VEIL_OK) ++*added;
+        }
+    }
+    if (st == VEIL_OK && cls && is_read(g, y)) {
+        ml_node lab;
+        snprintf(nm, sizeof nm, "%s.label", base);
+        if ((st = make_node(&lab, ML_OP_SCORES_LABEL, nm, 1, &pv, 1, &y, 1)) == VEIL_OK) {
+            st = set_attr_floats(&lab, 0, "labels", t.labels, (size_t)t.nlabels);
+            if (st == VEIL_OK) st = ml_graph_insert_node(g, k + 1 + *added, &lab);
+            else ml_node_free(&lab);
+            if (st == VEIL_OK) ++*added;
+        }
+    }
+    ml_trees_free(&t);
+    return st;
+}
+
+/* Rewrites node k (LinearClassifier / LinearRegressor) in place into Gemm → scores, and inserts
+ * its client-side parts after it; *added counts the inserted nodes. */
 static veil_status lower_linear(ml_graph *g, int k, int *added, char *err, size_t errlen)
 {
     ml_node *n = &g->nodes[k];
@@ -326,9 +415,12 @@ veil_status ml_onnx_ml_lower(ml_graph *g, char *err, size_t errlen)
             k += added;
             break;
         }
-        case ML_OP_TREE_ENSEMBLE_CLASSIFIER: case ML_OP_TREE_ENSEMBLE_REGRESSOR:
-            return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s is not supported yet", n->name,
-                           ml_op_names[n->op]);
+        case ML_OP_TREE_ENSEMBLE_CLASSIFIER: case ML_OP_TREE_ENSEMBLE_REGRESSOR: {
+            int added = 0;
+            st = lower_trees(g, k, &added, err, errlen);
+            k += added;
+            break;
+        }
         case ML_OP_NORMALIZER:
             if (norm_mode(ml_attr_string(n, "norm", "MAX")) < 0)
                 return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': Normalizer norm '%s' is not supported "

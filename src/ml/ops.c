@@ -885,7 +885,7 @@ veil_status ml_run_node(const ml_node *n, const ml_tensor *const *ins, ml_tensor
         break;
     case ML_OP_SCALER: case ML_OP_NORMALIZER: case ML_OP_ZIPMAP: case ML_OP_SCORES_LABEL: case ML_OP_SCORES_TRANSFORM:
     case ML_OP_LINEAR_CLASSIFIER: case ML_OP_LINEAR_REGRESSOR: case ML_OP_TREE_ENSEMBLE_CLASSIFIER:
-    case ML_OP_TREE_ENSEMBLE_REGRESSOR:
+    case ML_OP_TREE_ENSEMBLE_REGRESSOR: case ML_OP_TREE_SCORES:
         st = ml_run_onnx_ml(n, ins, outs, err, errlen);
         break;
     default: st = run_elementwise(n, ins, &outs[0], err, errlen); break;
