@@ -23,6 +23,12 @@ regressor); a regressor's labels.npy holds float64 targets:
   logreg_breast_cancer   StandardScaler + LogisticRegression (binary: LOGISTIC)
   logreg_digits          StandardScaler + LogisticRegression (10 classes: SOFTMAX, Normalizer)
   linreg_diabetes        LinearRegression
+  dt_breast_cancer       DecisionTreeClassifier (depth 5)
+  rf_breast_cancer       RandomForestClassifier (20 trees, depth 4)
+  gb_breast_cancer       GradientBoostingClassifier (20 trees, depth 3: binary, one score, LOGISTIC)
+  xgb_breast_cancer      XGBClassifier (20 trees, depth 3; onnxmltools, ZipMap output turned into a
+                         tensor for ort.npy)
+  rf_diabetes            RandomForestRegressor (20 trees, depth 4)
 """
 import os
 import sys
@@ -262,8 +268,77 @@ def linreg_diabetes():
     sklearn_save("linreg_diabetes", model, x_tr, x_te, y_te, classifier=False)
 
 
+def breast_cancer_split():
+    data = load_breast_cancer()
+    return train_test_split(data.data, data.target, test_size=0.3, random_state=SEED, stratify=data.target)
+
+
+def dt_breast_cancer():
+    from sklearn.tree import DecisionTreeClassifier
+    x_tr, x_te, y_tr, y_te = breast_cancer_split()
+    model = DecisionTreeClassifier(max_depth=5, random_state=SEED).fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("dt_breast_cancer", model, x_tr, x_te, y_te)
+
+
+def rf_breast_cancer():
+    from sklearn.ensemble import RandomForestClassifier
+    x_tr, x_te, y_tr, y_te = breast_cancer_split()
+    model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=SEED).fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("rf_breast_cancer", model, x_tr, x_te, y_te)
+
+
+def gb_breast_cancer():
+    from sklearn.ensemble import GradientBoostingClassifier
+    x_tr, x_te, y_tr, y_te = breast_cancer_split()
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=SEED).fit(x_tr.astype(np.float32),
+                                                                                            y_tr)
+    sklearn_save("gb_breast_cancer", model, x_tr, x_te, y_te)
+
+
+def xgb_breast_cancer():
+    """XGBClassifier (20 trees, depth 3), exported by onnxmltools (its converter's opset 15)."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from xgboost import XGBClassifier
+    x_tr, x_te, y_tr, y_te = breast_cancer_split()
+    x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
+    model = XGBClassifier(n_estimators=20, max_depth=3, random_state=SEED, n_jobs=1).fit(x_tr, y_tr)
+    onx = onnxmltools.convert_xgboost(model, initial_types=[("X", FloatTensorType([None, x_tr.shape[1]]))],
+                                      target_opset=15)
+    out = os.path.join(HERE, "xgb_breast_cancer")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+    np.save(os.path.join(out, "train.npy"), x_tr)
+    np.save(os.path.join(out, "test.npy"), x_te)
+    np.save(os.path.join(out, "labels.npy"), y_te.astype(np.int64))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    res = sess.run(None, {"X": x_te})
+    probs = np.array([[d[k] for k in sorted(d)] for d in res[1]]) if isinstance(res[1], list) else res[1]
+    np.save(os.path.join(out, "ort_label.npy"), np.asarray(res[0], dtype=np.int64))
+    np.save(os.path.join(out, "ort.npy"), np.asarray(probs, dtype=np.float32))
+    acc = float((res[0] == y_te).mean())
+    score = float(model.score(x_te, y_te))
+    with open(os.path.join(out, "float_accuracy.txt"), "w") as f:
+        f.write(f"{acc:.6f}\n")
+    with open(os.path.join(out, "sklearn.txt"), "w") as f:
+        f.write(f"{score:.6f}\n")
+    print(f"xgb_breast_cancer: xgboost accuracy {score:.4f}, onnxruntime {acc:.4f} on {len(y_te)} test samples")
+
+
+def rf_diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+    data = load_diabetes()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3, random_state=SEED)
+    model = RandomForestRegressor(n_estimators=20, max_depth=4, random_state=SEED).fit(x_tr.astype(np.float32), y_tr)
+    sklearn_save("rf_diabetes", model, x_tr, x_te, y_te, classifier=False)
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["breast_cancer_mlp", "breast_cancer_two", "digits_cnn", "digits_pool",
-                             "digits_qat", "logreg_breast_cancer", "logreg_digits", "linreg_diabetes"]
+                             "digits_qat", "logreg_breast_cancer", "logreg_digits", "linreg_diabetes", "dt_breast_cancer",
+                             "rf_breast_cancer", "gb_breast_cancer", "xgb_breast_cancer", "rf_diabetes"]
     for w in which:
         globals()[w]()

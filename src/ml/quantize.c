@@ -1622,15 +1622,27 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             int64_t total_in = 0, off = 0;
             for (int j = 0; j < fg->ninputs; j++) total_in += fg->input_shapes[j].size, off += j < ii ? fg->input_shapes[j].size : 0;
             double M = ldexp(1, tree_bits(o->n_bits.op_inputs)) - 1;
+            ml_trees tr;
+            if (ml_trees_parse(n, &tr, err, errlen) != VEIL_OK) break; /* refused again, with its reason, by the walk */
             for (int64_t f = 0; f < F; f++) {
-                double lo = INFINITY, hi = -INFINITY;
+                double lo = INFINITY, hi = -INFINITY, tlo = INFINITY, thi = -INFINITY;
                 for (size_t sm = 0; sm < nsamples; sm++) {
                     double v = inputset[sm * (size_t)total_in + (size_t)off + (size_t)f];
                     lo = fmin(lo, v), hi = fmax(hi, v);
                 }
+                for (int64_t i = 0; i < tr.n; i++)
+                    if (tr.mode[i] != ML_TREE_LEAF && tr.feature[i] == f) tlo = fmin(tlo, tr.value[i]), thi = fmax(thi, tr.value[i]);
+                /* beyond its lowest and highest thresholds a feature decides nothing more: the
+                 * grid spans the thresholds (one step of margin each side) within the inputset's range */
+                if (tlo <= thi) {
+                    double h = thi > tlo ? (thi - tlo) / (M - 2) : fmax(fabs(tlo), 1) * 1e-3;
+                    lo = fmax(lo, tlo - h), hi = fmin(hi, thi + h);
+                    if (!(hi > lo)) lo = tlo - h, hi = thi + h;
+                }
                 in->pre_off[f] = isfinite(lo) ? lo : 0;
                 in->pre_scale[f] = isfinite(lo) && isfinite(hi) && hi > lo ? M / (hi - lo) : 1;
             }
+            ml_trees_free(&tr);
             in->npre = (int)F;
             tree_in[ii] = (int)M;
             break;
