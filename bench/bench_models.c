@@ -1,7 +1,7 @@
 /* Model benchmark (`veil bench models`): for each bundled model (models/), at the settings of its
  * test (the MLP: 8-bit post-training with rounding to 7 bits; the CNNs: 6 bits rounded to 6 and 8
  * bits rounded to 6 with max pooling; the QAT model: 4-bit inputs/outputs, rounding to 6,
- * approximate and exact; the scikit-learn linear models at veil's defaults), compiled twice: with precision partitions (the default) and with
+ * approximate and exact; the scikit-learn and XGBoost models at veil's defaults), compiled twice: with precision partitions (the default) and with
  * --single-precision. One key=value line per form:
  *   model precision (partitioned|single) partitions pbs cross_ks params compile_s keygen_s
  *   eval_key_bytes (compressed, as sent to a server) eval_key_expanded_bytes cost encrypt_ms
@@ -42,6 +42,12 @@ static const bench_model MODELS[] = {
     {"logreg_breast_cancer", "logreg_breast_cancer", 8, 0, 0, 0, 0},
     {"logreg_digits", "logreg_digits", 8, 0, 0, 0, 0},
     {"linreg_diabetes", "linreg_diabetes", 8, 0, 0, 0, 1},
+    /* tree ensembles (GEMM form, 6-bit inputs and leaves) */
+    {"dt_breast_cancer", "dt_breast_cancer", 8, 0, 0, 0, 0},
+    {"rf_breast_cancer", "rf_breast_cancer", 8, 0, 0, 0, 0},
+    {"gb_breast_cancer", "gb_breast_cancer", 8, 0, 0, 0, 0},
+    {"xgb_breast_cancer", "xgb_breast_cancer", 8, 0, 0, 0, 0},
+    {"rf_diabetes", "rf_diabetes", 8, 0, 0, 0, 1},
 };
 
 /* the class of a sample's first output: a one-element output is a label (an integer) or a
@@ -249,7 +255,8 @@ int veil_bench_models(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: veil bench models [--model NAME] [--samples S] [--threads T] [--models DIR]\n"
                    "  NAME: breast_cancer_mlp, digits_cnn, digits_pool, digits_qat, digits_qat_exact,\n"
-                   "  logreg_breast_cancer, logreg_digits, linreg_diabetes (default: all); S: test samples per model (default 5); T: threads for execute (default: all\n"
+                   "  logreg_breast_cancer, logreg_digits, linreg_diabetes, dt_breast_cancer, rf_breast_cancer,\n"
+                   "  gb_breast_cancer, xgb_breast_cancer, rf_diabetes (default: all); S: test samples per model (default 5); T: threads for execute (default: all\n"
                    "  cores)\n");
             return 0;
         }

@@ -11,7 +11,8 @@ Also writes two_io, a model with two inputs and two outputs, outside manifest.tx
 it by name): two_io.onnx, two_io.a.npy, two_io.b.npy (inputs "a", "b", shape (K, 4)), two_io.y1.npy,
 two_io.y2.npy (outputs "y1", "y2"). `python make_op_tests.py two_io` writes only that one, and
 `python make_op_tests.py onnx_ml` only the ONNX-ML operators' models (LinearClassifier,
-LinearRegressor, Scaler, Normalizer, ZipMap, and unsupported_*.onnx: modes veil refuses)."""
+LinearRegressor, Scaler, Normalizer, ZipMap, TreeEnsembleClassifier, TreeEnsembleRegressor, and
+unsupported_*.onnx: modes veil refuses)."""
 import os
 import sys
 
@@ -36,12 +37,13 @@ def init_i64(name, a):
 
 
 def save(name, nodes, inits, x, out_shape, tol=0.05, qat=0, rounding=6, ref=None, out_type=TensorProto.FLOAT,
-         opset=17, domains=()):
+         opset=17, domains=(), ml_opset=1):
     in_shape = ["N"] + list(x.shape[1:])
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
         [helper.make_tensor_value_info("y", out_type, ["N"] + list(out_shape))], inits)
-    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, ml_opset if d == "ai.onnx.ml" else 1)
+                                                   for d in domains]
     model = helper.make_model(graph, opset_imports=imports, producer_name="veil make_op_tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -299,6 +301,50 @@ def onnx_ml():
                     helper.make_node("ZipMap", ["Z"], ["y"], domain=ML, classlabels_int64s=[0, 1, 2])], [], x8(), (3,),
          ref=lambda x: psess.run(None, {"x": x})[0], domains=(ML,))
 
+    # tree ensembles, hand-made: two trees of depth 2 on 8 features, every comparison mode
+    def trees(name, cls, modes=("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_LEQ", "BRANCH_LT"),
+              post="NONE", ntargets=2, tensors=False, **extra):
+        # per tree: root 0 → (1, 2); 1 → leaves 3, 4; 2 → leaves 5, 6
+        tre, nid, feat, val, md, tru, fal, miss = [], [], [], [], [], [], [], []
+        for t in range(2):
+            for i in range(7):
+                tre.append(t), nid.append(i)
+                if i < 3:
+                    feat.append(int(r.integers(0, 8))), val.append(float(r.uniform(-1, 1)))
+                    md.append(modes[t * 3 + i]), tru.append(2 * i + 1), fal.append(2 * i + 2)
+                else:
+                    feat.append(0), val.append(0.0), md.append("LEAF"), tru.append(0), fal.append(0)
+                miss.append(int(i == 0))  # tracked toward true: only decides NaN inputs
+        wt, wn, wi, ww = [], [], [], []
+        for t in range(2):
+            for i in range(3, 7):
+                for k in range(ntargets):
+                    wt.append(t), wn.append(i), wi.append(k), ww.append(float(r.uniform(-1, 1) if not cls else r.uniform(0, 1)))
+        attrs = dict(nodes_treeids=tre, nodes_nodeids=nid, nodes_featureids=feat, nodes_modes=list(md),
+                     nodes_truenodeids=tru, nodes_falsenodeids=fal, nodes_missing_value_tracks_true=miss,
+                     post_transform=post, **extra)
+        if tensors:
+            attrs["nodes_values_as_tensor"] = helper.make_tensor("v", TensorProto.FLOAT, [len(val)], val)
+        else:
+            attrs["nodes_values"] = val
+        pre = "class" if cls else "target"
+        attrs.update({pre + "_treeids": wt, pre + "_nodeids": wn, pre + "_ids": wi, pre + "_weights": ww})
+        if cls:
+            attrs.setdefault("classlabels_int64s", list(range(max(ntargets, 2))))
+            node = helper.make_node("TreeEnsembleClassifier", ["x"], ["label", "y"], domain=ML, **attrs)
+            save(name, [node], [], x8(), (max(ntargets, 2),), domains=(ML,), ml_opset=3)
+        else:
+            node = helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain=ML, n_targets=ntargets, **attrs)
+            save(name, [node], [], x8(), (ntargets,), domains=(ML,), ml_opset=3)
+
+    trees("treeclassifier_modes", True, ntargets=3, classlabels_int64s=[0, 1, 2])
+    trees("treeclassifier_softmax", True, ntargets=3, post="SOFTMAX", base_values=[0.1, 0.2, -0.1],
+          classlabels_int64s=[0, 1, 2])
+    trees("treeclassifier_binary_logistic", True, ntargets=1, post="LOGISTIC", base_values=[0.3])
+    trees("treeclassifier_binary_none", True, ntargets=1)
+    trees("treeregressor_sum", False, ntargets=2, base_values=[1.0, -1.0])
+    trees("treeregressor_average", False, ntargets=1, aggregate_function="AVERAGE", tensors=True)
+
     def refused(name, node):
         g = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
@@ -313,6 +359,17 @@ def onnx_ml():
     refused("unsupported_regressor_transform", helper.make_node("LinearRegressor", ["x"], ["y"], domain=ML,
                                                                 name="lr_logistic", coefficients=w16, targets=2,
                                                                 post_transform="LOGISTIC"))
+    def tree_refused(name, nname, **over):
+        attrs = dict(nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[1, 0, 0],
+                     nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"], nodes_truenodeids=[1, 0, 0],
+                     nodes_falsenodeids=[2, 0, 0], nodes_values=[0.5, 0.0, 0.0], target_treeids=[0, 0],
+                     target_nodeids=[1, 2], target_ids=[0, 0], target_weights=[1.0, 2.0], n_targets=1)
+        attrs.update(over)
+        refused(name, helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain=ML, name=nname, **attrs))
+
+    tree_refused("unsupported_tree_eq", "tree_eq", nodes_modes=["BRANCH_EQ", "LEAF", "LEAF"])
+    tree_refused("unsupported_tree_neq", "tree_neq", nodes_modes=["BRANCH_NEQ", "LEAF", "LEAF"])
+    tree_refused("unsupported_tree_max", "tree_max", aggregate_function="MAX")
     refused("unsupported_normalizer", helper.make_node("Normalizer", ["x"], ["y"], domain=ML, name="nrm", norm="L3"))
 
 

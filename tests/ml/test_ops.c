@@ -104,6 +104,9 @@ static void refusals(void)
         {"unsupported_strings", "classlabels_strings", "lc_str"},
         {"unsupported_normalizer", "norm 'L3'", "nrm"},
         {"unsupported_regressor_transform", "post_transform 'LOGISTIC'", "lr_logistic"},
+        {"unsupported_tree_eq", "mode 'BRANCH_EQ'", "tree_eq"},
+        {"unsupported_tree_neq", "mode 'BRANCH_NEQ'", "tree_neq"},
+        {"unsupported_tree_max", "aggregate_function 'MAX'", "tree_max"},
     };
     for (size_t i = 0; i < sizeof ml_refused / sizeof *ml_refused; i++) {
         char p[256];
