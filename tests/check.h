@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "veil/core.h"
 
@@ -34,6 +35,15 @@ static inline int check_done(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
     return check_failures ? 1 : 0;
+}
+
+/* Removes DIR/client.veil, DIR/server.veil and DIR (a model saved by a test). */
+static inline void check_remove_bundles(const char *dir)
+{
+    char f[1024];
+    snprintf(f, sizeof f, "%s/client.veil", dir), remove(f);
+    snprintf(f, sizeof f, "%s/server.veil", dir), remove(f);
+    rmdir(dir);
 }
 
 /* Quick mode (VEIL_TEST_QUICK=1, used by the sanitizer build): fewer samples and sets. */

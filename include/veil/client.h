@@ -43,9 +43,12 @@ VEIL_NODISCARD veil_status veil_client_load_secret_key(veil_client *c, const cha
 /* The evaluation keys in their compressed form (mask seed + bodies), to upload once. Only after
  * veil_client_keygen in this process (they are not kept with the secret key). *out: veil_free. */
 VEIL_NODISCARD veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len);
+/* 0 for a model without lookups (a linear model: leveled, the server needs no evaluation keys and
+ * predicts without a key id), else 1. */
+int veil_client_needs_eval_keys(const veil_client *c);
 
 /* A key directory, as veil client and veil keygen keep it: secret.key (mode 0600), eval.keys
- * (compressed), model_id (the compilation the keys belong to). Saving needs veil_client_keygen in
+ * (compressed; none for a model without lookups), model_id (the compilation the keys belong to). Saving needs veil_client_keygen in
  * this process; loading refuses keys of another compilation of the model ("made for model …"). */
 VEIL_NODISCARD veil_status veil_client_save_keys(const veil_client *c, const char *dir);
 VEIL_NODISCARD veil_status veil_client_load_keys(veil_client *c, const char *dir);

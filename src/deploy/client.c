@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../ml/model_impl.h"
 #include "deploy.h"
@@ -126,14 +127,20 @@ veil_status veil_client_load_secret_key(veil_client *c, const char *path)
     return VEIL_OK;
 }
 
+int veil_client_needs_eval_keys(const veil_client *c)
+{
+    if (!c) return 1;
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c->m->circuit, &s);
+    return s.pbs_count > 0;
+}
+
 veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len)
 {
     if (!c || !out || !len) return fail(VEIL_ERR_INVALID_ARG, "no output");
     *out = NULL;
     if (!c->m->ek) {
-        veil_circuit_stats s;
-        veil_circuit_get_stats(c->m->circuit, &s);
-        if (c->m->sk && s.pbs_count == 0)
+        if (c->m->sk && !veil_client_needs_eval_keys(c))
             return fail(VEIL_ERR_UNSUPPORTED, "this model has no lookups: it needs no evaluation keys");
         return fail(VEIL_ERR_INVALID_ARG, "no evaluation keys in this process: call veil_client_keygen");
     }
@@ -163,12 +170,16 @@ veil_status veil_client_save_keys(const veil_client *c, const char *dir)
     size_t ekl = 0;
     veil_status st;
     snprintf(p, sizeof p, "%s/secret.key", dir);
-    if ((st = veil_client_save_secret_key(c, p)) != VEIL_OK || (st = veil_client_eval_keys(c, &ek, &ekl)) != VEIL_OK)
-        return st;
+    if ((st = veil_client_save_secret_key(c, p)) != VEIL_OK) return st;
     snprintf(p, sizeof p, "%s/eval.keys", dir);
-    st = veil_file_write_atomic(p, ek, ekl, 0600);
-    veil_free(ek);
-    if (st != VEIL_OK) return fail(st, "%s: cannot write (%s)", p, veil_status_str(st));
+    if (veil_client_needs_eval_keys(c)) {
+        if ((st = veil_client_eval_keys(c, &ek, &ekl)) != VEIL_OK) return st;
+        st = veil_file_write_atomic(p, ek, ekl, 0600);
+        veil_free(ek);
+        if (st != VEIL_OK) return fail(st, "%s: cannot write (%s)", p, veil_status_str(st));
+    } else {
+        unlink(p); /* a leveled model has none: no stale keys of an earlier compilation */
+    }
     snprintf(p, sizeof p, "%s/model_id", dir);
     int n = snprintf(line, sizeof line, "%s\n", c->id);
     if ((st = veil_file_write_atomic(p, (const uint8_t *)line, (size_t)n, 0600)) != VEIL_OK)

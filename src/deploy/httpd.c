@@ -532,6 +532,16 @@ static MHD_Result_t finish_upload(struct MHD_Connection *c, request *r)
 
 static MHD_Result_t do_predict(struct MHD_Connection *c, request *r, const char *key_id)
 {
+    veil_circuit_stats cs;
+    veil_circuit_get_stats(veil_server_model_circuit(models[r->model].sm), &cs);
+    if (!key_id && cs.pbs_count == 0) { /* a leveled model: no evaluation keys */
+        uint8_t *out = NULL;
+        size_t olen = 0;
+        veil_status st = veil_server_run(models[r->model].sm, NULL, r->body ? r->body : (const uint8_t *)"", r->len,
+                                         (unsigned)cfg.threads, &out, &olen);
+        if (st != VEIL_OK) return send_error(c, r, st == VEIL_ERR_NOMEM ? 503 : 400, "%s", veil_server_last_error());
+        return send_bytes(c, r, 200, "application/octet-stream", out, olen, veil_free);
+    }
     if (!key_id) return send_error(c, r, 400, "predict needs ?key_id=… (upload keys with POST /v1/keys?model=%s)",
                                    models[r->model].name);
     if (!hex_id_ok(key_id)) return send_error(c, r, 400, "malformed key id: 32 lowercase hex digits expected");

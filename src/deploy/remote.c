@@ -242,7 +242,8 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     }
     /* 2. keys, made once per compilation of the model */
     struct stat fs;
-    int have = veil_client_load_keys(r->cl, o->keys_dir) == VEIL_OK && stat(ekp, &fs) == 0;
+    int keyless = !veil_client_needs_eval_keys(r->cl);
+    int have = veil_client_load_keys(r->cl, o->keys_dir) == VEIL_OK && (keyless || stat(ekp, &fs) == 0);
     if (!have && stat(midp, &fs) == 0) note(r, "%s; making new keys", veil_client_last_error());
     if (!have) {
         double t0 = now_s();
@@ -253,7 +254,11 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
         note(r, "new keys in %s (%.1f s): secret.key (mode 0600), eval.keys %.1f MB", o->keys_dir, now_s() - t0,
              (stat(ekp, &fs) == 0 ? (double)fs.st_size : 0.0) / 1e6);
     }
-    /* 3. the server's key id: stored and still held, or a new upload */
+    /* 3. the server's key id: stored and still held, or a new upload (none for a leveled model) */
+    if (keyless) {
+        note(r, "this model has no lookups: no evaluation keys to upload");
+        goto done;
+    }
     char *ids = veil_read_text(r->kidp);
     for (char *line = ids ? strtok(ids, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         char *sp = strrchr(line, ' ');
@@ -361,7 +366,8 @@ veil_status veil_remote_predict(veil_remote *r, const double *x, int64_t n, int 
         return fail(VEIL_ERR_INVALID_ARG, "samples, outputs and a concurrency in 1..64 needed");
     const veil_model *m = veil_client_model(r->cl);
     char u[2300];
-    snprintf(u, sizeof u, "%s/v1/models/%s/predict?key_id=%s", r->base, r->o.model, r->key_id);
+    if (r->key_id[0]) snprintf(u, sizeof u, "%s/v1/models/%s/predict?key_id=%s", r->base, r->o.model, r->key_id);
+    else snprintf(u, sizeof u, "%s/v1/models/%s/predict", r->base, r->o.model);
     job j = {.r = r, .url = u, .x = x, .isz = veil_model_input_size(m), .osz = veil_model_output_size(m), .n = n,
              .y = y, .lat = latency, .lock = PTHREAD_MUTEX_INITIALIZER};
     pthread_t th[64];

@@ -195,10 +195,7 @@ static void run_case(const char *root, const model_case *mc)
         veil_server_model_free(srv);
         veil_client_free(cli);
         veil_free(cb), veil_free(sb), veil_free(ekb);
-        char f[600];
-        snprintf(f, sizeof f, "%s/client.veil", tmp), remove(f);
-        snprintf(f, sizeof f, "%s/server.veil", tmp), remove(f);
-        rmdir(tmp);
+        check_remove_bundles(tmp);
     }
     if (mc->max_pbs) {
         CHECK(s.pbs_count <= mc->max_pbs, "%s: %zu lookups per inference, at most %zu expected", mc->name, s.pbs_count,

@@ -211,10 +211,7 @@ static void run_case(const char *root, const sk_case *sc)
     veil_client_free(cli);
     veil_server_model_free(srv);
     veil_free(cb), veil_free(sb), veil_free(ekb);
-    char f[600];
-    snprintf(f, sizeof f, "%s/client.veil", tmp), remove(f);
-    snprintf(f, sizeof f, "%s/server.veil", tmp), remove(f);
-    rmdir(tmp);
+    check_remove_bundles(tmp);
     free(yf), free(yc), free(ys), free(ye);
     veil_model_free(m);
     veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab), veil_array_free(&ref);

@@ -14,6 +14,7 @@ KEEP=${KEEP:-}
 B=$1
 SRC=$2
 M=$SRC/models/digits_qat
+S=$SRC/models
 T=$(mktemp -d /tmp/veil_serve_XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; [ -n "$KEEP" ] || rm -rf "$T"; }
@@ -39,7 +40,7 @@ status() {
 start() { # start PORT [OPTIONS]: the server on PORT (0: a free one)
   local port=$1; shift
   rm -f "$T/port"
-  "$B/veil" serve "$T/digits" "$T/other" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
+  "$B/veil" serve "$T/digits" "$T/other" "$T/lr" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
     --max-body 65536 "$@" >>"$T/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
@@ -56,8 +57,18 @@ check "veil-serve links no secret-key code: $syms" test -z "$syms"
   --rounding-method exact --inputset "$M/train.npy" -o "$T/digits" >/dev/null
 "$B/veil" compile "$M/model.onnx" --qat --n-bits-json '{"model_inputs":4,"model_outputs":4}' --rounding-bits 5 \
   --inputset "$M/train.npy" -o "$T/other" >/dev/null
+# and a leveled model (a logistic regression: no lookups, no evaluation keys)
+"$B/veil" compile "$S/logreg_breast_cancer/model.onnx" --inputset "$S/logreg_breast_cancer/train.npy" -o "$T/lr" >/dev/null
 start 0
 check "server listening" test -s "$T/port"
+"$B/veil" client --url "$URL" --model lr --keys "$T/lrkeys" --input "$S/logreg_breast_cancer/test.npy" --limit 20 \
+  --labels "$S/logreg_breast_cancer/labels.npy" >"$T/lr.out" 2>"$T/lr.err"
+"$B/veil" predict "$T/lr" --input "$S/logreg_breast_cancer/test.npy" --limit 20 \
+  --labels "$S/logreg_breast_cancer/labels.npy" --mode clear >"$T/lr_clear.out"
+check "leveled model served: $(tail -2 "$T/lr.err")" grep -q "samples=20 ok=20" "$T/lr.out"
+check "leveled model: no evaluation keys made or uploaded" sh -c "! test -e '$T/lrkeys/eval.keys' && grep -q 'no evaluation keys to upload' '$T/lr.err' && ! grep -q 'keys uploaded' '$T/lr.err'"
+check "leveled model: served accuracy = clear accuracy ($(grep -o 'accuracy=[0-9.]*' "$T/lr.out"))" \
+  test "$(grep -o 'accuracy=[0-9.]*' "$T/lr.out")" = "$(grep -o 'accuracy=[0-9.]*' "$T/lr_clear.out")"
 status 200 '"status":"ok"' "$URL/healthz"
 status 200 '"name":"digits"' "$URL/v1/models"
 
