@@ -7,6 +7,7 @@
  * and MAX aggregates are refused by name. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tree.h"
@@ -51,11 +52,36 @@ void ml_trees_free(ml_trees *t)
     memset(t, 0, sizeof *t);
 }
 
-static int64_t find_node(const int64_t *tree, const int64_t *id, int64_t n, int64_t tr, int64_t nid)
+#define ML_TREE_MAX_NODES ((int64_t)1 << 16) /* of one ensemble */
+
+/* (tree id, node id) → node index, by binary search in keys sorted by (tree, id) */
+typedef struct {
+    int64_t tree, id, index;
+} node_key;
+
+typedef struct {
+    node_key *k;
+    int64_t n;
+} node_index;
+
+static int by_tree_id(const void *a, const void *b)
 {
-    for (int64_t i = 0; i < n; i++)
-        if (tree[i] == tr && id[i] == nid) return i;
-    return -1;
+    const node_key *x = a, *y = b;
+    if (x->tree != y->tree) return x->tree < y->tree ? -1 : 1;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int64_t find_node(const node_index *x, int64_t tr, int64_t nid)
+{
+    int64_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        const node_key *k = &x->k[mid];
+        if (k->tree < tr || (k->tree == tr && k->id < nid)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < x->n && x->k[lo].tree == tr && x->k[lo].id == nid ? x->k[lo].index : -1;
 }
 
 veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errlen)
@@ -78,6 +104,9 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
     const double *val = floats(n, "nodes_values", &kv);
     if (!tree || nn == 0 || k != nn || kf != nn || kt != nn || kfa != nn || km != nn || kv != nn)
         return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s node attributes of different lengths", n->name, op);
+    if ((int64_t)nn > ML_TREE_MAX_NODES)
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s has %zu nodes (at most %lld)", n->name, op, nn,
+                       (long long)ML_TREE_MAX_NODES);
     const char *agg = ml_attr_string(n, "aggregate_function", "SUM");
     if (strcmp(agg, "SUM") != 0 && strcmp(agg, "AVERAGE") != 0)
         return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s aggregate_function '%s' is not supported (SUM, "
@@ -95,13 +124,29 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
     t->value = veil_malloc(sizeof(double) * nn);
     t->mode = veil_malloc(nn);
     t->roots = veil_malloc(sizeof(int64_t) * (nn + 1));
-    if (!t->feature || !t->t || !t->f || !t->value || !t->mode || !t->roots) goto nomem;
+    node_index ix = {veil_malloc(sizeof(node_key) * (nn + 1)), (int64_t)nn};
+    uint8_t *is_child = veil_calloc(nn + 1, 1);
+    if (!t->feature || !t->t || !t->f || !t->value || !t->mode || !t->roots || !ix.k || !is_child) {
+        veil_free(ix.k), veil_free(is_child);
+        goto nomem;
+    }
+    for (size_t i = 0; i < nn; i++) ix.k[i] = (node_key){tree[i], id[i], (int64_t)i};
+    qsort(ix.k, nn, sizeof(node_key), by_tree_id);
+    for (size_t i = 1; i < nn; i++)
+        if (ix.k[i].tree == ix.k[i - 1].tree && ix.k[i].id == ix.k[i - 1].id) {
+            veil_status st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s has two nodes %lld in tree %lld",
+                                     n->name, op, (long long)ix.k[i].id, (long long)ix.k[i].tree);
+            veil_free(ix.k), veil_free(is_child);
+            ml_trees_free(t);
+            return st;
+        }
     for (size_t i = 0; i < nn; i++) {
         const char *m = modes->strs[i];
         t->mode[i] = !strcmp(m, "LEAF") ? ML_TREE_LEAF : !strcmp(m, "BRANCH_LEQ") ? ML_TREE_LEQ
                      : !strcmp(m, "BRANCH_LT") ? ML_TREE_LT : !strcmp(m, "BRANCH_GTE") ? ML_TREE_GTE
                      : !strcmp(m, "BRANCH_GT") ? ML_TREE_GT : 255;
         if (t->mode[i] == 255) {
+            veil_free(ix.k), veil_free(is_child);
             veil_status st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s mode '%s' is not supported (LEAF, "
                                      "BRANCH_LEQ, BRANCH_LT, BRANCH_GTE, BRANCH_GT)", n->name, op, m);
             ml_trees_free(t);
@@ -111,9 +156,10 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
         t->value[i] = (double)(float)val[i];
         t->t[i] = t->f[i] = -1;
         if (t->mode[i] != ML_TREE_LEAF) {
-            t->t[i] = find_node(tree, id, t->n, tree[i], tru[i]);
-            t->f[i] = find_node(tree, id, t->n, tree[i], fal[i]);
+            t->t[i] = find_node(&ix, tree[i], tru[i]);
+            t->f[i] = find_node(&ix, tree[i], fal[i]);
             if (t->t[i] < 0 || t->f[i] < 0 || feat[i] < 0 || feat[i] > (1 << 20) || !isfinite(t->value[i])) {
+                veil_free(ix.k), veil_free(is_child);
                 ml_trees_free(t);
                 return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s node %zu has a bad child, feature or threshold",
                                n->name, op, i);
@@ -121,12 +167,13 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
             if (feat[i] + 1 > t->nfeatures) t->nfeatures = feat[i] + 1;
         }
     }
-    /* roots: the first node of each tree id that no node points to */
-    for (size_t i = 0; i < nn; i++) {
-        int child = 0, seen = 0;
-        for (size_t j = 0; j < nn && !child; j++) child = t->t[j] == (int64_t)i || t->f[j] == (int64_t)i;
-        for (int64_t r = 0; r < t->ntrees && !seen; r++) seen = tree[t->roots[r]] == tree[i];
-        if (!child && !seen) t->roots[t->ntrees++] = (int64_t)i;
+    /* roots: per tree id (in sorted order), its first node that no node points to */
+    for (size_t i = 0; i < nn; i++)
+        if (t->mode[i] != ML_TREE_LEAF) is_child[t->t[i]] = is_child[t->f[i]] = 1;
+    for (size_t a = 0; a < nn; a++) {
+        int64_t i = ix.k[a].index;
+        if (is_child[i] || (t->ntrees && tree[t->roots[t->ntrees - 1]] == tree[i])) continue;
+        t->roots[t->ntrees++] = i;
     }
     /* leaf weights */
     size_t nw, a2, a3, a4;
@@ -139,18 +186,27 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
         return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s has no leaf weights, or weight attributes of "
                        "different lengths", n->name, op);
     }
+    if (nw > (size_t)(64 * ML_TREE_MAX_NODES)) {
+        veil_free(ix.k), veil_free(is_child);
+        ml_trees_free(t);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s has %zu leaf weights", n->name, op, nw);
+    }
     t->nw = (int64_t)nw;
     t->w_node = veil_malloc(sizeof(int64_t) * nw);
     t->w_target = veil_malloc(sizeof(int64_t) * nw);
     t->w = veil_malloc(sizeof(double) * nw);
-    if (!t->w_node || !t->w_target || !t->w) goto nomem;
+    if (!t->w_node || !t->w_target || !t->w) {
+        veil_free(ix.k), veil_free(is_child);
+        goto nomem;
+    }
     int64_t maxid = 0, minid = INT64_MAX;
     int negative = 0;
     for (size_t i = 0; i < nw; i++) {
-        t->w_node[i] = find_node(tree, id, t->n, wt[i], wn[i]);
+        t->w_node[i] = find_node(&ix, wt[i], wn[i]);
         t->w_target[i] = wi[i];
         t->w[i] = (double)(float)ww[i];
         if (t->w_node[i] < 0 || t->mode[t->w_node[i]] != ML_TREE_LEAF || wi[i] < 0 || wi[i] > 4096 || !isfinite(t->w[i])) {
+            veil_free(ix.k), veil_free(is_child);
             ml_trees_free(t);
             return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s weight %zu names no leaf or a bad target",
                            n->name, op, i);
@@ -159,6 +215,7 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
         minid = wi[i] < minid ? wi[i] : minid;
         negative |= t->w[i] < 0;
     }
+    veil_free(ix.k), veil_free(is_child);
     if (!strcmp(agg, "AVERAGE"))
         for (size_t i = 0; i < nw; i++) t->w[i] /= (double)t->ntrees;
     if (cls) {
