@@ -1129,6 +1129,11 @@ static int do_trees(qctx *Q, const ml_node *n, int ii)
         goto out;
     }
     int64_t TT = t.ntargets;
+    if (ni * nl > ((int64_t)1 << 24) || nl * TT > ((int64_t)1 << 24)) {
+        failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': a tree ensemble of %lld comparisons and %lld leaves is too large for "
+              "its GEMM form (at most 2^24 cells)", n->name, (long long)ni, (long long)nl);
+        goto out;
+    }
     T = calloc((size_t)ni, sizeof(int64_t));
     neg = calloc((size_t)ni, sizeof(int));
     B = calloc((size_t)(ni * nl), sizeof(int64_t));
