@@ -4,18 +4,21 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_io.h"
 #include "commands.h"
 #include "veil/client.h"
 #include "veil/npy.h"
 
 int veil_cmd_decrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *keys = NULL, *input = NULL, *out = NULL;
+    const char *dir = NULL, *keys = NULL, *input = NULL, *out[VEIL_MODEL_MAX_IO];
+    int nout = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy]\n"
-                   "  decrypts and dequantizes OUT (veil run) with KDIR/secret.key; prints the outputs\n");
+            printf("usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy ...]\n"
+                   "  decrypts and dequantizes OUT (veil run) with KDIR/secret.key; prints the outputs and the\n"
+                   "  class the first one names; -o once per model output\n");
             return 0;
         }
         if (!strcmp(a, "--keys")) {
@@ -23,7 +26,11 @@ int veil_cmd_decrypt(int argc, char **argv)
         } else if (!strcmp(a, "--input")) {
             if (!(input = cli_value("decrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-o")) {
-            if (!(out = cli_value("decrypt", argc, argv, &i))) return 2;
+            if (nout == VEIL_MODEL_MAX_IO) {
+                fprintf(stderr, "veil decrypt: at most %d -o\n", VEIL_MODEL_MAX_IO);
+                return 2;
+            }
+            if (!(out[nout++] = cli_value("decrypt", argc, argv, &i))) return 2;
         } else if (!dir && a[0] != '-') {
             dir = a;
         } else {
@@ -32,7 +39,7 @@ int veil_cmd_decrypt(int argc, char **argv)
         }
     }
     if (!dir || !keys || !input) {
-        fprintf(stderr, "usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy]\n");
+        fprintf(stderr, "usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy ...]\n");
         return 2;
     }
     char path[4200];
@@ -51,24 +58,18 @@ int veil_cmd_decrypt(int argc, char **argv)
         goto done;
     }
     const veil_model *m = veil_client_model(c);
+    if (nout && !cli_check_outputs("decrypt", nout, m)) goto done;
     y.size = veil_model_output_size(m);
-    y.ndim = veil_model_output_shape(m, y.shape);
+    y.ndim = 1, y.shape[0] = y.size;
     if (!(y.data = veil_malloc(sizeof(double) * (size_t)y.size))) goto done;
     if (veil_client_deserialize_decrypt_dequantize(c, buf, len, y.data) != VEIL_OK) {
         fprintf(stderr, "veil decrypt: %s: %s\n", input, veil_client_last_error());
         goto done;
     }
-    int64_t best = 0;
     printf("outputs:");
-    for (int64_t k = 0; k < y.size; k++) {
-        printf(" %.6g", y.data[k]);
-        if (y.data[k] > y.data[best]) best = k;
-    }
-    printf("\nargmax=%lld\n", (long long)best);
-    if (out && veil_npy_save(out, &y, VEIL_NPY_F64) != VEIL_OK) {
-        fprintf(stderr, "veil decrypt: %s: %s\n", out, veil_npy_last_error());
-        goto done;
-    }
+    for (int64_t k = 0; k < y.size; k++) printf(" %.6g", y.data[k]);
+    printf("\nargmax=%lld\n", (long long)cli_predicted_class(y.data, veil_model_output_size_at(m, 0)));
+    if (nout && cli_save_outputs("decrypt", out, nout, m, y.data, 1) != VEIL_OK) goto done;
     rc = 0;
 done:
     veil_array_free(&y);

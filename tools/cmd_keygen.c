@@ -43,8 +43,9 @@ int veil_cmd_keygen(int argc, char **argv)
         veil_client_free(c);
         return 1;
     }
-    printf("keys for model %s in %s (%.1f s): secret.key (mode 0600), eval.keys (for the server)\n",
-           veil_client_model_id(c), kdir, bench_now_s() - t0);
+    printf("keys for model %s in %s (%.1f s): secret.key (mode 0600), %s\n", veil_client_model_id(c), kdir,
+           bench_now_s() - t0,
+           veil_client_needs_eval_keys(c) ? "eval.keys (for the server)" : "no evaluation keys (the model has no lookups)");
     veil_client_free(c);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* veil run DIR --eval-keys FILE --input CT -o OUT: what a server does, from files: the program of
+/* veil run DIR [--eval-keys FILE] --input CT -o OUT: what a server does, from files: the program of
  * DIR/server.veil on input ciphertexts with the evaluation keys only. No secret key is read. */
 #include <stdio.h>
 #include <string.h>
@@ -15,9 +15,9 @@ int veil_cmd_run(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: veil run DIR --eval-keys FILE --input CT -o OUT [--threads N]\n"
+            printf("usage: veil run DIR [--eval-keys FILE] --input CT -o OUT [--threads N]\n"
                    "  runs DIR/server.veil on the ciphertexts CT (veil encrypt) with the evaluation keys FILE\n"
-                   "  (eval.keys from veil keygen); OUT is for veil decrypt\n");
+                   "  (eval.keys from veil keygen; a model without lookups needs none); OUT is for veil decrypt\n");
             return 0;
         }
         if (!strcmp(a, "--eval-keys")) {
@@ -35,8 +35,8 @@ int veil_cmd_run(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || !keys || !input || !out) {
-        fprintf(stderr, "usage: veil run DIR --eval-keys FILE --input CT -o OUT [--threads N]\n");
+    if (!dir || !input || !out) {
+        fprintf(stderr, "usage: veil run DIR [--eval-keys FILE] --input CT -o OUT [--threads N]\n");
         return 2;
     }
     char path[4200];
@@ -50,12 +50,18 @@ int veil_cmd_run(int argc, char **argv)
         fprintf(stderr, "veil run: %s\n", veil_server_last_error());
         goto done;
     }
-    if (veil_file_read_all(keys, (size_t)1 << 36, &kb, &kl) != VEIL_OK ||
-        veil_file_read_all(input, (size_t)1 << 30, &in, &il) != VEIL_OK) {
-        fprintf(stderr, "veil run: cannot read %s or %s\n", keys, input);
+    veil_circuit_stats cs;
+    veil_circuit_get_stats(veil_server_model_circuit(m), &cs);
+    if (!keys && cs.pbs_count) {
+        fprintf(stderr, "veil run: %s has %zu lookups per inference: it needs --eval-keys\n", dir, cs.pbs_count);
         goto done;
     }
-    veil_status st = veil_server_keys_load(m, kb, kl, &ek);
+    if ((keys && veil_file_read_all(keys, (size_t)1 << 36, &kb, &kl) != VEIL_OK) ||
+        veil_file_read_all(input, (size_t)1 << 30, &in, &il) != VEIL_OK) {
+        fprintf(stderr, "veil run: cannot read %s%s%s\n", keys ? keys : "", keys ? " or " : "", input);
+        goto done;
+    }
+    veil_status st = keys ? veil_server_keys_load(m, kb, kl, &ek) : VEIL_OK;
     veil_free(kb);
     kb = NULL;
     if (st != VEIL_OK) {

@@ -139,5 +139,20 @@ refuse 1 "given 2 output files" "$VEIL" predict "$T/two" --input "$B/test_a.npy"
 check "a refused predict writes nothing" [ ! -e "$T/o1.npy" ]
 refuse 1 "the model's 2 inputs have 30 together" "$VEIL" compile "$B/model.onnx" --inputset "$B/train_a.npy" -o "$T/two1"
 
+# a leveled model (logistic regression: no lookups) from files: no evaluation keys anywhere; its
+# label and probabilities decrypted into one file each, equal to clear's (leveled: exactly)
+L=$SRC/models/logreg_breast_cancer
+"$VEIL" compile "$L/model.onnx" --inputset "$L/train.npy" -o "$T/lr" >/dev/null
+"$VEIL" keygen "$T/lr" --keys "$T/lk" >"$T/lk.txt"
+check "leveled keygen: no evaluation keys" sh -c "grep -q 'no evaluation keys' '$T/lk.txt' && ! test -e '$T/lk/eval.keys'"
+"$VEIL" encrypt "$T/lr" --keys "$T/lk" --input "$L/test.npy" --sample 0 -o "$T/lct.veil" >/dev/null
+check "leveled run needs no --eval-keys" "$VEIL" run "$T/lr" --input "$T/lct.veil" -o "$T/lout.veil"
+"$VEIL" decrypt "$T/lr" --keys "$T/lk" --input "$T/lout.veil" -o "$T/dl.npy" -o "$T/dp.npy" >/dev/null
+"$VEIL" predict "$T/lr" --input "$L/test.npy" --limit 1 --mode clear -o "$T/cl.npy" -o "$T/cp.npy" >/dev/null
+check "leveled decrypt = clear, label and probabilities, value for value" sh -c \
+  "cmp -s '$T/dl.npy' '$T/cl.npy' && cmp -s '$T/dp.npy' '$T/cp.npy'"
+refuse 1 "one -o per output" "$VEIL" decrypt "$T/lr" --keys "$T/lk" --input "$T/lout.veil" -o "$T/dl1.npy"
+refuse 1 "needs --eval-keys" "$VEIL" run "$T/qat" --input "$T/lct.veil" -o "$T/x.veil"
+
 echo "tools_test_cli: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]
