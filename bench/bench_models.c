@@ -20,6 +20,7 @@
 
 #include "bench_models.h"
 #include "bench_util.h"
+#include "cli_io.h"
 #include "veil/model.h"
 #include "veil/npy.h"
 
@@ -50,16 +51,7 @@ static const bench_model MODELS[] = {
     {"rf_diabetes", "rf_diabetes", 8, 0, 0, 0, 1},
 };
 
-/* the class of a sample's first output: a one-element output is a label (an integer) or a
- * probability (> 0.5: class 1), several are scores (the first highest) */
-static int64_t predicted(const double *y, int64_t n)
-{
-    if (n == 1) return y[0] == (double)(int64_t)y[0] ? (int64_t)y[0] : y[0] > 0.5;
-    int64_t a = 0;
-    for (int64_t k = 1; k < n; k++)
-        if (y[k] > y[a]) a = k;
-    return a;
-}
+
 
 static int load(const char *root, const char *model, const char *file, veil_array *a)
 {
@@ -164,7 +156,7 @@ static void form_print(form *f, const bench_model *bm, int single, int n, const 
     for (int64_t i = 0; i < lab->size; i++) mean += lab->data[i] / (double)lab->size;
     for (int64_t i = 0; y && i < te->shape[0]; i++)
         if (veil_model_forward(f->m, VEIL_MODE_CLEAR, te->data + i * isz, y) == VEIL_OK) {
-            correct += predicted(y, o0) == (int64_t)lab->data[i];
+            correct += cli_predicted_class(y, o0) == (int64_t)lab->data[i];
             ssr += (lab->data[i] - y[0]) * (lab->data[i] - y[0]);
             sst += (lab->data[i] - mean) * (lab->data[i] - mean);
         }

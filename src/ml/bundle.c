@@ -524,14 +524,12 @@ char *veil_model_describe(const veil_model *m)
         veil_sb_printf(&b, "  dequantized as %.6g * (q - %.6g)", oi->scale, oi->zp + 0.0);
         for (int i = 0; i < oi->npost; i++) {
             const ml_post_op *po = &oi->post[i];
-            static const char *const tr[ML_POST_COUNT] = {"NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"};
-            static const char *const nm[ML_NORM_COUNT] = {"MAX", "L1", "L2"};
             veil_sb_printf(&b, "%s%s", i ? ", " : ", then on the client: ", ml_op_names[po->op]);
             if (po->op == ML_OP_SCORES_LABEL) veil_sb_printf(&b, "(%d classes)", po->nv);
             else if (po->op == ML_OP_SCORES_TRANSFORM)
-                veil_sb_printf(&b, "(%s%s%s)", tr[po->mode & 15], po->nv ? ", base values" : "",
+                veil_sb_printf(&b, "(%s%s%s)", ml_post_names[po->mode & 15], po->nv ? ", base values" : "",
                                po->mode >> 4 ? ", one score of two classes" : "");
-            else if (po->op == ML_OP_NORMALIZER) veil_sb_printf(&b, "(%s)", nm[po->mode]);
+            else if (po->op == ML_OP_NORMALIZER) veil_sb_printf(&b, "(%s)", ml_norm_names[po->mode]);
             else if (po->op == ML_OP_CAST) veil_sb_printf(&b, "(to=%lld)", (long long)po->mode);
             else if (po->op != ML_OP_ZIPMAP && po->op != ML_OP_IDENTITY) veil_sb_printf(&b, "(axis=%lld)", (long long)po->axis);
         }

@@ -111,6 +111,9 @@ enum { ML_POST_NONE, ML_POST_SOFTMAX, ML_POST_LOGISTIC, ML_POST_SOFTMAX_ZERO, ML
 /* ScoresTransform's mode: the post transform, plus 16 × the binary expansion of one score s */
 enum { ML_BINARY_NONE, ML_BINARY_ONE_MINUS /* [1 − s, s] */, ML_BINARY_NEGATE /* [−s, s] */, ML_BINARY_COUNT };
 enum { ML_NORM_MAX, ML_NORM_L1, ML_NORM_L2, ML_NORM_COUNT };
+extern const char *const ml_post_names[ML_POST_COUNT]; /* "NONE", "SOFTMAX", ... as the ONNX-ML spec spells them */
+extern const char *const ml_norm_names[ML_NORM_COUNT]; /* "MAX", "L1", "L2" */
+int ml_name_index(const char *const *names, int n, const char *s); /* -1 when s is none of them */
 /* base: nbase values added to the scores first (0: none) */
 veil_status ml_scores_transform(int mode, const double *base, size_t nbase, const ml_tensor *x, ml_tensor *y);
 veil_status ml_scores_label(const double *labels, size_t nlabels, const ml_tensor *x, ml_tensor *y);

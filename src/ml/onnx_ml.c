@@ -93,10 +93,17 @@ static const ml_attr *floats_attr(const ml_node *n, const char *name)
     return a && a->type == ML_ATTR_FLOATS ? a : NULL;
 }
 
-static int norm_mode(const char *s)
+const char *const ml_post_names[ML_POST_COUNT] = {"NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"};
+const char *const ml_norm_names[ML_NORM_COUNT] = {"MAX", "L1", "L2"};
+
+int ml_name_index(const char *const *names, int n, const char *s)
 {
-    return strcmp(s, "MAX") == 0 ? ML_NORM_MAX : strcmp(s, "L1") == 0 ? ML_NORM_L1 : strcmp(s, "L2") == 0 ? ML_NORM_L2 : -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
 }
+
+static int norm_mode(const char *s) { return ml_name_index(ml_norm_names, ML_NORM_COUNT, s); }
 
 static veil_status run_scaler(const ml_node *n, const ml_tensor *x, ml_tensor *y, char *err, size_t errlen)
 {
@@ -166,12 +173,7 @@ veil_status ml_run_onnx_ml(const ml_node *n, const ml_tensor *const *ins, ml_ten
 static veil_status post_mode(const ml_node *n, int *mode, char *err, size_t errlen)
 {
     const char *s = ml_attr_string(n, "post_transform", "NONE");
-    static const char *const names[ML_POST_COUNT] = {"NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"};
-    for (int m = 0; m < ML_POST_COUNT; m++)
-        if (strcmp(s, names[m]) == 0) {
-            *mode = m;
-            return VEIL_OK;
-        }
+    if ((*mode = ml_name_index(ml_post_names, ML_POST_COUNT, s)) >= 0) return VEIL_OK;
     return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s post_transform '%s' is not supported (NONE, SOFTMAX, "
                    "LOGISTIC, SOFTMAX_ZERO)", n->name, ml_op_names[n->op], s);
 }

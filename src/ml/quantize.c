@@ -1583,10 +1583,8 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
                 if (b) memcpy(po->v, b->floats, sizeof(double) * b->n);
             }
             if (pn->op == ML_OP_CAST) po->mode = ml_attr_int(pn, "to", 1);
-            if (pn->op == ML_OP_NORMALIZER) {
-                const char *nm = ml_attr_string(pn, "norm", "MAX");
-                po->mode = strcmp(nm, "L1") == 0 ? ML_NORM_L1 : strcmp(nm, "L2") == 0 ? ML_NORM_L2 : ML_NORM_MAX;
-            }
+            if (pn->op == ML_OP_NORMALIZER) /* an unknown norm is refused at import */
+                po->mode = ml_name_index(ml_norm_names, ML_NORM_COUNT, ml_attr_string(pn, "norm", "MAX"));
             if (pn->op == ML_OP_SCORES_LABEL) {
                 const ml_attr *l = ml_attr_find(pn, "labels");
                 if (!l || l->type != ML_ATTR_FLOATS || l->n > ML_POST_MAX_VALUES) {

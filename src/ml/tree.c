@@ -112,8 +112,7 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
         return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s aggregate_function '%s' is not supported (SUM, "
                        "AVERAGE)", n->name, op, agg);
     const char *pt = ml_attr_string(n, "post_transform", "NONE");
-    t->post = !strcmp(pt, "NONE") ? ML_POST_NONE : !strcmp(pt, "LOGISTIC") ? ML_POST_LOGISTIC
-              : !strcmp(pt, "SOFTMAX") ? ML_POST_SOFTMAX : !strcmp(pt, "SOFTMAX_ZERO") ? ML_POST_SOFTMAX_ZERO : -1;
+    t->post = ml_name_index(ml_post_names, ML_POST_COUNT, pt);
     if (t->post < 0 || (!cls && t->post != ML_POST_NONE))
         return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "node '%s': %s post_transform '%s' is not supported (%s)", n->name,
                        op, pt, cls ? "NONE, LOGISTIC, SOFTMAX, SOFTMAX_ZERO" : "NONE");
