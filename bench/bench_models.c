@@ -39,6 +39,12 @@ static const bench_model MODELS[] = {
     {"digits_pool", "digits_pool", 8, 0, 6, 0, 0},
     {"digits_qat", "digits_qat", 8, 1, 6, 0, 0},
     {"digits_qat_exact", "digits_qat", 8, 1, 6, 1, 0},
+    /* the same with no options at all: automatic rounding (6 bits, each channel over its own
+     * range); the QAT model without --qat too */
+    {"breast_cancer_mlp_auto", "breast_cancer_mlp", 8, 0, 0, 0, 0},
+    {"digits_cnn_auto", "digits_cnn", 8, 0, 0, 0, 0},
+    {"digits_pool_auto", "digits_pool", 8, 0, 0, 0, 0},
+    {"digits_qat_auto", "digits_qat", 8, 0, 0, 0, 0},
     /* scikit-learn linear models (skl2onnx), at veil's defaults: leveled, no lookups */
     {"logreg_breast_cancer", "logreg_breast_cancer", 8, 0, 0, 0, 0},
     {"logreg_digits", "logreg_digits", 8, 0, 0, 0, 0},

@@ -1,16 +1,21 @@
-/* Samples in and out of .npy files, one file per model input and per output. */
+/* Samples in and out of .npy files, one file per model input and per output, or of one .npz
+ * holding every input (arrays named after the inputs, or arr_0, arr_1, ...) or every output
+ * (named after the outputs). */
 #ifndef VEIL_TOOLS_CLI_IO_H
 #define VEIL_TOOLS_CLI_IO_H
 
 #include "veil/model.h"
 #include "veil/npy.h"
 
-/* Loads n .npy files of shape (N, ...) each (the model's inputs in its order) into one array of N
- * rows, each every file's row one after another. With a model, the count and each file's row
- * size are checked against its inputs. One line on stderr on failure (cmd names the command). */
-veil_status cli_load_inputs(const char *cmd, const char *const *paths, int n, const veil_model *m, veil_array *out);
-/* 1 when n output files match the model's outputs; else 0 and one line on stderr. */
-int cli_check_outputs(const char *cmd, int n, const veil_model *m);
+/* Loads n .npy files of shape (N, ...) each (the model's inputs in its order), or one .npz, into
+ * one array of N rows, each every input's row one after another. The inputs are the compiled
+ * model's (m; count and row sizes checked) or, without one, the ONNX file's (onnx; names only).
+ * One line on stderr on failure (cmd names the command). */
+veil_status cli_load_inputs(const char *cmd, const char *const *paths, int n, const veil_model *m, const char *onnx,
+                            veil_array *out);
+/* 1 when n output files match the model's outputs (or n is 1 and it is a .npz); else 0 and one
+ * line on stderr. */
+int cli_check_outputs(const char *cmd, const char *const *paths, int n, const veil_model *m);
 /* Writes N samples of the model's outputs (y: N rows of veil_model_output_size) as one .npy per
  * output (n must be the output count), each of shape (N, ...); nothing is written unless every
  * file could be encoded, and each is written atomically. */

@@ -9,11 +9,14 @@
 #include "cli_io.h"
 #include "veil/client.h"
 #include "veil/npy.h"
+#include "cli_io.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: veil client --url URL --model NAME --input X.npy [-o Y.npy] [options]\n"
-               "  Predicts through a veil server; the secret key never leaves this machine.\n"
+               "  Predicts through a veil server; the secret key never leaves this machine. A model of\n"
+               "  several inputs takes one --input per input (its order) or one .npz; -o once per output\n"
+               "  or one .npz of them all.\n"
                "  --keys DIR        where keys are made once and kept (default veil-keys/NAME): secret.key\n"
                "                    (mode 0600), eval.keys (compressed, uploaded once per server), key ids\n"
                "  --limit N         only the first N samples\n"
@@ -49,7 +52,8 @@ static void on_note(void *ctx, const char *line)
 
 int veil_cmd_client(int argc, char **argv)
 {
-    const char *input = NULL, *output = NULL, *labels = NULL;
+    const char *input[VEIL_MODEL_MAX_IO], *output[VEIL_MODEL_MAX_IO], *labels = NULL;
+    int nin = 0, nout = 0;
     long limit = 0, conc = 1;
     ui u = {cli_tty_progress(), 0};
     veil_remote_options o = {.on_upload = on_upload, .on_sample = on_sample, .on_note = on_note, .ctx = &u};
@@ -66,8 +70,14 @@ int veil_cmd_client(int argc, char **argv)
         if (!strcmp(a, "--url")) o.url = v;
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--keys")) o.keys_dir = v;
-        else if (!strcmp(a, "--input")) input = v;
-        else if (!strcmp(a, "-o")) output = v;
+        else if (!strcmp(a, "--input") || !strcmp(a, "-o")) {
+            if ((a[1] == 'o' ? nout : nin) == VEIL_MODEL_MAX_IO) {
+                fprintf(stderr, "veil client: at most %d %s files\n", VEIL_MODEL_MAX_IO, a);
+                return 2;
+            }
+            if (a[1] == 'o') output[nout++] = v;
+            else input[nin++] = v;
+        }
         else if (!strcmp(a, "--labels")) labels = v;
         else if (!strcmp(a, "--cacert")) o.cacert = v;
         else if (!strcmp(a, "--limit")) {
@@ -82,7 +92,7 @@ int veil_cmd_client(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.url || !o.model || !input) {
+    if (!o.url || !o.model || !nin) {
         usage(stderr);
         return 2;
     }
@@ -95,7 +105,7 @@ int veil_cmd_client(int argc, char **argv)
     veil_remote *r = NULL;
     double *lat = NULL;
     int rc = 1;
-    if (veil_npy_load(input, &x) != VEIL_OK || (labels && veil_npy_load(labels, &lab) != VEIL_OK)) {
+    if (labels && veil_npy_load(labels, &lab) != VEIL_OK) {
         fprintf(stderr, "veil client: %s\n", veil_npy_last_error());
         goto done;
     }
@@ -106,11 +116,9 @@ int veil_cmd_client(int argc, char **argv)
     }
     if (u.t0 && u.progress) fputc('\n', stderr);
     const veil_model *m = veil_client_model(veil_remote_client(r));
-    int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m);
-    if (x.ndim < 1 || x.shape[0] < 1 || x.size != x.shape[0] * isz) {
-        fprintf(stderr, "veil client: %s: expected shape (N, ...) with %lld values per sample\n", input, (long long)isz);
-        goto done;
-    }
+    int64_t osz = veil_model_output_size(m);
+    if (cli_load_inputs("client", input, nin, m, NULL, &x) != VEIL_OK) goto done;
+    if (nout && !cli_check_outputs("client", output, nout, m)) goto done;
     int64_t n = x.shape[0];
     if (limit && n > limit) n = limit;
     y.size = n * osz;
@@ -135,10 +143,7 @@ int veil_cmd_client(int argc, char **argv)
            lat[(n * 90 + 99) / 100 - 1], lat[(n * 99 + 99) / 100 - 1]);
     if (labels) printf(" accuracy=%.4f", (double)correct / (double)n);
     printf("\n");
-    if (output && veil_npy_save(output, &y, VEIL_NPY_F64) != VEIL_OK) {
-        fprintf(stderr, "veil client: %s: %s\n", output, veil_npy_last_error());
-        goto done;
-    }
+    if (nout && cli_save_outputs("client", output, nout, m, y.data, n) != VEIL_OK) goto done;
     rc = 0;
 done:
     free(lat);

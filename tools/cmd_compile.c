@@ -23,8 +23,15 @@ static void usage(FILE *f)
             "  --n-bits-json JSON     {\"op_inputs\": 8, \"op_weights\": 8, \"model_inputs\": 5,\n"
             "                         \"model_outputs\": 5}; with --qat only model_inputs/model_outputs\n"
             "  --qat                  the model is quantization-aware (QONNX Quant nodes)\n"
-            "  --rounding-bits R      round accumulators to R bits (2..8) before each lookup\n"
+            "  --rounding-bits R      round every accumulator wider than R bits (2..8) to R bits before\n"
+            "                         its lookup (no automatic rounding)\n"
             "  --rounding-method M    approximate (default) or exact\n"
+            "  --no-auto-rounding     no rounding unless --rounding-bits (default: automatic rounding where\n"
+            "                         a lookup would need parameters past the ceiling)\n"
+            "  --max-log2-n L         automatic rounding's ceiling: parameters at N <= 2^L (default 13)\n"
+            "  --max-lookup-bits B    automatic rounding's ceiling in bits instead (2..8)\n"
+            "  --min-agreement A      warn when the compiled model agrees with the float one on less than\n"
+            "                         this fraction of the inputset (default 0.98)\n"
             "  --p-error P            error probability of each lookup (default 2^-40)\n"
             "  --global-p-error P     error probability of one whole inference instead\n"
             "  --single-precision     one parameter set for the whole circuit (default: one per lookup\n"
@@ -87,6 +94,8 @@ int veil_cmd_compile(int argc, char **argv)
             o.single_precision = 1;
         else if (!strcmp(a, "--qat"))
             o.qat = 1;
+        else if (!strcmp(a, "--no-auto-rounding"))
+            o.auto_rounding = 0;
         else if (a[0] == '-' && a[1]) {
             if (!(val = cli_value("compile", argc, argv, &i))) return 2;
             if (!strcmp(a, "--inputset")) {
@@ -111,6 +120,14 @@ int veil_cmd_compile(int argc, char **argv)
                     fprintf(stderr, "veil compile: --rounding-method is exact or approximate (got '%s')\n", val);
                     return 2;
                 }
+            } else if (!strcmp(a, "--max-log2-n")) {
+                if (!cli_int("compile", a, val, 10, 17, &v)) return 2;
+                o.max_log2_N = (int)v;
+            } else if (!strcmp(a, "--max-lookup-bits")) {
+                if (!cli_int("compile", a, val, 2, 8, &v)) return 2;
+                o.max_lookup_bits = (int)v;
+            } else if (!strcmp(a, "--min-agreement")) {
+                if (!cli_prob("compile", a, val, &o.min_agreement)) return 2;
             } else if (!strcmp(a, "--p-error")) {
                 if (!cli_prob("compile", a, val, &o.p_error)) return 2;
             } else if (!strcmp(a, "--global-p-error")) {
@@ -133,7 +150,7 @@ int veil_cmd_compile(int argc, char **argv)
     }
     if (nbj && !parse_n_bits_json(nbj, o.qat, &o.n_bits)) return 2;
     veil_array x;
-    if (cli_load_inputs("compile", inputset, nset, NULL, &x) != VEIL_OK) return 1;
+    if (cli_load_inputs("compile", inputset, nset, NULL, onnx, &x) != VEIL_OK) return 1;
     double t0 = bench_now_s();
     veil_model *m = NULL;
     veil_status st = veil_model_compile_file(onnx, x.data, (size_t)x.shape[0], (size_t)(x.size / x.shape[0]), &o, &m);
@@ -148,6 +165,7 @@ int veil_cmd_compile(int argc, char **argv)
         veil_model_free(m);
         return 1;
     }
+    fputs(veil_model_compile_log(m), stdout);
     const veil_circuit *c = veil_model_circuit(m);
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);

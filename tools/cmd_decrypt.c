@@ -58,7 +58,7 @@ int veil_cmd_decrypt(int argc, char **argv)
         goto done;
     }
     const veil_model *m = veil_client_model(c);
-    if (nout && !cli_check_outputs("decrypt", nout, m)) goto done;
+    if (nout && !cli_check_outputs("decrypt", out, nout, m)) goto done;
     y.size = veil_model_output_size(m);
     y.ndim = 1, y.shape[0] = y.size;
     if (!(y.data = veil_malloc(sizeof(double) * (size_t)y.size))) goto done;

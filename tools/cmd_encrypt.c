@@ -1,28 +1,36 @@
-/* veil encrypt DIR --keys KDIR --input X.npy [--sample I] -o CT: one sample quantized and
- * encrypted under the client's secret key, as the compressed ciphertexts a server takes. */
+/* veil encrypt DIR --keys KDIR --input X.npy [--input X2.npy ...] [--sample I] -o CT: one sample
+ * (every input's, in the model's order, or one .npz of them) quantized and encrypted under the
+ * client's secret key, as the compressed ciphertexts a server takes. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_io.h"
 #include "commands.h"
 #include "veil/client.h"
 #include "veil/npy.h"
 
 int veil_cmd_encrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *keys = NULL, *input = NULL, *out = NULL, *v;
+    const char *dir = NULL, *keys = NULL, *input[VEIL_MODEL_MAX_IO], *out = NULL, *v;
+    int nin = 0;
     long sample = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: veil encrypt DIR --keys KDIR --input X.npy [--sample I] -o CT\n"
-                   "  quantizes sample I (default 0) of X.npy and encrypts it with KDIR/secret.key (veil keygen)\n");
+                   "  quantizes sample I (default 0) of X.npy and encrypts it with KDIR/secret.key (veil keygen);\n"
+                   "  a model of several inputs takes one --input per input, in its order, or one .npz\n");
             return 0;
         }
         if (!strcmp(a, "--keys")) {
             if (!(keys = cli_value("encrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--input")) {
-            if (!(input = cli_value("encrypt", argc, argv, &i))) return 2;
+            if (nin == VEIL_MODEL_MAX_IO) {
+                fprintf(stderr, "veil encrypt: at most %d --input files\n", VEIL_MODEL_MAX_IO);
+                return 2;
+            }
+            if (!(input[nin++] = cli_value("encrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-o")) {
             if (!(out = cli_value("encrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--sample")) {
@@ -34,7 +42,7 @@ int veil_cmd_encrypt(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || !keys || !input || !out) {
+    if (!dir || !keys || !nin || !out) {
         fprintf(stderr, "usage: veil encrypt DIR --keys KDIR --input X.npy [--sample I] -o CT\n");
         return 2;
     }
@@ -50,13 +58,9 @@ int veil_cmd_encrypt(int argc, char **argv)
         goto done;
     }
     int64_t isz = veil_model_input_size(veil_client_model(c));
-    if (veil_npy_load(input, &x) != VEIL_OK) {
-        fprintf(stderr, "veil encrypt: %s\n", veil_npy_last_error());
-        goto done;
-    }
-    if (x.ndim < 1 || x.size != x.shape[0] * isz || sample >= x.shape[0]) {
-        fprintf(stderr, "veil encrypt: %s: no sample %ld of %lld values (shape (N, ...) expected)\n", input, sample,
-                (long long)isz);
+    if (cli_load_inputs("encrypt", input, nin, veil_client_model(c), NULL, &x) != VEIL_OK) goto done;
+    if (sample >= x.shape[0]) {
+        fprintf(stderr, "veil encrypt: %s: no sample %ld (%lld samples)\n", input[0], sample, (long long)x.shape[0]);
         goto done;
     }
     if (veil_client_quantize_encrypt_serialize(c, x.data + sample * isz, &ct, &len) != VEIL_OK) {

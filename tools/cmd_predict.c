@@ -80,12 +80,12 @@ int veil_cmd_predict(int argc, char **argv)
         fprintf(stderr, "veil predict: %s\n", veil_model_last_error());
         goto done;
     }
-    if (cli_load_inputs("predict", input, nin, m, &x) != VEIL_OK) goto done;
+    if (cli_load_inputs("predict", input, nin, m, NULL, &x) != VEIL_OK) goto done;
     if (labels && veil_npy_load(labels, &y) != VEIL_OK) {
         fprintf(stderr, "veil predict: %s\n", veil_npy_last_error());
         goto done;
     }
-    if (nout && !cli_check_outputs("predict", nout, m)) goto done; /* before the work */
+    if (nout && !cli_check_outputs("predict", (const char *const *)out, nout, m)) goto done; /* before the work */
     int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m), osz0 = veil_model_output_size_at(m, 0);
     int64_t n = x.shape[0];
     if (limit > 0 && limit < n) n = limit;

@@ -59,6 +59,17 @@ typedef struct {
     double p_error;         /* per lookup (default 2^-40) */
     double global_p_error;  /* > 0: for the whole circuit instead */
     int single_precision;   /* 1: one parameter set for the whole circuit (no precision partitions) */
+    /* Automatic rounding (default on; off when rounding_bits is set): where a lookup would make the
+     * circuit exceed the ceiling, round every accumulator wider than R bits, R the widest of 8..2
+     * that keeps it within; each channel (the axis after the batch one) is rounded over its own
+     * range, so narrow channels keep more of their bits. The ceiling is max_lookup_bits when set,
+     * else parameters at N <= 2^max_log2_N. The compiled model is then checked in the clear against
+     * the float model on the inputset (veil_model_accuracy) and veil_model_compile_log says what was
+     * rounded, the agreement, and a warning below min_agreement. */
+    int auto_rounding;      /* 1 (default) or 0: no rounding unless rounding_bits */
+    int max_lookup_bits;    /* 0 (default): the ceiling is max_log2_N; 2..8: lookups at most this wide */
+    int max_log2_N;         /* default 13 */
+    double min_agreement;   /* default 0.98: classes agreeing, or 1 - relative error for a regressor */
 } veil_model_options;
 
 void veil_model_options_default(veil_model_options *o);
@@ -77,6 +88,12 @@ VEIL_NODISCARD veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t
 /* The calling thread's last model error, one line naming the node at fault ("" when none). */
 const char *veil_model_last_error(void);
 void veil_model_free(veil_model *m); /* wipes the keys it holds; accepts NULL */
+
+/* The input names of an ONNX file, in the model's order, without compiling it (for tools that
+ * match named arrays to inputs before the compile): names longer than 64 bytes are cut. */
+#define VEIL_MODEL_NAME_BYTES 65
+VEIL_NODISCARD veil_status veil_model_onnx_input_names(const char *onnx_path, char (*names)[VEIL_MODEL_NAME_BYTES],
+                                                       size_t max, size_t *count);
 
 /* The model's inputs and outputs (at most VEIL_MODEL_MAX_IO of each): names (the ONNX graph's),
  * shapes (batch axis included, of size 1; ndim returned, -1 when out of range) and sizes. */
@@ -103,6 +120,21 @@ const veil_circuit *veil_model_circuit(const veil_model *m);
  * bit-width. Borrowed text. */
 const char *veil_model_report(const veil_model *m);
 unsigned veil_model_max_bit_width(const veil_model *m);
+/* What automatic rounding did: one line per rounded lookup, a summary with the agreement against
+ * the float model, and a warning when it is below min_agreement ("" when auto_rounding was off or
+ * for a loaded model). Borrowed text. */
+const char *veil_model_compile_log(const veil_model *m);
+/* The check against the float model made at compile time with auto_rounding (checked 0 otherwise
+ * and for a loaded model): the clear model's classes (the first output's label, or its argmax)
+ * agreeing with the float model's, or for a regressor (the first output has one value per sample
+ * and no label) the RMS of their difference over the float outputs' standard deviation. */
+typedef struct {
+    int checked, classifier;
+    size_t samples;   /* the first 2000 of the inputset at most */
+    double agreement; /* classifiers: fraction of samples of equal class */
+    double rel_error; /* regressors */
+} veil_model_accuracy;
+void veil_model_get_accuracy(const veil_model *m, veil_model_accuracy *a);
 
 /* The three steps of one inference, and all of them in one call. */
 VEIL_NODISCARD veil_status veil_model_quantize_input(const veil_model *m, const double *x, int64_t *q);

@@ -41,7 +41,21 @@ VEIL_NODISCARD veil_status veil_npy_save(const char *path, const veil_array *a, 
 /* Allocate a zeroed array of the given shape. */
 VEIL_NODISCARD veil_status veil_array_new(veil_array *a, int ndim, const int64_t *shape);
 void veil_array_free(veil_array *a); /* accepts a zeroed array */
-/* The reason of the calling thread's last failed npy call. */
+/* .npz archives (numpy.savez, numpy.savez_compressed): named arrays, names without ".npy", in
+ * the archive's order. Stored and deflated members are read, CRC-32 checked; ZIP64 is read. */
+typedef struct {
+    size_t count;
+    char **names;
+    veil_array *arrays;
+} veil_npz;
+VEIL_NODISCARD veil_status veil_npz_parse(const uint8_t *data, size_t len, veil_npz *out);
+VEIL_NODISCARD veil_status veil_npz_load(const char *path, veil_npz *out);
+const veil_array *veil_npz_get(const veil_npz *z, const char *name); /* NULL when absent */
+void veil_npz_free(veil_npz *z);                                     /* accepts a zeroed one */
+/* Write n arrays as NAME.npy members, stored (as numpy.savez does), atomically. */
+VEIL_NODISCARD veil_status veil_npz_save(const char *path, size_t n, const char *const *names,
+                                         const veil_array *const *arrays, veil_npy_dtype dtype);
+/* The reason of the calling thread's last failed npy or npz call. */
 const char *veil_npy_last_error(void);
 
 #ifdef __cplusplus

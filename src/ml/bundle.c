@@ -98,7 +98,7 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
         veil_buf_put_u32(b, (uint32_t)o->n_bits.model_outputs);
         veil_buf_put_u32(b, (uint32_t)o->qat);
         veil_buf_put_u32(b, (uint32_t)o->rounding_bits);
-        veil_buf_put_u32(b, (uint32_t)o->rounding_method);
+        veil_buf_put_u32(b, (uint32_t)o->rounding_method | (uint32_t)o->auto_rounding << 8); /* bit 8: chosen automatically */
         veil_buf_put_f64(b, o->p_error);
         veil_buf_put_f64(b, o->global_p_error);
         put_in(b, &m->in[0]);
@@ -340,6 +340,8 @@ static veil_status read_modl(const veil_container *cn, veil_model *m)
     o->qat = (int)veil_cursor_u32(&c);
     o->rounding_bits = (int)veil_cursor_u32(&c);
     uint32_t method = veil_cursor_u32(&c);
+    o->auto_rounding = (int)(method >> 8 & 1);
+    method &= 0xff;
     o->rounding_method = method < VEIL_ROUNDING_COUNT ? (veil_rounding_method)method : VEIL_ROUNDING_EXACT;
     o->p_error = veil_cursor_f64(&c);
     o->global_p_error = veil_cursor_f64(&c);
@@ -539,10 +541,11 @@ char *veil_model_describe(const veil_model *m)
                    o->qat ? "quantization-aware" : "post-training", o->n_bits.op_inputs, o->n_bits.op_weights,
                    o->n_bits.model_inputs, o->n_bits.model_outputs);
     if (o->rounding_bits)
-        veil_sb_printf(&b, "rounding to %d bits (%s), ", o->rounding_bits,
-                       o->rounding_method == VEIL_ROUNDING_EXACT ? "exact" : "approximate");
+        veil_sb_printf(&b, "%s to %d bits (%s%s), ", o->auto_rounding ? "automatic rounding" : "rounding",
+                       o->rounding_bits, o->rounding_method == VEIL_ROUNDING_EXACT ? "exact" : "approximate",
+                       o->auto_rounding ? ", each channel over its own range" : "");
     else
-        veil_sb_printf(&b, "no rounding, ");
+        veil_sb_printf(&b, o->auto_rounding ? "automatic rounding: none needed, " : "no rounding, ");
     if (o->global_p_error > 0) veil_sb_printf(&b, "global_p_error %.3g\n", o->global_p_error);
     else veil_sb_printf(&b, "p_error %.3g (2^%.1f)\n", o->p_error, log2(o->p_error));
     const veil_circuit *c = m->circuit;

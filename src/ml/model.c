@@ -31,6 +31,9 @@ void veil_model_options_default(veil_model_options *o)
     o->n_bits = (veil_n_bits){8, 8, 0, 0};
     o->p_error = ldexp(1, -40);
     o->rounding_method = VEIL_ROUNDING_APPROXIMATE;
+    o->auto_rounding = 1;
+    o->max_log2_N = 13;
+    o->min_agreement = 0.98;
 }
 
 void veil_model_free(veil_model *m)
@@ -42,6 +45,7 @@ void veil_model_free(veil_model *m)
     veil_eval_keys_free(m->ek);
     veil_rng_free(m->rng);
     veil_free(m->report);
+    veil_free(m->compile_log);
     veil_free(m);
 }
 
@@ -58,6 +62,14 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "n_bits: model_inputs and model_outputs must be in 1..16");
     if (o->rounding_bits != 0 && (o->rounding_bits < 2 || o->rounding_bits > 8))
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "rounding_threshold_bits must be in 2..8 (got %d)", o->rounding_bits);
+    if (o->auto_rounding != 0 && o->auto_rounding != 1)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "auto_rounding is 0 or 1 (got %d)", o->auto_rounding);
+    if (o->max_lookup_bits != 0 && (o->max_lookup_bits < 2 || o->max_lookup_bits > 8))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "max_lookup_bits must be 0 or in 2..8 (got %d)", o->max_lookup_bits);
+    if (o->max_log2_N < 10 || o->max_log2_N > 17)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "max_log2_N must be in 10..17 (got %d)", o->max_log2_N);
+    if (!(o->min_agreement >= 0 && o->min_agreement <= 1))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "min_agreement must be in [0, 1]");
     if ((unsigned)o->rounding_method >= VEIL_ROUNDING_COUNT)
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown rounding method");
     if (!(o->p_error > 0 && o->p_error < 1) || !(o->global_p_error >= 0 && o->global_p_error < 1))
@@ -113,6 +125,168 @@ static double circuit_cost(const veil_circuit *c)
     return s.cost;
 }
 
+/* One compilation at options o: a wide linear output either decrypts at full precision (no
+ * lookup) or keeps its rounded high bits through one lookup per element; both are compiled and
+ * the cheaper one is kept (the compiler constrains a linear output's noise below its lowest bit). */
+typedef struct {
+    ml_quantized q;
+    veil_circuit *c;
+    int choice, with_lookup;
+    double cost_with, cost_without;
+    char err[400], cerr[400];
+} attempt;
+
+static veil_status compile_best(const ml_graph *fg, const double *inputset, size_t nsamples,
+                                const veil_model_options *o, attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    veil_status st = quantize_compile(fg, inputset, nsamples, o, 0, &a->q, &a->c, &a->choice, a->err, sizeof a->err,
+                                      a->cerr, sizeof a->cerr);
+    if (!a->choice) return st;
+    ml_quantized q2;
+    veil_circuit *c2 = NULL;
+    char err2[400] = "", cerr2[400] = "";
+    int unused;
+    veil_status st2 = quantize_compile(fg, inputset, nsamples, o, 1, &q2, &c2, &unused, err2, sizeof err2, cerr2,
+                                       sizeof cerr2);
+    if (st == VEIL_OK) a->cost_without = circuit_cost(a->c);
+    if (st2 == VEIL_OK) a->cost_with = circuit_cost(c2);
+    if (st2 == VEIL_OK && (st != VEIL_OK || a->cost_with < a->cost_without)) {
+        if (st == VEIL_OK) {
+            ml_quantized_free(&a->q);
+            veil_circuit_free(a->c);
+        }
+        a->q = q2;
+        a->c = c2;
+        a->with_lookup = 1;
+        return VEIL_OK;
+    }
+    if (st2 == VEIL_OK) {
+        ml_quantized_free(&q2);
+        veil_circuit_free(c2);
+    } else if (st != VEIL_OK) { /* neither compiles: the error of the form with the lookup */
+        snprintf(a->err, sizeof a->err, "%s", err2);
+        snprintf(a->cerr, sizeof a->cerr, "%s", cerr2);
+        return st2;
+    }
+    return st;
+}
+
+static void attempt_free(attempt *a)
+{
+    if (a->c) {
+        ml_quantized_free(&a->q);
+        veil_circuit_free(a->c);
+    }
+    a->c = NULL;
+}
+
+/* the largest polynomial size (log2) over the circuit's parameter sets */
+static unsigned circuit_log2_N(const veil_circuit *c)
+{
+    unsigned m = 0;
+    for (size_t j = 0; j < veil_circuit_partition_count(c); j++) {
+        veil_partition_stats s;
+        if (veil_circuit_get_partition(c, j, &s) == VEIL_OK && s.params.log2_N > m) m = s.params.log2_N;
+    }
+    if (m == 0) m = veil_circuit_params(c)->log2_N;
+    return m;
+}
+
+static unsigned circuit_lookup_bits(const veil_circuit *c)
+{
+    veil_circuit_stats s;
+    veil_circuit_get_stats(c, &s);
+    return s.pbs_count ? s.lookup_bits : 0;
+}
+
+/* whether an attempt is within the automatic-rounding ceiling */
+static int under_ceiling(const veil_model_options *o, const veil_circuit *c)
+{
+    if (o->max_lookup_bits > 0) return circuit_lookup_bits(c) <= (unsigned)o->max_lookup_bits;
+    return circuit_log2_N(c) <= (unsigned)o->max_log2_N;
+}
+
+/* Automatic rounding: no rounding when the circuit is within the ceiling; else the widest
+ * rounding_bits R (8 down to 2, or max_lookup_bits) whose circuit is. The chosen attempt is *a. */
+static veil_status auto_round(const ml_graph *fg, const double *inputset, size_t nsamples, veil_model_options *o,
+                              attempt *a, char *why, size_t whylen)
+{
+    o->rounding_bits = 0;
+    veil_status st = compile_best(fg, inputset, nsamples, o, a);
+    if (st == VEIL_OK && under_ceiling(o, a->c)) return VEIL_OK;
+    if (st != VEIL_OK && st != VEIL_ERR_COMPILE && st != VEIL_ERR_NO_PARAMS) return st; /* not a matter of bit-widths */
+    attempt_free(a);
+    int top = o->max_lookup_bits > 0 ? (o->max_lookup_bits < 8 ? o->max_lookup_bits : 8) : 8;
+    for (int R = top; R >= 2; R--) {
+        o->rounding_bits = R;
+        st = compile_best(fg, inputset, nsamples, o, a);
+        if (st == VEIL_OK && under_ceiling(o, a->c)) return VEIL_OK;
+        if (st != VEIL_OK && st != VEIL_ERR_COMPILE && st != VEIL_ERR_NO_PARAMS) return st; /* not a matter of bit-widths */
+        if (st == VEIL_OK) st = VEIL_ERR_COMPILE;
+        attempt_free(a);
+    }
+    if (o->max_lookup_bits > 0)
+        snprintf(why, whylen, "automatic rounding: no rounding to %d..2 bits keeps every lookup within %d bits",
+                 top, o->max_lookup_bits);
+    else
+        snprintf(why, whylen, "automatic rounding: no rounding to 8..2 bits keeps the parameters at N <= 2^%d "
+                              "(raise max_log2_N, --max-log2-n)",
+                 o->max_log2_N);
+    return st;
+}
+
+/* The clear model against the float one on (at most 2000 samples of) the inputset: classes (the
+ * first output's label, or its argmax) agree, or, for a regressor (one value per sample, no
+ * label), the relative RMS error of the first output. */
+static veil_status check_accuracy(veil_model *m, const double *inputset, size_t nsamples, veil_model_accuracy *acc)
+{
+    memset(acc, 0, sizeof *acc);
+    size_t n = nsamples < 2000 ? nsamples : 2000;
+    int64_t isz = m->in_total, osz = m->out_total, k = m->out[0].size;
+    int label = 0;
+    for (int i = 0; i < m->out[0].npost; i++)
+        if (m->out[0].post[i].op == ML_OP_SCORES_LABEL || m->out[0].post[i].op == ML_OP_ARGMAX) label = 1;
+    acc->classifier = label || k > 1;
+    double *y = malloc(sizeof(double) * (size_t)osz + 1), *yf = malloc(sizeof(double) * (size_t)osz + 1);
+    double *a = malloc(sizeof(double) * n + 1), *b = malloc(sizeof(double) * n + 1);
+    veil_status st = y && yf && a && b ? VEIL_OK : VEIL_ERR_NOMEM;
+    size_t agree = 0;
+    for (size_t s = 0; s < n && st == VEIL_OK; s++) {
+        const double *x = inputset + s * (size_t)isz;
+        st = veil_model_forward(m, VEIL_MODE_CLEAR, x, y);
+        if (st == VEIL_OK) st = veil_model_float_forward(m, x, yf);
+        if (st != VEIL_OK) break;
+        if (acc->classifier && (label || k == 1)) {
+            agree += y[0] == yf[0];
+        } else if (acc->classifier) {
+            int64_t ia = 0, ib = 0;
+            for (int64_t e = 1; e < k; e++) {
+                if (y[e] > y[ia]) ia = e;
+                if (yf[e] > yf[ib]) ib = e;
+            }
+            agree += ia == ib;
+        }
+        a[s] = y[0], b[s] = yf[0];
+    }
+    if (st == VEIL_OK) {
+        acc->samples = n;
+        acc->agreement = n ? (double)agree / (double)n : 1;
+        if (!acc->classifier) {
+            double mean = 0, num = 0, den = 0;
+            for (size_t s = 0; s < n; s++) mean += b[s] / (double)n;
+            for (size_t s = 0; s < n; s++) num += (a[s] - b[s]) * (a[s] - b[s]), den += (b[s] - mean) * (b[s] - mean);
+            acc->rel_error = den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0);
+        }
+        acc->checked = 1;
+    }
+    free(y);
+    free(yf);
+    free(a);
+    free(b);
+    return st;
+}
+
 veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
                                       size_t sample_size, const veil_model_options *opts, veil_model **out)
 {
@@ -127,7 +301,6 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     char err[400] = "";
     veil_model *m = veil_calloc(1, sizeof *m);
     if (!m) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
-    m->opts = o;
     veil_status st = ml_onnx_read(onnx, len, &m->fg, err, sizeof err);
     if (st != VEIL_OK) {
         veil_model_free(m);
@@ -145,68 +318,86 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
                              "the inputset has %zu values per sample, the model's %d inputs have %lld together", sample_size,
                              nin, (long long)want);
     }
-    /* A wide linear output either decrypts at full precision (no lookup) or keeps its rounded
-     * high bits through one lookup per element; both are compiled and the cheaper one is kept (the
-     * compiler constrains a linear output's noise below its lowest bit). */
-    ml_quantized q;
-    veil_circuit *c = NULL;
-    char cerr[400] = "";
-    int choice = 0, with_lookup = 0;
-    double cost_without = 0, cost_with = 0;
-    st = quantize_compile(m->fg, inputset, nsamples, &o, 0, &q, &c, &choice, err, sizeof err, cerr, sizeof cerr);
-    if (choice) {
-        ml_quantized q2;
-        veil_circuit *c2 = NULL;
-        char err2[400] = "", cerr2[400] = "";
-        int unused;
-        veil_status st2 = quantize_compile(m->fg, inputset, nsamples, &o, 1, &q2, &c2, &unused, err2, sizeof err2, cerr2,
-                                           sizeof cerr2);
-        if (st == VEIL_OK) cost_without = circuit_cost(c);
-        if (st2 == VEIL_OK) cost_with = circuit_cost(c2);
-        if (st2 == VEIL_OK && (st != VEIL_OK || cost_with < cost_without)) {
-            if (st == VEIL_OK) {
-                ml_quantized_free(&q);
-                veil_circuit_free(c);
-            }
-            q = q2;
-            c = c2;
-            st = VEIL_OK;
-            with_lookup = 1;
-        } else if (st2 == VEIL_OK) {
-            ml_quantized_free(&q2);
-            veil_circuit_free(c2);
-        } else if (st != VEIL_OK) { /* neither compiles: the error of the form with the lookup */
-            snprintf(err, sizeof err, "%s", err2);
-            snprintf(cerr, sizeof cerr, "%s", cerr2);
-            st = st2;
-        }
-    }
+    /* explicit rounding_bits: today's fixed rounding, no automatic choice */
+    if (o.rounding_bits > 0) o.auto_rounding = 0;
+    attempt a;
+    char why[200] = "";
+    if (o.auto_rounding)
+        st = auto_round(m->fg, inputset, nsamples, &o, &a, why, sizeof why);
+    else
+        st = compile_best(m->fg, inputset, nsamples, &o, &a);
     if (st != VEIL_OK) {
         veil_model_free(m);
-        if (cerr[0]) return ml_model_fail(st, "compiling the quantized model: %s", cerr);
-        return ml_model_fail(st, "%s", err);
+        const char *detail = a.cerr[0] ? a.cerr : a.err;
+        if (why[0] && detail[0])
+            return ml_model_fail(st, "%s; at 2 bits: %s%s", why, a.cerr[0] ? "compiling the quantized model: " : "",
+                                 detail);
+        if (why[0]) return ml_model_fail(st, "%s", why);
+        if (a.cerr[0]) return ml_model_fail(st, "compiling the quantized model: %s", a.cerr);
+        return ml_model_fail(st, "%s", a.err);
     }
-    m->circuit = c;
-    m->nin = q.nin;
-    m->nout = q.nout;
-    memcpy(m->in, q.in, sizeof m->in);
-    memcpy(m->out, q.out, sizeof m->out);
+    m->opts = o;
+    m->circuit = a.c;
+    m->nin = a.q.nin;
+    m->nout = a.q.nout;
+    memcpy(m->in, a.q.in, sizeof m->in);
+    memcpy(m->out, a.q.out, sizeof m->out);
     ml_model_totals(m);
-    veil_sb rep = {0};
-    veil_sb_printf(&rep, "%s", q.report ? q.report : "");
-    if (choice && with_lookup && cost_without > 0)
+    veil_sb rep = {0}, log = {0};
+    veil_sb_printf(&rep, "%s", a.q.report ? a.q.report : "");
+    if (a.choice && a.with_lookup && a.cost_without > 0)
         veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (cost %.3g; decrypting them at full "
                              "precision would cost %.3g)\n",
-                       cost_with, cost_without);
-    else if (choice && with_lookup)
+                       a.cost_with, a.cost_without);
+    else if (a.choice && a.with_lookup)
         veil_sb_printf(&rep, "outputs: one lookup each keeps their rounded high bits (no parameters decrypt them at "
                              "full precision)\n");
-    else if (choice)
+    else if (a.choice)
         veil_sb_printf(&rep, "outputs: decrypted at full precision, no lookup (cost %.3g; one lookup per output would "
                              "cost %.3g)\n",
-                       cost_without, cost_with);
+                       a.cost_without, a.cost_with);
+    if (o.auto_rounding) {
+        veil_sb_printf(&log, "%s", a.q.rounding_log ? a.q.rounding_log : "");
+        int nr = a.q.nrounded;
+        if (nr)
+            veil_sb_printf(&log, "auto-rounding: rounded %d accumulator%s to %d bits (%s), parameters at N = 2^%u", nr,
+                           nr == 1 ? "" : "s", o.rounding_bits,
+                           o.rounding_method == VEIL_ROUNDING_EXACT ? "exact" : "approximate",
+                           circuit_log2_N(m->circuit));
+        else if (circuit_lookup_bits(m->circuit))
+            veil_sb_printf(&log, "auto-rounding: nothing to round (every lookup fits at N = 2^%u)",
+                           circuit_log2_N(m->circuit));
+        else
+            veil_sb_printf(&log, "auto-rounding: nothing to round (no lookups)");
+        st = check_accuracy(m, inputset, nsamples, &m->acc);
+        if (st != VEIL_OK) {
+            veil_sb_free(&rep);
+            veil_sb_free(&log);
+            ml_quantized_free(&a.q);
+            veil_model_free(m);
+            return ml_model_fail(st, "checking the compiled model against the float one: %s", veil_model_last_error());
+        }
+        const veil_model_accuracy *ac = &m->acc;
+        if (ac->classifier)
+            veil_sb_printf(&log, "; clear outputs agree with the float model's on %.1f%% of the inputset (%zu samples)\n",
+                           100 * ac->agreement, ac->samples);
+        else
+            veil_sb_printf(&log, "; clear outputs' relative error against the float model's: %.2f%% of their spread "
+                                 "(RMS, %zu samples of the inputset)\n",
+                           100 * ac->rel_error, ac->samples);
+        if (ac->classifier && ac->agreement < o.min_agreement)
+            veil_sb_printf(&log, "warning: the compiled model agrees with the float model on only %.1f%% of the "
+                                 "inputset (threshold %.1f%%): raise max_log2_N (--max-log2-n), n_bits or p_error\n",
+                           100 * ac->agreement, 100 * o.min_agreement);
+        else if (!ac->classifier && ac->rel_error > 1 - o.min_agreement)
+            veil_sb_printf(&log, "warning: the compiled model's relative error against the float model is %.2f%% "
+                                 "(threshold %.1f%%): raise max_log2_N (--max-log2-n), n_bits or p_error\n",
+                           100 * ac->rel_error, 100 * (1 - o.min_agreement));
+        veil_sb_printf(&rep, "%s", log.len ? log.s : "");
+    }
     m->report = veil_sb_take(&rep);
-    ml_quantized_free(&q);
+    m->compile_log = veil_sb_take(&log);
+    ml_quantized_free(&a.q);
     m->max_bits = veil_circuit_max_bit_width(m->circuit);
     *out = m;
     return VEIL_OK;
@@ -228,6 +419,26 @@ veil_status veil_model_compile_file(const char *path, const double *inputset, si
         ml_model_fail(st, "%s: %s", path, tmp);
     }
     return st;
+}
+
+veil_status veil_model_onnx_input_names(const char *path, char (*names)[VEIL_MODEL_NAME_BYTES], size_t max,
+                                        size_t *count)
+{
+    *count = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    veil_status st = veil_file_read_all(path, (size_t)1 << 31, &buf, &len);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s: cannot read the model (%s)", path, veil_status_str(st));
+    ml_graph *g = NULL;
+    char err[400] = "";
+    st = ml_onnx_read(buf, len, &g, err, sizeof err);
+    veil_free(buf);
+    if (st != VEIL_OK) return ml_model_fail(st, "%s: %s", path, err);
+    for (int i = 0; i < g->ninputs && (size_t)i < max; i++)
+        snprintf(names[i], VEIL_MODEL_NAME_BYTES, "%s", g->values[g->inputs[i]].name);
+    *count = (size_t)g->ninputs < max ? (size_t)g->ninputs : max;
+    ml_graph_free(g);
+    return VEIL_OK;
 }
 
 void ml_model_totals(veil_model *m)
@@ -272,6 +483,8 @@ int64_t veil_model_quantized_output_size(const veil_model *m) { return m->qout_t
 const veil_circuit *veil_model_circuit(const veil_model *m) { return m->circuit; }
 const char *veil_model_report(const veil_model *m) { return m->report ? m->report : ""; }
 unsigned veil_model_max_bit_width(const veil_model *m) { return m->max_bits; }
+const char *veil_model_compile_log(const veil_model *m) { return m->compile_log ? m->compile_log : ""; }
+void veil_model_get_accuracy(const veil_model *m, veil_model_accuracy *a) { *a = m->acc; }
 
 veil_status veil_model_quantize_input(const veil_model *m, const double *x, int64_t *q)
 {

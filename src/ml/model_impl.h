@@ -14,6 +14,8 @@ struct veil_model {
     ml_out_info out[ML_MAX_IO]; /* names, dequantizers, shapes, client-side post-processing */
     int64_t in_total, out_total, qout_total; /* one sample: every input's (output's) elements */
     char *report;
+    char *compile_log;       /* automatic rounding's lines (NULL for a loaded model) */
+    veil_model_accuracy acc; /* its check against the float model */
     unsigned max_bits;
     veil_secret_key *sk;
     veil_eval_keys *ek;

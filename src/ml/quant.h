@@ -64,6 +64,9 @@ typedef struct {
     int64_t *inputset_q; /* nsamples × (every input's elements, in order) */
     char *report;
     unsigned max_bits;
+    /* automatic rounding (rounding_bits with auto_rounding): one line per rounded lookup */
+    char *rounding_log;
+    int nrounded;
     /* an output is a linear form wider than rounding_bits: it can be decrypted at full precision
      * (output_lookup 0) or rounded to its high bits by one lookup per element (output_lookup 1) */
     int output_choice;

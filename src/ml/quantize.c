@@ -73,6 +73,8 @@ typedef struct {
     veil_graph *g;
     ml_quantized *out;
     veil_sb rep;
+    veil_sb rlog; /* one line per rounded lookup */
+    int whole_range; /* 1: automatic rounding over the whole tensor's range, not per channel */
     unsigned max_bits;
     char *err;
     size_t errlen;
@@ -337,8 +339,6 @@ static table_ctx *new_table(qctx *Q, int64_t lo, int64_t step, int64_t K, const 
     return t;
 }
 
-/* Turns value qi (FN, or QUANT to requantize) into a QUANT value through one table lookup per
- * element. The output quantizer is `forced`, or calibrated with `bits` on the chain's outputs. */
 /* node with its l low bits rounded away (rounding_threshold_bits), or node itself when l = 0 */
 static int rounded(qctx *Q, int node, unsigned l)
 {
@@ -347,6 +347,74 @@ static int rounded(qctx *Q, int node, unsigned l)
                                                               : veil_graph_round_bit_pattern(Q->g, node, l);
 }
 
+/* The lookup grid of each element of B: its range rounded to multiples of step = 2^l, l the low
+ * bits rounded away (rounding_threshold_bits), K = the table's entries. Without rounding every
+ * element reads the whole range; with rounding_bits R, elements read their range's high R bits:
+ * the whole tensor's range (explicit rounding), or in automatic rounding each channel's own range
+ * (axis 1, the axis after the batch one; each element for a 1-D value), widened by 1/32 on each
+ * side so that a sample past the inputset's range still lands in the table. */
+typedef struct {
+    int64_t off, lo, step, K; /* the lookup reads x - off, lo in that shifted range */
+    unsigned l;
+} grid;
+
+static int shifted(qctx *Q, int node, int64_t off)
+{
+    return off ? veil_graph_sub(Q->g, node, veil_graph_scalar(Q->g, off)) : node;
+}
+
+static int64_t round_to(int64_t x, int64_t step) { return (int64_t)floor((double)x / (double)step + 0.5) * step; }
+
+static void make_grid(unsigned R, int64_t lo, int64_t hi, int widen, grid *gr)
+{
+    int64_t wlo = lo, whi = hi;
+    gr->off = 0;
+    if (widen) wlo = lo - (hi - lo) / 32, whi = hi + (hi - lo) / 32;
+    unsigned bb = bits_of(wlo, whi);
+    gr->l = R > 0 && bb > R ? bb - R : 0;
+    gr->step = (int64_t)1 << gr->l;
+    gr->lo = round_to(wlo, gr->step);
+    gr->K = (round_to(whi, gr->step) - gr->lo) / gr->step + 1;
+}
+
+static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
+{
+    int64_t lo, hi, size = B->size;
+    quant_range(Q, B, &lo, &hi);
+    unsigned R = Q->o->rounding_bits > 0 ? (unsigned)Q->o->rounding_bits : 0;
+    if (!(R > 0 && Q->o->auto_rounding && !Q->whole_range && bits_of(lo, hi) > R)) {
+        grid g1;
+        make_grid(R, lo, hi, 0, &g1);
+        for (int64_t e = 0; e < size; e++) gr[e] = g1;
+        return VEIL_OK;
+    }
+    int axis = B->ndim >= 2 ? 1 : 0;
+    int64_t inner = 1, nch = B->ndim ? B->shape[axis] : 1;
+    for (int d = axis + 1; d < B->ndim; d++) inner *= B->shape[d];
+    int64_t *clo = malloc(sizeof(int64_t) * (size_t)nch + 1), *chi = malloc(sizeof(int64_t) * (size_t)nch + 1);
+    if (!clo || !chi) {
+        free(clo);
+        free(chi);
+        return failf(Q, VEIL_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t c = 0; c < nch; c++) clo[c] = INT64_MAX, chi[c] = INT64_MIN;
+    for (size_t s = 0; s < Q->ns; s++)
+        for (int64_t e = 0; e < size; e++) {
+            int64_t q = (int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp), c = (e / inner) % nch;
+            if (q < clo[c]) clo[c] = q;
+            if (q > chi[c]) chi[c] = q;
+        }
+    for (int64_t e = 0; e < size; e++) {
+        int64_t c = (e / inner) % nch;
+        make_grid(R, clo[c], chi[c], 1, &gr[e]);
+    }
+    free(clo);
+    free(chi);
+    return VEIL_OK;
+}
+
+/* Turns value qi (FN, or QUANT to requantize) into a QUANT value through one table lookup per
+ * element. The output quantizer is `forced`, or calibrated with `bits` on the chain's outputs. */
 static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const ml_node *at)
 {
     if (Q->st != VEIL_OK) return -1;
@@ -357,23 +425,51 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
     const qval *B = &Q->qv[bi];
     /* name the lookup after the last element-wise op it computes */
     if (nsteps > 0) at = &Q->fg->nodes[steps[nsteps - 1].node];
-    int64_t lo, hi;
+    int64_t lo, hi, size = B->size;
     quant_range(Q, B, &lo, &hi);
-    int64_t step = 1;
-    unsigned bb = bits_of(lo, hi), l = 0;
-    if (Q->o->rounding_bits > 0 && bb > (unsigned)Q->o->rounding_bits) {
-        l = bb - (unsigned)Q->o->rounding_bits;
-        step = (int64_t)1 << l;
-        lo = (int64_t)floor((double)lo / (double)step + 0.5) * step;
-        hi = (int64_t)floor((double)hi / (double)step + 0.5) * step;
+    unsigned bb = bits_of(lo, hi);
+    grid *gr = malloc(sizeof(grid) * (size_t)size + 1);
+    if (!gr) {
+        failf(Q, VEIL_ERR_NOMEM, "out of memory");
+        return -1;
     }
-    report_value(Q, at, step > 1 ? "lookup(r)" : "lookup", lo, hi);
-    int64_t K = (hi - lo) / step + 1, size = B->size;
+    if (element_grids(Q, B, gr) != VEIL_OK) {
+        free(gr);
+        return -1;
+    }
+    int64_t K = 0, glo = INT64_MAX, ghi = INT64_MIN;
+    unsigned lmin = 63, lmax = 0;
+    for (int64_t e = 0; e < size; e++) {
+        if (gr[e].K > K) K = gr[e].K;
+        if (gr[e].off + gr[e].lo < glo) glo = gr[e].off + gr[e].lo;
+        if (gr[e].off + gr[e].lo + (gr[e].K - 1) * gr[e].step > ghi) ghi = gr[e].off + gr[e].lo + (gr[e].K - 1) * gr[e].step;
+        if (gr[e].l < lmin) lmin = gr[e].l;
+        if (gr[e].l > lmax) lmax = gr[e].l;
+    }
+    if (size == 0) lmin = 0;
+    report_value(Q, at, lmax > 0 ? (lmin == lmax ? "lookup(r)" : "lookup(rc)") : "lookup", glo, ghi);
+    if (lmax > 0) {
+        unsigned rb = bits_of(gr[0].lo, gr[0].lo + (gr[0].K - 1) * gr[0].step) - gr[0].l;
+        for (int64_t e = 1; e < size; e++) {
+            unsigned b = bits_of(gr[e].lo, gr[e].lo + (gr[e].K - 1) * gr[e].step) - gr[e].l;
+            if (b > rb) rb = b;
+        }
+        Q->out->nrounded++;
+        if (lmin == lmax)
+            veil_sb_printf(&Q->rlog, "node '%s' (%s): its %u-bit accumulator rounded to %u bits\n", at->name,
+                           ml_op_names[at->op], bb, rb);
+        else
+            veil_sb_printf(&Q->rlog,
+                           "node '%s' (%s): its %u-bit accumulator rounded to %u bits, each channel over its own "
+                           "range (%u to %u low bits dropped)\n",
+                           at->name, ml_op_names[at->op], bb, rb, lmin, lmax);
+    }
     if (K > MAX_TABLE_ENTRIES || K * size > MAX_TABLE_CELLS) {
         failf(Q, VEIL_ERR_COMPILE,
               "node '%s' (%s): its table lookup reads a %u-bit value (range [%lld, %lld]); lower n_bits or set "
               "rounding_threshold_bits",
               at->name, ml_op_names[at->op], bits_of(lo, hi), (long long)lo, (long long)hi);
+        free(gr);
         return -1;
     }
     /* calibration of the output quantizer: the chain on the (rounded) calibration inputs */
@@ -382,16 +478,16 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
     ml_tensor probe = {0};
     int64_t *T = malloc(sizeof(int64_t) * (size_t)(K * size) + 1);
     int *gid = malloc(sizeof(int) * (size_t)size + 1);
+    int *rep = malloc(sizeof(int) * (size_t)size + 1);
     int res = -1;
-    if (!outs || !T || !gid || ml_tensor_alloc(&probe, B->ndim, B->shape) != VEIL_OK) {
+    if (!outs || !T || !gid || !rep || ml_tensor_alloc(&probe, B->ndim, B->shape) != VEIL_OK) {
         failf(Q, VEIL_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (size_t s = 0; s < Q->ns; s++) {
         for (int64_t e = 0; e < size; e++) {
-            int64_t q = (int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp);
-            q = (int64_t)floor((double)q / (double)step + 0.5) * step;
-            probe.data[e] = B->scale * ((double)q - B->zp);
+            int64_t q = round_to((int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp) - gr[e].off, gr[e].step);
+            probe.data[e] = B->scale * ((double)(q + gr[e].off) - B->zp);
         }
         if (chain_eval(Q, steps, nsteps, &probe, &outs[s]) != VEIL_OK) goto done;
         if (outs[s].size != size) {
@@ -406,10 +502,12 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
         goto done;
     }
     ml_quantizer oq = forced ? *forced : calibrated(rlo, rhi, bits);
-    /* the tables: T[e·K + k] = quantized f_e(lo + k·step) */
+    /* the tables: T[e·K + k] = quantized f_e(lo_e + k·step_e), padded with the last entry */
     for (int64_t k = 0; k < K; k++) {
-        double x = B->scale * ((double)(lo + k * step) - B->zp);
-        for (int64_t e = 0; e < size; e++) probe.data[e] = x;
+        for (int64_t e = 0; e < size; e++) {
+            int64_t kk = k < gr[e].K ? k : gr[e].K - 1;
+            probe.data[e] = B->scale * ((double)(gr[e].off + gr[e].lo + kk * gr[e].step) - B->zp);
+        }
         ml_tensor y;
         if (chain_eval(Q, steps, nsteps, &probe, &y) != VEIL_OK) goto done;
         for (int64_t e = 0; e < size; e++) {
@@ -418,27 +516,26 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
         }
         ml_tensor_free(&y);
     }
-    /* group identical tables */
+    /* group identical tables on identical grids */
     int ngroups = 0;
-    int *rep = malloc(sizeof(int) * (size_t)size + 1);
-    if (!rep) {
-        failf(Q, VEIL_ERR_NOMEM, "out of memory");
-        goto done;
-    }
     for (int64_t e = 0; e < size; e++) {
         int g = -1;
-        for (int k = 0; k < ngroups && g < 0; k++)
-            if (memcmp(&T[(int64_t)rep[k] * K], &T[e * K], sizeof(int64_t) * (size_t)K) == 0) g = k;
+        for (int k = 0; k < ngroups && g < 0; k++) {
+            const grid *a = &gr[rep[k]], *b = &gr[e];
+            if (a->off == b->off && a->lo == b->lo && a->step == b->step && a->K == b->K &&
+                memcmp(&T[(int64_t)rep[k] * K], &T[e * K], sizeof(int64_t) * (size_t)K) == 0)
+                g = k;
+        }
         if (g < 0) rep[g = ngroups++] = (int)e;
         gid[e] = g;
     }
     int node = -1;
     if (ngroups == 1) {
-        table_ctx *t = new_table(Q, lo, step, K, T);
-        if (t) node = veil_graph_apply(Q->g, rounded(Q, B->node, l), table_fn, t, at->name);
+        table_ctx *t = new_table(Q, gr[0].lo, gr[0].step, gr[0].K, T);
+        if (t) node = veil_graph_apply(Q->g, rounded(Q, shifted(Q, B->node, gr[0].off), gr[0].l), table_fn, t, at->name);
     } else {
-        /* one axis decides the table (per-channel batch-norm, ...): slice along it; otherwise
-         * one lookup node per element */
+        /* one axis decides the table (per-channel batch-norm or rounding, ...): slice along it;
+         * otherwise one lookup node per element */
         int64_t st_[VEIL_MAX_DIMS], s = 1;
         for (int d = B->ndim - 1; d >= 0; d--) st_[d] = s, s *= B->shape[d];
         int axis = -1;
@@ -460,7 +557,6 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
         }
         int *parts = malloc(sizeof(int) * (size_t)nslices + 1);
         if (!parts) {
-            free(rep);
             failf(Q, VEIL_ERR_NOMEM, "out of memory");
             goto done;
         }
@@ -470,15 +566,15 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
             sl[along] = (veil_slice){i, i + 1, 1, 0};
             int part = veil_graph_slice(Q->g, x, along + 1, sl);
             int64_t e0 = axis >= 0 ? i * st_[axis] : i;
-            table_ctx *t = new_table(Q, lo, step, K, &T[e0 * K]);
+            table_ctx *t = new_table(Q, gr[e0].lo, gr[e0].step, gr[e0].K, &T[e0 * K]);
             if (!t) break;
-            parts[nparts++] = veil_graph_apply(Q->g, rounded(Q, part, l), table_fn, t, at->name);
+            parts[nparts++] =
+                veil_graph_apply(Q->g, rounded(Q, shifted(Q, part, gr[e0].off), gr[e0].l), table_fn, t, at->name);
         }
         node = veil_graph_concatenate(Q->g, nparts, parts, along);
         if (axis < 0) node = veil_graph_reshape(Q->g, node, B->ndim, B->shape);
         free(parts);
     }
-    free(rep);
     if (Q->st != VEIL_OK) goto done;
     if (node < 0) {
         graph_fail(Q, at);
@@ -495,8 +591,8 @@ static int materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, co
         }
         for (int64_t e = 0; e < size; e++) {
             int64_t q = (int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp);
-            int64_t k = (int64_t)floor(((double)q - (double)lo) / (double)step + 0.5);
-            k = k < 0 ? 0 : k >= K ? K - 1 : k;
+            int64_t k = (int64_t)floor(((double)(q - gr[e].off) - (double)gr[e].lo) / (double)gr[e].step + 0.5);
+            k = k < 0 ? 0 : k >= gr[e].K ? gr[e].K - 1 : k;
             c->data[e] = oq.scale * ((double)T[e * K + k] - oq.zp);
         }
     }
@@ -507,6 +603,8 @@ done:
     ml_tensor_free(&probe);
     free(T);
     free(gid);
+    free(rep);
+    free(gr);
     return Q->st == VEIL_OK ? res : -1;
 }
 
@@ -759,7 +857,11 @@ static int do_conv(qctx *Q, const ml_node *n)
 
 static int do_pool(qctx *Q, const ml_node *n)
 {
+    /* a max pool over one monotone lookup runs on the lookup's inputs (the compiler pools the
+     * rounded values and looks the table up after): that needs one table for the whole tensor */
+    Q->whole_range = n->op == ML_OP_MAX_POOL;
     int qx = as_quant(Q, Q->vmap[n->in[0]], n);
+    Q->whole_range = 0;
     if (qx < 0) return -1;
     const qval *X = &Q->qv[qx];
     if (X->ndim != 4) return failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': only 2-D pooling is supported", n->name), -1;
@@ -1809,6 +1911,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         failf(&Q, VEIL_ERR_GRAPH, "integer graph: %s", veil_graph_last_error(Q.g));
     veil_sb_printf(&Q.rep, "max bit-width: %u\n", Q.max_bits);
     out->report = veil_sb_take(&Q.rep);
+    out->rounding_log = veil_sb_take(&Q.rlog);
     out->max_bits = Q.max_bits;
     out->g = Q.g;
     for (int i = 0; i < Q.nqv; i++) qv_free(&Q, &Q.qv[i]);
@@ -1816,6 +1919,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     free(Q.vmap);
     free(absorbed);
     veil_sb_free(&Q.rep);
+    veil_sb_free(&Q.rlog);
     if (Q.st != VEIL_OK) ml_quantized_free(out);
     return Q.st;
 }
@@ -1826,6 +1930,7 @@ void ml_quantized_free(ml_quantized *q)
     veil_graph_free(q->g);
     free(q->inputset_q);
     veil_free(q->report);
+    veil_free(q->rounding_log);
     for (size_t i = 0; i < q->nctx; i++) {
         table_ctx *t = q->ctxs[i];
         free(t->table);

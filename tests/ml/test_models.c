@@ -34,7 +34,73 @@ typedef struct {
     size_t partitions;      /* parameter sets expected (0: not checked) */
     const char *single_set; /* the named set --single-precision reproduces (today's choice), or NULL */
     int two_inputs;         /* inputs a and b: train_a.npy, train_b.npy, test_a.npy, test_b.npy */
+    int defaults;           /* compiled with no options at all (automatic rounding); op_bits, qat and
+                             * exact are then ignored, rounding is the bits expected */
 } model_case;
+
+/* Automatic rounding's account: one line per rounded lookup, then the summary with the agreement
+ * with the float model; a warning below min_agreement; the old refusal without it. */
+static void check_auto_rounding(const char *name, const char *path, const veil_array *tr, const veil_model *m,
+                                int bits)
+{
+    const char *log = veil_model_compile_log(m);
+    veil_model_accuracy acc;
+    veil_model_get_accuracy(m, &acc);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "node '")); p++) lines++;
+    char want[96];
+    snprintf(want, sizeof want, "auto-rounding: rounded %d accumulator%s to %d bits", lines, lines == 1 ? "" : "s", bits);
+    printf("%s: automatic rounding:\n%s", name, log);
+    CHECK(lines >= 1 && strstr(log, want), "%s: the compile log names each rounded lookup and sums them up ('%s')",
+          name, want);
+    CHECK(acc.checked && acc.classifier && acc.samples == (size_t)tr->shape[0] && acc.agreement >= 0.98 &&
+              strstr(log, "agree with the float model's on") && !strstr(log, "warning"),
+          "%s: checked against the float model on the inputset: %.4f on %zu samples", name, acc.agreement, acc.samples);
+    char *d = veil_model_describe(m);
+    CHECK(d && strstr(d, "automatic rounding to"), "%s: describe names automatic rounding", name);
+    veil_free(d);
+    if (strcmp(name, "breast_cancer_mlp") != 0) return;
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.min_agreement = 0.999;
+    veil_model *w = NULL;
+    size_t ns = (size_t)tr->shape[0], sz = (size_t)(tr->size / tr->shape[0]);
+    CHECK_OK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w));
+    CHECK(w && strstr(veil_model_compile_log(w), "warning: the compiled model agrees with the float model on only"),
+          "%s: below min_agreement the log warns", name);
+    veil_model_free(w);
+    w = NULL;
+    veil_model_options_default(&o);
+    o.max_lookup_bits = 5;
+    CHECK_OK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w));
+    if (w) {
+        veil_circuit_stats s;
+        veil_circuit_get_stats(veil_model_circuit(w), &s);
+        CHECK(s.lookup_bits <= 6 && strstr(veil_model_compile_log(w), "to 5 bits"),
+              "%s: max_lookup_bits 5 rounds to 5 bits (lookups of %u bits)", name, s.lookup_bits);
+    }
+    veil_model_free(w);
+    w = NULL;
+    veil_model_options_default(&o);
+    o.max_log2_N = 12;
+    CHECK_OK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w));
+    if (w) {
+        const veil_circuit *c = veil_model_circuit(w);
+        for (size_t j = 0; j < veil_circuit_partition_count(c); j++) {
+            veil_partition_stats ps;
+            CHECK_OK(veil_circuit_get_partition(c, j, &ps));
+            CHECK(ps.params.log2_N <= 12, "%s: max_log2_N 12 gives N 2^%u", name, ps.params.log2_N);
+        }
+    }
+    veil_model_free(w);
+    w = NULL;
+    veil_model_options_default(&o);
+    o.auto_rounding = 0;
+    CHECK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w) == VEIL_ERR_COMPILE &&
+              strstr(veil_model_last_error(), "its table lookup reads a 18-bit value"),
+          "%s: without automatic rounding, the 18-bit lookup is refused: %s", name, veil_model_last_error());
+    veil_model_free(w);
+}
 
 static int argmax(const double *y, int64_t n)
 {
@@ -85,11 +151,13 @@ static void run_case(const char *root, const model_case *mc)
     load(dir, mc->ref, &ref);
     veil_model_options o;
     veil_model_options_default(&o);
-    o.n_bits.op_inputs = o.n_bits.op_weights = mc->op_bits;
-    o.rounding_bits = mc->rounding;
-    o.qat = mc->qat;
-    o.rounding_method = mc->exact ? VEIL_ROUNDING_EXACT : VEIL_ROUNDING_APPROXIMATE;
-    if (mc->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
+    if (!mc->defaults) {
+        o.n_bits.op_inputs = o.n_bits.op_weights = mc->op_bits;
+        o.rounding_bits = mc->rounding;
+        o.qat = mc->qat;
+        o.rounding_method = mc->exact ? VEIL_ROUNDING_EXACT : VEIL_ROUNDING_APPROXIMATE;
+        if (mc->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
+    }
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     veil_model *m = NULL;
     veil_status st = veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], (size_t)(tr.size / tr.shape[0]), &o, &m);
@@ -116,13 +184,42 @@ static void run_case(const char *root, const model_case *mc)
         same_cs += memcmp(yc, ys, sizeof(double) * (size_t)osz) == 0;
     }
     double af = okf / (double)n, ac = okc / (double)n, as = oks / (double)n;
+    if (mc->defaults) {
+        /* simulate's accuracy is a random variable: its mean over three seeded runs */
+        for (uint8_t extra = 1; extra <= 2; extra++) {
+            uint8_t sd[VEIL_SEED_BYTES] = {42, extra};
+            CHECK_OK(veil_model_seed_simulation(m, sd));
+            for (int64_t i = 0; i < n; i++) {
+                CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, te.data + i * isz, ys));
+                oks += argmax(ys, osz) == (int)lab.data[i];
+            }
+        }
+        as = oks / (3.0 * (double)n);
+    }
     const veil_circuit *c = veil_model_circuit(m);
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);
-    printf("%s: n_bits %d rounding %d %s: max |float - reference| %.3g; accuracy float %.4f clear %.4f simulate %.4f "
-           "(%lld samples); max bit-width %u, lookups of %u bits, %zu PBS, params %s\n",
-           mc->name, mc->op_bits, mc->rounding, mc->exact ? "exact" : "approximate", maxd, af, ac, as, (long long)n, veil_model_max_bit_width(m),
-           s.lookup_bits, s.pbs_count, veil_circuit_params(c)->name);
+    if (mc->defaults)
+        printf("%s: no options (automatic rounding): max |float - reference| %.3g; accuracy float %.4f clear %.4f "
+               "simulate %.4f (%lld samples); max bit-width %u, lookups of %u bits, %zu PBS, params %s\n",
+               mc->name, maxd, af, ac, as, (long long)n, veil_model_max_bit_width(m), s.lookup_bits, s.pbs_count,
+               veil_circuit_params(c)->name);
+    else
+        printf("%s: n_bits %d rounding %d %s: max |float - reference| %.3g; accuracy float %.4f clear %.4f simulate "
+               "%.4f (%lld samples); max bit-width %u, lookups of %u bits, %zu PBS, params %s\n",
+               mc->name, mc->op_bits, mc->rounding, mc->exact ? "exact" : "approximate", maxd, af, ac, as,
+               (long long)n, veil_model_max_bit_width(m), s.lookup_bits, s.pbs_count, veil_circuit_params(c)->name);
+    if (mc->defaults) {
+        /* defaults that just work: the compiled model within one point of float in clear
+         * (max_float_drop) and simulate (its mean over three seeds) within one point of clear,
+         * with parameters at N <= 2^13 */
+        for (size_t j = 0; j < veil_circuit_partition_count(c); j++) {
+            veil_partition_stats ps;
+            CHECK_OK(veil_circuit_get_partition(c, j, &ps));
+            CHECK(ps.params.log2_N <= 13, "%s: parameters at N 2^%u", mc->name, ps.params.log2_N);
+        }
+        check_auto_rounding(mc->name, path, &tr, m, mc->rounding);
+    }
     CHECK(maxd < 1e-4, "%s: float outputs differ from the reference by %g", mc->name, maxd);
     CHECK(ac >= af - mc->max_float_drop, "%s: clear accuracy %.4f vs float %.4f", mc->name, ac, af);
     CHECK(fabs(as - ac) <= 0.01, "%s: simulate accuracy %.4f vs clear %.4f", mc->name, as, ac);
@@ -249,8 +346,11 @@ static void run_case(const char *root, const model_case *mc)
         }
         printf("%s: execute on %d samples: prediction equal to clear on %d, to simulate on %d\n",
                mc->name, ne, agree_c, agree_s);
-        CHECK(agree_c >= (ne * 95 + 99) / 100, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
-        CHECK(agree_s >= (ne * 95 + 99) / 100, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
+        /* automatic rounding keeps narrow channels' low bits, where approximate rounding's
+         * midpoints flip more often than with one step for the whole tensor: 80% there */
+        int need = mc->defaults ? (ne * 80 + 99) / 100 : (ne * 95 + 99) / 100;
+        CHECK(agree_c >= need, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
+        CHECK(agree_s >= need, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
         if (mc->exact) CHECK(equal_c == ne, "%s: execute outputs equal clear's on %d/%d", mc->name, equal_c, ne);
     }
     free(y), free(yc), free(ys);
@@ -265,26 +365,34 @@ int main(int argc, char **argv)
     static const model_case cases[] = {
         /* 8-bit post-training, accumulators rounded (approximately) to 7 bits before each lookup:
          * at 6 bits the MLP loses 2.3 points */
-        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 0},
+        {"breast_cancer_mlp", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 0, 0},
         /* the same features as two inputs (a: the first 15, b: the last 15) joined by a Concat:
          * one quantizer for both, so the Concat needs no rescaling lookup */
-        {"breast_cancer_two", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 1},
+        {"breast_cancer_two", "ort.npy", 8, 7, 0, 0, 0.02, 20, 0, 0, NULL, 1, 0},
         /* the CNN at 6 bits, rounded to 6: at 8 bits and 7 its lookups need N = 2^14 with 5 levels
          * (21 s per image), at 8 and 6 simulate drifts 1.1 points from clear */
-        {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20, 0, 0, NULL, 0},
+        {"digits_cnn", "ort.npy", 6, 6, 0, 0, 0.02, 20, 0, 0, NULL, 0, 0},
         /* Conv, ReLU, MaxPool, Gemm at 8 bits rounded to 6: the max pooling compares the ReLU
          * lookups' rounded indices (6 bits) rather than their 8-bit values (whose differences read
          * 9 bits, N = 2^16, 24 GB of keys), so one N = 2^13 set serves every lookup. 22 s per
          * image on 2 threads: execute is measured by veil bench models, and the pooling's
          * rewrite is executed by compiler_test_ops */
-        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 1, NULL, 0},
+        {"digits_pool", "ort.npy", 8, 6, 0, 0, 0.02, 0, 0, 1, NULL, 0, 0},
         /* Brevitas 4-bit QAT, model inputs and outputs 4 bits, rounding to 6 bits: 16 hidden
          * lookups, the 10 outputs decrypted at full precision (no lookup) */
-        {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20, 16, 1, "M6", 0},
+        {"digits_qat", "torch.npy", 8, 6, 1, 0, 0.02, 20, 16, 1, "M6", 0, 0},
         /* the same with EXACT rounding: the low bits are extracted by narrow lookups (two per
          * hidden unit, in a 4-bit partition of their own); execute then equals clear exactly, so
          * fewer samples do */
-        {"digits_qat", "torch.npy", 8, 6, 1, 1, 0.02, 4, 48, 2, "M6", 0},
+        {"digits_qat", "torch.npy", 8, 6, 1, 1, 0.02, 4, 48, 2, "M6", 0, 0},
+        /* no options at all: automatic rounding to the widest bits that keep N <= 2^13 (6), each
+         * channel over its own range; within one point of float (the QAT model without --qat: its
+         * Quant nodes decide) */
+        {"breast_cancer_mlp", "ort.npy", 0, 6, 0, 0, 0.01, 10, 0, 0, NULL, 0, 1},
+        {"breast_cancer_two", "ort.npy", 0, 6, 0, 0, 0.01, 0, 0, 0, NULL, 1, 1},
+        {"digits_cnn", "ort.npy", 0, 6, 0, 0, 0.01, 0, 0, 0, NULL, 0, 1},
+        {"digits_pool", "ort.npy", 0, 6, 0, 0, 0.01, 0, 0, 0, NULL, 0, 1},
+        {"digits_qat", "torch.npy", 0, 6, 0, 0, 0.01, 10, 0, 0, NULL, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int run = argc < 2;

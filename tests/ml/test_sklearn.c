@@ -96,6 +96,15 @@ static void run_case(const char *root, const sk_case *sc)
     if (st != VEIL_OK) return;
     int64_t n = te.shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);
     int64_t off = sc->classifier ? 1 : 0; /* where the probabilities (predictions) start */
+    /* no options: nothing to round (leveled, or 6-bit tree lookups), checked against the float
+     * model as the right kind (labels for a classifier, relative error for a regressor) */
+    veil_model_accuracy acc;
+    veil_model_get_accuracy(m, &acc);
+    printf("%s: %s", sc->name, veil_model_compile_log(m));
+    CHECK(acc.checked && acc.classifier == sc->classifier && strstr(veil_model_compile_log(m), "nothing to round") &&
+              (sc->classifier ? acc.agreement >= 0.98 : acc.rel_error < 0.15),
+          "%s: the compile-time check (%s, agreement %.4f, relative error %.4f)", sc->name,
+          acc.classifier ? "classifier" : "regressor", acc.agreement, acc.rel_error);
     CHECK(isz * n == te.size, "%s: input size %lld", sc->name, (long long)isz);
     CHECK(veil_model_output_count(m) == (sc->classifier ? 2u : 1u), "%s: %zu outputs", sc->name,
           veil_model_output_count(m));

@@ -137,7 +137,30 @@ refuse 1 "every input needs as many" "$VEIL" predict "$T/two" --input "$B/test_a
 refuse 1 "given 2 output files" "$VEIL" predict "$T/two" --input "$B/test_a.npy" --input "$B/test_b.npy" --mode clear \
   -o "$T/o1.npy" -o "$T/o2.npy"
 check "a refused predict writes nothing" [ ! -e "$T/o1.npy" ]
-refuse 1 "the model's 2 inputs have 30 together" "$VEIL" compile "$B/model.onnx" --inputset "$B/train_a.npy" -o "$T/two1"
+refuse 1 "the model has 2 inputs ('a', 'b'), given 1 input file" "$VEIL" compile "$B/model.onnx" --inputset "$B/train_a.npy" -o "$T/two1"
+# one .npz for every input (arrays named after the inputs, in any order, or arr_0, arr_1) and one
+# for every output (named after them), with no options: automatic rounding says what it did
+NA=$(dirname "$VEIL")/npy_argmax
+"$VEIL" compile "$B/model.onnx" --inputset "$B/train.npz" -o "$T/twoz" >"$T/twoz.txt"
+check "npz: compile exits 0" [ $? -eq 0 ]
+check "auto-rounding: one line per rounded layer" [ "$(grep -c "^node '.*accumulator rounded to 6 bits" "$T/twoz.txt")" -eq 3 ]
+check "auto-rounding: the summary" grep -q "^auto-rounding: rounded 3 accumulators to 6 bits (approximate), parameters at N = 2^13; clear outputs agree with the float model's on 9[89]\.[0-9]% of the inputset (398 samples)" "$T/twoz.txt"
+"$VEIL" predict "$T/twoz" --input "$B/test.npz" --mode clear -o "$T/twoz.npz" >/dev/null
+"$VEIL" predict "$T/twoz" --input "$B/test_a.npy" --input "$B/test_b.npy" --mode clear -o "$T/twoz.npy" >/dev/null
+check "npz in and out = npy in and out, value for value" sh -c \
+  "'$NA' --values '$T/twoz.npz' y >'$T/v1' && '$NA' --values '$T/twoz.npy' >'$T/v2' && cmp -s '$T/v1' '$T/v2' && [ \$(wc -l <'$T/v1') -eq 171 ]"
+# several inputs through keygen, encrypt, run and decrypt (and one output file of all outputs), on a
+# sample whose clear scores lie 6 rounded steps apart (approximate rounding moves them by one at most)
+"$VEIL" compile "$B/model.onnx" --inputset "$B/train.npz" --rounding-bits 5 -o "$T/two4" >/dev/null
+"$VEIL" keygen "$T/two4" --keys "$T/k4" >/dev/null
+"$VEIL" encrypt "$T/two4" --keys "$T/k4" --input "$B/test_a.npy" --input "$B/test_b.npy" --sample 4 -o "$T/ct4.veil" >/dev/null
+check "two inputs: encrypt exits 0" [ $? -eq 0 ]
+"$VEIL" run "$T/two4" --eval-keys "$T/k4/eval.keys" --input "$T/ct4.veil" -o "$T/out4.veil" >/dev/null
+"$VEIL" decrypt "$T/two4" --keys "$T/k4" --input "$T/out4.veil" -o "$T/d4.npz" >/dev/null
+check "two inputs: decrypt into one .npz" "$NA" "$T/d4.npz" y
+"$VEIL" predict "$T/two4" --input "$B/test.npz" --mode clear -o "$T/c4.npy" >/dev/null
+check "two inputs: encrypt, run, decrypt predicts as clear" sh -c "[ \"\$('$NA' '$T/d4.npz' y)\" = \"\$('$NA' '$T/c4.npy' | sed -n 5p)\" ]"
+refuse 1 "has no array 'a'" "$VEIL" encrypt "$T/two4" --keys "$T/k4" --input "$T/twoz.npz" -o "$T/x.veil"
 
 # a leveled model (logistic regression: no lookups) from files: no evaluation keys anywhere; its
 # label and probabilities decrypted into one file each, equal to clear's (leveled: exactly)

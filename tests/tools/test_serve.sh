@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# veil serve + veil client on the bundled QAT digits model, over loopback:
+# veil serve + veil client on the bundled QAT digits model (and a logistic regression, and the
+# two-input model: every input in one request, every output in one answer), over loopback:
 #  - veil-serve links no secret-key code (its symbols);
 #  - the client's decrypted outputs equal `veil predict --mode simulate` on the same samples, value
 #    for value (the model rounds exactly, so no value sits at a midpoint the noise could tip);
@@ -40,7 +41,7 @@ status() {
 start() { # start PORT [OPTIONS]: the server on PORT (0: a free one)
   local port=$1; shift
   rm -f "$T/port"
-  "$B/veil" serve "$T/digits" "$T/other" "$T/lr" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
+  "$B/veil" serve "$T/digits" "$T/other" "$T/lr" "$T/two" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
     --max-body 65536 "$@" >>"$T/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
@@ -59,8 +60,29 @@ check "veil-serve links no secret-key code: $syms" test -z "$syms"
   --inputset "$M/train.npy" -o "$T/other" >/dev/null
 # and a leveled model (a logistic regression: no lookups, no evaluation keys)
 "$B/veil" compile "$S/logreg_breast_cancer/model.onnx" --inputset "$S/logreg_breast_cancer/train.npy" -o "$T/lr" >/dev/null
+# and a model of two inputs (rounded to 5 bits: N = 2^12, small keys)
+"$B/veil" compile "$S/breast_cancer_two/model.onnx" --inputset "$S/breast_cancer_two/train.npz" --rounding-bits 5 \
+  -o "$T/two" >/dev/null
 start 0
 check "server listening" test -s "$T/port"
+# every output in one answer: the classifier's label and probabilities, into one .npz, equal to
+# clear's value for value (leveled: exact)
+"$B/veil" client --url "$URL" --model lr --keys "$T/lrkeys" --input "$S/logreg_breast_cancer/test.npy" --limit 5 \
+  -o "$T/lr.npz" >/dev/null 2>"$T/lr2.err"
+"$B/veil" predict "$T/lr" --input "$S/logreg_breast_cancer/test.npy" --limit 5 --mode clear -o "$T/lrc.npz" >/dev/null
+for out in label probabilities; do
+  check "served $out = clear $out" sh -c "'$B/npy_argmax' --values '$T/lr.npz' $out >'$T/a' && '$B/npy_argmax' --values '$T/lrc.npz' $out >'$T/b' && cmp -s '$T/a' '$T/b' && [ \$(wc -l <'$T/a') -eq 5 ]"
+done
+# two inputs in one request (one --input each, and one .npz of both): sample 4's clear scores lie 6
+# rounded steps apart, so approximate rounding cannot change its class
+"$B/veil" client --url "$URL" --model two --keys "$T/twokeys" --input "$S/breast_cancer_two/test_a.npy" \
+  --input "$S/breast_cancer_two/test_b.npy" --limit 5 -o "$T/two.npy" >"$T/two.out" 2>"$T/two.err"
+check "two inputs served: $(tail -2 "$T/two.err")" grep -q "samples=5 ok=5" "$T/two.out"
+"$B/veil" client --url "$URL" --model two --keys "$T/twokeys" --input "$S/breast_cancer_two/test.npz" --limit 5 \
+  -o "$T/twoz.npz" >"$T/twoz.out" 2>"$T/twoz.err"
+check "two inputs from one .npz: $(tail -2 "$T/twoz.err")" grep -q "samples=5 ok=5" "$T/twoz.out"
+"$B/veil" predict "$T/two" --input "$S/breast_cancer_two/test.npz" --limit 5 --mode clear -o "$T/twoc.npy" >/dev/null
+check "two inputs: served class = clear class (sample 4)" sh -c "[ \"\$('$B/npy_argmax' '$T/two.npy' | sed -n 5p)\" = \"\$('$B/npy_argmax' '$T/twoc.npy' | sed -n 5p)\" ] && [ \"\$('$B/npy_argmax' '$T/twoz.npz' y | sed -n 5p)\" = \"\$('$B/npy_argmax' '$T/twoc.npy' | sed -n 5p)\" ]"
 "$B/veil" client --url "$URL" --model lr --keys "$T/lrkeys" --input "$S/logreg_breast_cancer/test.npy" --limit 20 \
   --labels "$S/logreg_breast_cancer/labels.npy" >"$T/lr.out" 2>"$T/lr.err"
 "$B/veil" predict "$T/lr" --input "$S/logreg_breast_cancer/test.npy" --limit 20 \
@@ -113,7 +135,7 @@ status 400 'needs ?model=NAME' -X POST --data-binary @"$T/keys/model_id" "$URL/v
 status 405 'not allowed' -X PUT "$URL/v1/models"
 status 403 'simulate is off' -X POST -d '{"inputs": [1]}' "$URL/v1/models/digits/simulate"
 status 200 '"status":"ok"' "$URL/healthz"
-status 200 'veil_keys_held 1' "$URL/metrics"
+status 200 'veil_keys_held 2' "$URL/metrics" # digits and two (lr has none)
 check "no upload left behind" test -z "$(ls -A "$T/data/keys" | grep upload)"
 
 # a restart keeps the keys: the client predicts without uploading
