@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "                         this fraction of the inputset (default 0.98)\n"
             "  --p-error P            error probability of each lookup (default 2^-40)\n"
             "  --global-p-error P     error probability of one whole inference instead\n"
+            "  --clear-input NAME     send model input NAME in the clear, not encrypted (the server sees\n"
+            "                         it; repeat for several)\n"
             "  --single-precision     one parameter set for the whole circuit (default: one per lookup\n"
             "                         width, chosen jointly, when that is cheaper)\n");
 }
@@ -80,8 +82,8 @@ static int parse_n_bits_json(const char *s, int qat, veil_n_bits *nb)
 
 int veil_cmd_compile(int argc, char **argv)
 {
-    const char *onnx = NULL, *inputset[VEIL_MODEL_MAX_IO], *out = NULL, *nbj = NULL;
-    int nset = 0;
+    const char *onnx = NULL, *inputset[VEIL_MODEL_MAX_IO], *out = NULL, *nbj = NULL, *clear[VEIL_MODEL_MAX_IO];
+    int nset = 0, nclear = 0;
     veil_model_options o;
     veil_model_options_default(&o);
     long v;
@@ -106,6 +108,13 @@ int veil_cmd_compile(int argc, char **argv)
                 inputset[nset++] = val;
             }
             else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
+            else if (!strcmp(a, "--clear-input")) {
+                if (nclear == VEIL_MODEL_MAX_IO) {
+                    fprintf(stderr, "veil compile: at most %d --clear-input names\n", VEIL_MODEL_MAX_IO);
+                    return 2;
+                }
+                clear[nclear++] = val;
+            }
             else if (!strcmp(a, "--n-bits")) {
                 if (!cli_int("compile", a, val, 1, 16, &v)) return 2;
                 o.n_bits.op_inputs = o.n_bits.op_weights = (int)v;
@@ -149,6 +158,25 @@ int veil_cmd_compile(int argc, char **argv)
         return 2;
     }
     if (nbj && !parse_n_bits_json(nbj, o.qat, &o.n_bits)) return 2;
+    if (nclear) { /* names → input positions */
+        char names[VEIL_MODEL_MAX_IO][VEIL_MODEL_NAME_BYTES];
+        size_t nin = 0;
+        if (veil_model_onnx_input_names(onnx, names, VEIL_MODEL_MAX_IO, &nin) != VEIL_OK) {
+            fprintf(stderr, "veil compile: %s\n", veil_model_last_error());
+            return 1;
+        }
+        for (int k = 0; k < nclear; k++) {
+            size_t i = 0;
+            while (i < nin && strcmp(names[i], clear[k]) != 0) i++;
+            if (i == nin) {
+                fprintf(stderr, "veil compile: --clear-input '%s': the model has no such input (", clear[k]);
+                for (size_t j = 0; j < nin; j++) fprintf(stderr, "%s'%s'", j ? ", " : "", names[j]);
+                fprintf(stderr, ")\n");
+                return 2;
+            }
+            o.clear_inputs |= 1u << i;
+        }
+    }
     veil_array x;
     if (cli_load_inputs("compile", inputset, nset, NULL, onnx, &x) != VEIL_OK) return 1;
     double t0 = bench_now_s();

@@ -70,6 +70,10 @@ typedef struct {
     int max_lookup_bits;    /* 0 (default): the ceiling is max_log2_N; 2..8: lookups at most this wide */
     int max_log2_N;         /* default 13 */
     double min_agreement;   /* default 0.98: classes agreeing, or 1 - relative error for a regressor */
+    /* Bit i: model input i is sent in the clear, as Concrete's inputs_encryption_status "clear"
+     * allows (the server sees its values; the others stay encrypted). The circuit is the same: the
+     * server runs a clear input as trivial (noiseless) ciphertexts. Default 0. */
+    uint32_t clear_inputs;
 } veil_model_options;
 
 void veil_model_options_default(veil_model_options *o);

@@ -73,6 +73,16 @@ VEIL_NODISCARD veil_status veil_circuit_deserialize(const uint8_t *buf, size_t l
 VEIL_NODISCARD veil_status veil_circuit_encrypt_serialize(const veil_circuit *c, const veil_secret_key *sk,
                                                           const int64_t *const *inputs, veil_rng *rng, uint8_t **out,
                                                           size_t *len);
+/* The same where bit i of clear_mask marks input i as sent in the clear (Concrete's
+ * inputs_encryption_status "clear"): its values travel beside the ciphertexts, seen by the server,
+ * which runs them as trivial (noiseless) ciphertexts through the same program. */
+VEIL_NODISCARD veil_status veil_circuit_encrypt_serialize_mixed(const veil_circuit *c, const veil_secret_key *sk,
+                                                                const int64_t *const *inputs, uint32_t clear_mask,
+                                                                veil_rng *rng, uint8_t **out, size_t *len);
+/* Server side of the above: every input's ciphertexts, the clear ones made trivial. A count other
+ * than the mask's, or a clear value past the encoding's message bits: VEIL_ERR_MALFORMED. */
+VEIL_NODISCARD veil_status veil_ciphertexts_deserialize_mixed(const veil_circuit *c, uint32_t clear_mask,
+                                                              const uint8_t *buf, size_t len, veil_ciphertexts **out);
 VEIL_NODISCARD veil_status veil_ciphertexts_serialize(const veil_circuit *c, const veil_ciphertexts *v, uint8_t **out,
                                                       size_t *len);
 VEIL_NODISCARD veil_status veil_ciphertexts_deserialize(const veil_circuit *c, int outputs, const uint8_t *buf,

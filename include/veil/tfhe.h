@@ -267,6 +267,15 @@ VEIL_NODISCARD veil_status veil_lwe_list_serialize_seeded(const veil_params *p, 
                                                           const uint8_t seed[VEIL_SEED_BYTES],
                                                           const uint64_t *bodies, size_t count, uint8_t **out,
                                                           size_t *len);
+/* The seeded form with clear values sent along (section CLRV: model inputs declared clear, in the
+ * clear for the server); nclear 0 writes the plain seeded form. */
+VEIL_NODISCARD veil_status veil_lwe_list_serialize_seeded_clear(const veil_params *p, uint32_t dim,
+                                                                const uint8_t seed[VEIL_SEED_BYTES],
+                                                                const uint64_t *bodies, size_t count,
+                                                                const int64_t *clear, size_t nclear, uint8_t **out,
+                                                                size_t *len);
+/* The clear values of a seeded list (*n = 0, *vals NULL when it has none; else veil_malloc). */
+VEIL_NODISCARD veil_status veil_lwe_list_clear_values(const uint8_t *buf, size_t len, int64_t **vals, size_t *n);
 /* Reads either form (seeded lists are expanded). *cts is allocated with veil_malloc. */
 VEIL_NODISCARD veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
                                                      uint32_t *dim, uint64_t **cts, size_t *count);

@@ -222,7 +222,8 @@ veil_status veil_client_quantize_encrypt_serialize(const veil_client *c, const d
     }
     int64_t *ins[VEIL_MODEL_MAX_IO]; /* every input's elements, one input after another */
     veil_circuit_io_split(c->m->circuit, 0, q, ins, VEIL_MODEL_MAX_IO);
-    st = veil_circuit_encrypt_serialize(c->m->circuit, c->m->sk, (const int64_t *const *)ins, NULL, out, len);
+    st = veil_circuit_encrypt_serialize_mixed(c->m->circuit, c->m->sk, (const int64_t *const *)ins,
+                                              c->m->opts.clear_inputs, NULL, out, len);
     veil_memzero(q, sizeof(int64_t) * (size_t)n);
     veil_free(q);
     return st == VEIL_OK ? VEIL_OK : fail(st, "encryption failed: %s", veil_status_str(st));

@@ -13,6 +13,7 @@ enum { MAX_BUNDLE_BYTES = 1 << 30 };
 
 struct veil_server_model {
     veil_circuit *circuit;
+    uint32_t clear_inputs; /* inputs sent in the clear (run as trivial ciphertexts) */
     char id[2 * VEIL_MODEL_ID_BYTES + 1];
 };
 
@@ -44,7 +45,8 @@ veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_se
     const uint8_t *id;
     size_t idl;
     if ((st = veil_circuit_read_sections(&cn, 1, &m->circuit)) != VEIL_OK ||
-        (st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK || idl != VEIL_MODEL_ID_BYTES) {
+        (st = veil_container_section(&cn, TAG_MDID, &id, &idl)) != VEIL_OK || idl != VEIL_MODEL_ID_BYTES ||
+        (st = veil_bundle_read_clear_mask(&cn, veil_circuit_input_count(m->circuit), &m->clear_inputs)) != VEIL_OK) {
         veil_server_model_free(m);
         return veil_deploy_explain(buf, len, VEIL_KIND_SERVER_BUNDLE, NULL, st != VEIL_OK ? st : VEIL_ERR_MALFORMED,
                                    server_err, sizeof server_err);
@@ -130,7 +132,15 @@ veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek
     if (ek && veil_params_fingerprint(veil_eval_keys_params(ek)) != veil_params_fingerprint(P))
         return fail(VEIL_ERR_PARAMS_MISMATCH, "these evaluation keys belong to another model's parameters");
     veil_ciphertexts *x = NULL, *y = NULL;
-    veil_status st = veil_ciphertexts_deserialize(m->circuit, 0, in, in_len, &x);
+    veil_status st = veil_ciphertexts_deserialize_mixed(m->circuit, m->clear_inputs, in, in_len, &x);
+    if (st == VEIL_ERR_MALFORMED && m->clear_inputs) {
+        int64_t ne = 0, nc = 0;
+        for (size_t i = 0; i < veil_circuit_input_count(m->circuit); i++)
+            *(m->clear_inputs >> i & 1 ? &nc : &ne) += veil_circuit_input_size(m->circuit, i);
+        return fail(st, "the request does not fit this model's inputs: %lld ciphertexts and %lld clear values (within "
+                        "the encoding's message bits) expected",
+                    (long long)ne, (long long)nc);
+    }
     if (st != VEIL_OK) return veil_deploy_explain(in, in_len, VEIL_KIND_LWE_CIPHERTEXTS, P, st,
                                                   server_err, sizeof server_err);
     st = veil_circuit_run(m->circuit, ek, x, threads, &y);

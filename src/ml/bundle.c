@@ -88,6 +88,11 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
     }
     veil_writer_section(&w, TAG_MDID);
     veil_buf_put(&w.b, id, VEIL_MODEL_ID_BYTES);
+    if (m->opts.clear_inputs) { /* version 2: inputs sent in the clear, in both bundles */
+        veil_writer_version(&w, 2);
+        veil_writer_section(&w, TAG_CLRI);
+        veil_buf_put_u32(&w.b, m->opts.clear_inputs);
+    }
     if (!server) {
         veil_writer_section(&w, TAG_MODL);
         veil_buf *b = &w.b;
@@ -410,6 +415,7 @@ static int consistent(veil_model *m)
 
 static const char *what(int server) { return server ? "server bundle" : "client bundle"; }
 
+
 /* One bundle from bytes: kind, circuit (with its program for a server bundle), id, and for a
  * client bundle the quantizers. */
 static veil_status read_bundle(const uint8_t *buf, size_t len, int server, veil_circuit **c, uint8_t id[16],
@@ -426,6 +432,7 @@ static veil_status read_bundle(const uint8_t *buf, size_t len, int server, veil_
     if (st == VEIL_OK) st = veil_circuit_read_sections(&cn, server, c);
     if (st == VEIL_OK) st = read_id(&cn, id);
     if (st == VEIL_OK && m && !server) st = read_modl(&cn, m);
+    if (st == VEIL_OK && m && !server) st = veil_bundle_read_clear_mask(&cn, veil_circuit_input_count(*c), &m->opts.clear_inputs);
     if (st == VEIL_OK && m && !m->report) st = read_text(&cn, &m->report);
     if (st != VEIL_OK) return ml_model_fail(st, "%s: %s", what(server), veil_status_str(st));
     return VEIL_OK;
@@ -515,8 +522,9 @@ char *veil_model_describe(const veil_model *m)
         if (m->nin > 1) veil_sb_printf(&b, "input '%s' ", veil_model_input_name(m, (size_t)i));
         else veil_sb_printf(&b, "input  ");
         sb_shape(&b, in->ndim, in->shape);
-        veil_sb_printf(&b, "  quantized as round(x / %.6g) + %.6g, clipped to [%.0f, %.0f]\n", in->q.scale,
-                       in->q.zp + 0.0, in->q.qmin, in->q.qmax);
+        veil_sb_printf(&b, "  quantized as round(x / %.6g) + %.6g, clipped to [%.0f, %.0f]%s\n", in->q.scale,
+                       in->q.zp + 0.0, in->q.qmin, in->q.qmax,
+                       i < 32 && (o->clear_inputs >> i & 1) ? ", sent in the clear (not encrypted)" : "");
     }
     for (int j = 0; j < m->nout; j++) {
         const ml_out_info *oi = &m->out[j];

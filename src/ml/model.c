@@ -68,6 +68,9 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "max_lookup_bits must be 0 or in 2..8 (got %d)", o->max_lookup_bits);
     if (o->max_log2_N < 10 || o->max_log2_N > 17)
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "max_log2_N must be in 10..17 (got %d)", o->max_log2_N);
+    if (o->clear_inputs >> 16)
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "clear_inputs: bit %d set, past the %d inputs a model may have",
+                             31 - __builtin_clz(o->clear_inputs), VEIL_MODEL_MAX_IO);
     if (!(o->min_agreement >= 0 && o->min_agreement <= 1))
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "min_agreement must be in [0, 1]");
     if ((unsigned)o->rounding_method >= VEIL_ROUNDING_COUNT)
@@ -336,6 +339,19 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         if (a.cerr[0]) return ml_model_fail(st, "compiling the quantized model: %s", a.cerr);
         return ml_model_fail(st, "%s", a.err);
     }
+    if (o.clear_inputs >> a.q.nin) {
+        int bit = 31 - __builtin_clz(o.clear_inputs);
+        int nin = a.q.nin;
+        attempt_free(&a);
+        veil_model_free(m);
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "clear_inputs: input %d is declared clear, the model has %d input%s",
+                             bit, nin, nin == 1 ? "" : "s");
+    }
+    if (o.clear_inputs == ((1u << a.q.nin) - 1)) {
+        attempt_free(&a);
+        veil_model_free(m);
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "clear_inputs: every input is declared clear (nothing to encrypt)");
+    }
     m->opts = o;
     m->circuit = a.c;
     m->nin = a.q.nin;
@@ -541,7 +557,22 @@ veil_status veil_model_quantized_forward(veil_model *m, veil_mode mode, const in
         break;
     case VEIL_MODE_EXECUTE:
         if (!m->sk) return ml_model_fail(VEIL_ERR_INVALID_ARG, "execute needs keys: call veil_model_keygen first");
-        st = veil_circuit_encrypt_run_decrypt(m->circuit, m->sk, m->ek, ins, outs);
+        if (!m->opts.clear_inputs) {
+            st = veil_circuit_encrypt_run_decrypt(m->circuit, m->sk, m->ek, ins, outs);
+            break;
+        }
+        { /* clear inputs travel as the client sends them, and run as the server runs them */
+            uint8_t *req = NULL;
+            size_t rl = 0;
+            veil_ciphertexts *x = NULL, *y = NULL;
+            st = veil_circuit_encrypt_serialize_mixed(m->circuit, m->sk, ins, m->opts.clear_inputs, NULL, &req, &rl);
+            if (st == VEIL_OK) st = veil_ciphertexts_deserialize_mixed(m->circuit, m->opts.clear_inputs, req, rl, &x);
+            if (st == VEIL_OK) st = veil_circuit_run(m->circuit, m->ek, x, 0, &y);
+            if (st == VEIL_OK) st = veil_circuit_decrypt(m->circuit, m->sk, y, outs);
+            veil_free(req);
+            veil_ciphertexts_free(x);
+            veil_ciphertexts_free(y);
+        }
         break;
     default: return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown mode %d", (int)mode);
     }

@@ -478,3 +478,16 @@ veil_status veil_circuit_deserialize(const uint8_t *buf, size_t len, veil_circui
     veil_status st = veil_container_parse(buf, len, VEIL_KIND_CIRCUIT, 0, &cn);
     return st == VEIL_OK ? veil_circuit_read_sections(&cn, 1, out) : st;
 }
+
+veil_status veil_bundle_read_clear_mask(const veil_container *cn, size_t ninputs, uint32_t *mask)
+{
+    const uint8_t *d;
+    size_t len;
+    *mask = 0;
+    if (veil_container_section(cn, TAG_CLRI, &d, &len) != VEIL_OK) return VEIL_OK;
+    veil_cursor c = {d, len, 0};
+    uint32_t v = veil_cursor_u32(&c);
+    if (c.bad || c.left || v == 0 || ninputs > 31 || (v >> ninputs) || v == (1u << ninputs) - 1) return VEIL_ERR_MALFORMED;
+    *mask = v;
+    return VEIL_OK;
+}

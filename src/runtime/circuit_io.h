@@ -11,6 +11,7 @@
 /* The model id of a bundle pair (section MDID, docs/format.md): the first bytes of the SHA-256 of
  * the model's circuit serialized alone. Written by src/ml/bundle.c, checked by src/deploy/. */
 #define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
+#define TAG_CLRI VEIL_TAG('C', 'L', 'R', 'I') /* bundles: u32 mask of the model inputs sent in the clear */
 #define VEIL_MODEL_ID_BYTES 16
 
 /* with_program 0: the interface only (what a client needs to encrypt and decrypt);
@@ -23,5 +24,9 @@ VEIL_NODISCARD veil_status veil_circuit_write_sections(veil_writer *w, const vei
  * circuit read without its program can encrypt and decrypt, and refuses to run. */
 VEIL_NODISCARD veil_status veil_circuit_read_sections(const veil_container *cn, int with_program,
                                                       veil_circuit **out);
+
+/* A bundle's TAG_CLRI section: the mask of the inputs sent in the clear (0 when absent); a mask
+ * past the circuit's ninputs inputs, or of every input, is VEIL_ERR_MALFORMED. */
+VEIL_NODISCARD veil_status veil_bundle_read_clear_mask(const veil_container *cn, size_t ninputs, uint32_t *mask);
 
 #endif

@@ -113,33 +113,48 @@ veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *c, const veil_s
     return st;
 }
 
-veil_status veil_circuit_encrypt_serialize(const veil_circuit *c, const veil_secret_key *sk,
-                                           const int64_t *const *inputs, veil_rng *rng, uint8_t **out, size_t *len)
+veil_status veil_circuit_encrypt_serialize_mixed(const veil_circuit *c, const veil_secret_key *sk,
+                                                 const int64_t *const *inputs, uint32_t clear_mask, veil_rng *rng,
+                                                 uint8_t **out, size_t *len)
 {
     if (!c || !sk || !out || !len || (!inputs && c->prog->ninputs)) return VEIL_ERR_INVALID_ARG;
     *out = NULL;
     const veil_program *p = c->prog;
     if (!veil_rt_same_params(veil_secret_key_params(sk), &c->params)) return VEIL_ERR_PARAMS_MISMATCH;
+    if (p->ninputs < 32 && (clear_mask >> p->ninputs)) return VEIL_ERR_INVALID_ARG;
+    size_t n = 0, nc = 0, k = 0, kc = 0;
     for (size_t i = 0; i < p->ninputs; i++)
         if (!p->inputs[i].encrypted) return VEIL_ERR_UNSUPPORTED;
         else if (!inputs[i]) return VEIL_ERR_INVALID_ARG;
-    size_t n = veil_rt_enc_input_count(p), k = 0;
+        else if (i < 32 && (clear_mask >> i & 1)) nc += (size_t)p->inputs[i].size;
+        else n += (size_t)p->inputs[i].size;
     uint64_t *pts = veil_malloc(sizeof(uint64_t) * (n ? n : 1)), *bodies = veil_malloc(sizeof(uint64_t) * (n ? n : 1));
+    int64_t *clear = veil_malloc(sizeof(int64_t) * (nc ? nc : 1));
     veil_rng *own = NULL;
-    veil_status st = pts && bodies ? VEIL_OK : VEIL_ERR_NOMEM;
+    veil_status st = pts && bodies && clear ? VEIL_OK : VEIL_ERR_NOMEM;
     if (st == VEIL_OK && !rng && (st = veil_rng_new_os(&own)) == VEIL_OK) rng = own;
     for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++)
-        for (int64_t e = 0; e < p->inputs[i].size; e++) pts[k++] = (uint64_t)inputs[i][e] << veil_rt_delta_shift(p);
+        for (int64_t e = 0; e < p->inputs[i].size; e++)
+            if (i < 32 && (clear_mask >> i & 1)) clear[kc++] = inputs[i][e];
+            else pts[k++] = (uint64_t)inputs[i][e] << veil_rt_delta_shift(p);
     uint8_t seed[VEIL_SEED_BYTES];
     if (st == VEIL_OK) {
         veil_rng_seed(rng, seed); /* public: the masks are public */
         st = veil_lwe_encrypt_seeded(sk, VEIL_KEY_BIG, pts, n, seed, rng, bodies);
     }
     if (st == VEIL_OK)
-        st = veil_lwe_list_serialize_seeded(&c->params, veil_params_big_lwe_dim(&c->params), seed, bodies, n, out, len);
+        st = veil_lwe_list_serialize_seeded_clear(&c->params, veil_params_big_lwe_dim(&c->params), seed, bodies, n,
+                                                  clear, nc, out, len);
     veil_memzero(pts, sizeof(uint64_t) * n); /* the plaintexts */
     veil_free(pts);
     veil_free(bodies);
+    veil_free(clear);
     veil_rng_free(own);
     return st;
+}
+
+veil_status veil_circuit_encrypt_serialize(const veil_circuit *c, const veil_secret_key *sk,
+                                           const int64_t *const *inputs, veil_rng *rng, uint8_t **out, size_t *len)
+{
+    return veil_circuit_encrypt_serialize_mixed(c, sk, inputs, 0, rng, out, len);
 }

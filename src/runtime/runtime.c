@@ -382,6 +382,63 @@ veil_status veil_ciphertexts_serialize(const veil_circuit *c, const veil_ciphert
     return veil_lwe_list_serialize(&c->params, v->lwe_size - 1, v->data, v->count, out, len);
 }
 
+veil_status veil_ciphertexts_deserialize_mixed(const veil_circuit *c, uint32_t clear_mask, const uint8_t *buf,
+                                               size_t len, veil_ciphertexts **out)
+{
+    if (!c || !buf || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    const veil_program *p = c->prog;
+    if (clear_mask == 0) return veil_ciphertexts_deserialize(c, 0, buf, len, out);
+    if (p->ninputs < 32 && (clear_mask >> p->ninputs)) return VEIL_ERR_INVALID_ARG;
+    veil_status st = wire_ok(c);
+    if (st != VEIL_OK) return st;
+    size_t n = 0, nc = 0;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (i < 32 && (clear_mask >> i & 1)) nc += (size_t)p->inputs[i].size;
+        else n += (size_t)p->inputs[i].size;
+    uint32_t dim;
+    uint64_t *cts = NULL;
+    int64_t *clear = NULL;
+    size_t count = 0, ncount = 0;
+    if ((st = veil_lwe_list_deserialize(buf, len, &c->params, &dim, &cts, &count)) != VEIL_OK) return st;
+    if ((st = veil_lwe_list_clear_values(buf, len, &clear, &ncount)) != VEIL_OK) {
+        veil_free(cts);
+        return st;
+    }
+    size_t lwe = (size_t)veil_params_big_lwe_dim(&c->params) + 1;
+    /* a clear value past the encoding's message bits is refused (an encrypted one cannot be) */
+    int64_t top = (int64_t)1 << p->precision;
+    for (size_t e = 0; e < ncount && st == VEIL_OK; e++)
+        if (clear[e] >= top || clear[e] < -top) st = VEIL_ERR_MALFORMED;
+    if (st == VEIL_OK && (dim + 1 != lwe || count != n || ncount != nc)) st = VEIL_ERR_MALFORMED;
+    veil_ciphertexts *v = st == VEIL_OK ? veil_calloc(1, sizeof *v) : NULL;
+    if (st == VEIL_OK && (!v || !(v->data = veil_calloc((n + nc) ? (n + nc) * lwe : 1, sizeof(uint64_t)))))
+        st = VEIL_ERR_NOMEM;
+    if (st == VEIL_OK) {
+        /* every input in order: the encrypted ones as sent, the clear ones as trivial (noiseless,
+         * zero-mask) ciphertexts of their values, so the same program runs on both */
+        size_t k = 0, kc = 0, slot = 0;
+        for (size_t i = 0; i < p->ninputs; i++)
+            for (int64_t e = 0; e < p->inputs[i].size; e++, slot++) {
+                uint64_t *dst = v->data + slot * lwe;
+                if (i < 32 && (clear_mask >> i & 1))
+                    dst[lwe - 1] = (uint64_t)clear[kc++] << veil_rt_delta_shift(p);
+                else
+                    memcpy(dst, cts + (k++) * lwe, sizeof(uint64_t) * lwe);
+            }
+        v->fingerprint = veil_params_fingerprint(&c->params);
+        v->lwe_size = (uint32_t)lwe;
+        v->count = n + nc;
+        *out = v;
+    } else if (v) {
+        veil_free(v->data);
+        veil_free(v);
+    }
+    veil_free(cts);
+    veil_free(clear);
+    return st;
+}
+
 veil_status veil_ciphertexts_deserialize(const veil_circuit *c, int outputs, const uint8_t *buf, size_t len,
                                          veil_ciphertexts **out)
 {

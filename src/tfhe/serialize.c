@@ -14,6 +14,7 @@
 #define TAG_KSK VEIL_TAG('K', 'S', 'K', ' ')
 #define TAG_LWE VEIL_TAG('L', 'W', 'E', 'S')
 #define TAG_PART VEIL_TAG('P', 'A', 'R', 'T')
+#define TAG_CLRV VEIL_TAG('C', 'L', 'R', 'V')
 
 static int needs_v2(const veil_params *p)
 {
@@ -277,10 +278,12 @@ veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const ui
     return veil_writer_finish(&w, out, len);
 }
 
-veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
-                                           const uint64_t *bodies, size_t count, uint8_t **out, size_t *len)
+veil_status veil_lwe_list_serialize_seeded_clear(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
+                                                 const uint64_t *bodies, size_t count, const int64_t *clear,
+                                                 size_t nclear, uint8_t **out, size_t *len)
 {
-    if (!p || !seed || (!bodies && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
+    if (!p || !seed || (!bodies && count) || (!clear && nclear) || !out || !len || !dim_ok(p, dim))
+        return VEIL_ERR_INVALID_ARG;
     veil_writer w;
     veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED);
     veil_params_write_section(&w, p);
@@ -290,7 +293,40 @@ veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, c
     veil_buf_put_u32(&w.b, dim);
     veil_buf_put_u64(&w.b, count);
     veil_buf_put_u64s(&w.b, bodies, count);
+    if (nclear) {
+        veil_writer_section(&w, TAG_CLRV);
+        veil_buf_put_u64(&w.b, nclear);
+        for (size_t i = 0; i < nclear; i++) veil_buf_put_u64(&w.b, (uint64_t)clear[i]);
+    }
     return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
+                                           const uint64_t *bodies, size_t count, uint8_t **out, size_t *len)
+{
+    return veil_lwe_list_serialize_seeded_clear(p, dim, seed, bodies, count, NULL, 0, out, len);
+}
+
+veil_status veil_lwe_list_clear_values(const uint8_t *buf, size_t len, int64_t **vals, size_t *n)
+{
+    if (!buf || !vals || !n) return VEIL_ERR_INVALID_ARG;
+    *vals = NULL;
+    *n = 0;
+    veil_container c;
+    veil_status s = veil_container_parse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, &c);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if (veil_container_section(&c, TAG_CLRV, &d, &dl) != VEIL_OK) return VEIL_OK; /* none */
+    veil_cursor cur = {d, dl, 0};
+    uint64_t count = veil_cursor_u64(&cur);
+    if (cur.bad || count == 0 || count > cur.left / 8 || cur.left != count * 8) return VEIL_ERR_MALFORMED;
+    int64_t *v = veil_malloc((size_t)count * 8);
+    if (!v) return VEIL_ERR_NOMEM;
+    for (uint64_t i = 0; i < count; i++) v[i] = (int64_t)veil_cursor_u64(&cur);
+    *vals = v;
+    *n = (size_t)count;
+    return VEIL_OK;
 }
 
 veil_status veil_lwe_list_deserialize(const uint8_t *buf, size_t len, const veil_params *expect, uint32_t *dim_out,

@@ -18,6 +18,7 @@
 #include "veil/model.h"
 #include "veil/server.h"
 #include "veil/npy.h"
+#include "veil/tfhe.h"
 
 #ifndef VEIL_SOURCE_DIR
 #define VEIL_SOURCE_DIR "."
@@ -358,6 +359,113 @@ static void run_case(const char *root, const model_case *mc)
     veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab), veil_array_free(&ref);
 }
 
+/* The two-input model with input b sent in the clear (Concrete's inputs_encryption_status): the
+ * bundles keep the mask, the request carries b's quantized values as they are, the server runs them
+ * as trivial ciphertexts and predicts as clear; requests that do not fit are refused by name. */
+static void check_clear_input(const char *root)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/breast_cancer_two", root);
+    veil_array tr, te;
+    load_set(dir, "train", 1, &tr);
+    load_set(dir, "test", 1, &te);
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.rounding_bits = 5; /* N = 2^12: small keys */
+    o.clear_inputs = 1u << 1;
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    veil_model *m = NULL;
+    CHECK_OK(veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], 30, &o, &m));
+    char *d = veil_model_describe(m);
+    const char *la = d ? strstr(d, "input 'a'") : NULL, *lb = d ? strstr(d, "input 'b'") : NULL;
+    const char *ca = la ? strstr(la, "sent in the clear") : NULL;
+    CHECK(la && lb && lb > la && strstr(lb, "sent in the clear") && (!ca || ca > lb),
+          "describe marks b, not a, as sent in the clear: %s", d);
+    veil_free(d);
+    veil_model_options o3 = o;
+    o3.clear_inputs = 3;
+    veil_model *bad = NULL;
+    CHECK(veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], 30, &o3, &bad) == VEIL_ERR_INVALID_ARG &&
+              strstr(veil_model_last_error(), "every input is declared clear"),
+          "every input clear is refused: %s", veil_model_last_error());
+    o3.clear_inputs = 1u << 2;
+    CHECK(veil_model_compile_file(path, tr.data, (size_t)tr.shape[0], 30, &o3, &bad) == VEIL_ERR_INVALID_ARG &&
+              strstr(veil_model_last_error(), "input 2 is declared clear, the model has 2 inputs"),
+          "a clear input past the model's is refused: %s", veil_model_last_error());
+    uint8_t *cb = NULL, *sb = NULL, *ekb = NULL, *req = NULL, *resp = NULL, *forged = NULL;
+    size_t cl = 0, sl = 0, ekl = 0, rl = 0, pl = 0, fl = 0;
+    CHECK_OK(veil_model_serialize(m, 0, &cb, &cl));
+    CHECK_OK(veil_model_serialize(m, 1, &sb, &sl));
+    veil_client *cli = NULL;
+    veil_server_model *srv = NULL;
+    veil_eval_keys *sek = NULL;
+    CHECK_OK(veil_client_from_bytes(cb, cl, &cli));
+    CHECK_OK(veil_server_model_from_bytes(sb, sl, &srv));
+    uint8_t kseed[VEIL_SEED_BYTES] = {11};
+    CHECK_OK(veil_client_keygen(cli, kseed));
+    CHECK_OK(veil_client_eval_keys(cli, &ekb, &ekl));
+    CHECK_OK(veil_server_keys_load(srv, ekb, ekl, &sek));
+    /* sample 4: its clear scores lie 6 rounded steps apart */
+    const double *x = te.data + 4 * 30;
+    CHECK_OK(veil_client_quantize_encrypt_serialize(cli, x, &req, &rl));
+    int64_t q[30];
+    CHECK_OK(veil_model_quantize_input(m, x, q));
+    int64_t *vals = NULL;
+    size_t nv = 0;
+    CHECK_OK(veil_lwe_list_clear_values(req, rl, &vals, &nv));
+    CHECK(nv == 15 && vals && memcmp(vals, q + 15, sizeof(int64_t) * 15) == 0,
+          "the request carries b's 15 quantized values in the clear (%zu)", nv);
+    veil_free(vals);
+    double y[2], yc[2];
+    CHECK(veil_server_run(srv, sek, req, rl, 0, &resp, &pl) == VEIL_OK, "server run: %s", veil_server_last_error());
+    if (resp) CHECK_OK(veil_client_deserialize_decrypt_dequantize(cli, resp, pl, y));
+    CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
+    CHECK(resp && argmax(y, 2) == argmax(yc, 2), "served with b clear: class %d, clear's %d", argmax(y, 2),
+          argmax(yc, 2));
+    CHECK_OK(veil_model_keygen(m, NULL));
+    CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
+    CHECK(argmax(y, 2) == argmax(yc, 2), "execute with b clear: class %d, clear's %d", argmax(y, 2), argmax(yc, 2));
+    /* forged requests: every input encrypted, too few clear values, a clear value past the encoding */
+    const veil_circuit *c = veil_model_circuit(m);
+    const veil_params *P = veil_circuit_params(c);
+    uint8_t seed[VEIL_SEED_BYTES] = {1};
+    uint64_t bodies[30] = {0};
+    int64_t clear[15] = {0};
+    uint32_t dim = veil_params_big_lwe_dim(P);
+    CHECK_OK(veil_lwe_list_serialize_seeded(P, dim, seed, bodies, 30, &forged, &fl));
+    veil_free(resp), resp = NULL;
+    CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED &&
+              strstr(veil_server_last_error(), "15 ciphertexts and 15 clear values"),
+          "every input encrypted: %s", veil_server_last_error());
+    veil_free(forged), forged = NULL;
+    CHECK_OK(veil_lwe_list_serialize_seeded_clear(P, dim, seed, bodies, 15, clear, 14, &forged, &fl));
+    CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED, "14 clear values: %s",
+          veil_server_last_error());
+    veil_free(forged), forged = NULL;
+    clear[3] = (int64_t)1 << 40;
+    CHECK_OK(veil_lwe_list_serialize_seeded_clear(P, dim, seed, bodies, 15, clear, 15, &forged, &fl));
+    CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED, "a clear value of 2^40: %s",
+          veil_server_last_error());
+    /* saved and loaded, the mask stays */
+    char tmp[] = "/tmp/veil_clear_XXXXXX";
+    veil_model *l = NULL;
+    CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+    CHECK_OK(veil_model_save(m, tmp));
+    CHECK(veil_model_load(tmp, &l) == VEIL_OK, "load: %s", veil_model_last_error());
+    d = l ? veil_model_describe(l) : NULL;
+    CHECK(d && strstr(d, "sent in the clear"), "the loaded model keeps b clear");
+    veil_free(d);
+    veil_model_free(l);
+    check_remove_bundles(tmp);
+    printf("breast_cancer_two, input b in the clear: request %zu bytes; served and executed as clear\n", rl);
+    veil_free(forged), veil_free(req), veil_free(resp), veil_free(cb), veil_free(sb), veil_free(ekb);
+    veil_eval_keys_free(sek);
+    veil_server_model_free(srv);
+    veil_client_free(cli);
+    veil_model_free(m);
+    veil_array_free(&tr), veil_array_free(&te);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = getenv("VEIL_MODELS_DIR");
@@ -399,5 +507,8 @@ int main(int argc, char **argv)
         for (int a = 1; a < argc; a++) run |= strcmp(argv[a], cases[i].name) == 0;
         if (run) run_case(root, &cases[i]);
     }
+    int clear = argc < 2;
+    for (int a = 1; a < argc; a++) clear |= strcmp(argv[a], "clear_input") == 0;
+    if (clear && !check_quick()) check_clear_input(root);
     return check_done("ml_test_models");
 }

@@ -160,6 +160,16 @@ check "two inputs: encrypt exits 0" [ $? -eq 0 ]
 check "two inputs: decrypt into one .npz" "$NA" "$T/d4.npz" y
 "$VEIL" predict "$T/two4" --input "$B/test.npz" --mode clear -o "$T/c4.npy" >/dev/null
 check "two inputs: encrypt, run, decrypt predicts as clear" sh -c "[ \"\$('$NA' '$T/d4.npz' y)\" = \"\$('$NA' '$T/c4.npy' | sed -n 5p)\" ]"
+# input b sent in the clear: marked by info, its values beside a's ciphertexts, same class as clear
+"$VEIL" compile "$B/model.onnx" --inputset "$B/train.npz" --rounding-bits 5 --clear-input b -o "$T/twoc" >/dev/null
+check "clear input: info marks b" grep -q "^input 'b' (1, 15) .*sent in the clear" <("$VEIL" info "$T/twoc")
+"$VEIL" keygen "$T/twoc" --keys "$T/kc" >/dev/null
+"$VEIL" encrypt "$T/twoc" --keys "$T/kc" --input "$B/test.npz" --sample 4 -o "$T/ctc.veil" >/dev/null
+"$VEIL" run "$T/twoc" --eval-keys "$T/kc/eval.keys" --input "$T/ctc.veil" -o "$T/outc.veil" >/dev/null
+"$VEIL" decrypt "$T/twoc" --keys "$T/kc" --input "$T/outc.veil" -o "$T/dc.npy" >/dev/null
+check "clear input: encrypt, run, decrypt predicts as clear" sh -c "[ \"\$('$NA' '$T/dc.npy')\" = \"\$('$NA' '$T/c4.npy' | sed -n 5p)\" ]"
+refuse 1 "ciphertexts and 15 clear values" "$VEIL" run "$T/twoc" --eval-keys "$T/kc/eval.keys" --input "$T/ct4.veil" -o "$T/x.veil"
+refuse 2 "the model has no such input ('a', 'b')" "$VEIL" compile "$B/model.onnx" --inputset "$B/train.npz" --clear-input c -o "$T/x"
 refuse 1 "has no array 'a'" "$VEIL" encrypt "$T/two4" --keys "$T/k4" --input "$T/twoz.npz" -o "$T/x.veil"
 
 # a leveled model (logistic regression: no lookups) from files: no evaluation keys anywhere; its

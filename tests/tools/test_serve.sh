@@ -60,9 +60,9 @@ check "veil-serve links no secret-key code: $syms" test -z "$syms"
   --inputset "$M/train.npy" -o "$T/other" >/dev/null
 # and a leveled model (a logistic regression: no lookups, no evaluation keys)
 "$B/veil" compile "$S/logreg_breast_cancer/model.onnx" --inputset "$S/logreg_breast_cancer/train.npy" -o "$T/lr" >/dev/null
-# and a model of two inputs (rounded to 5 bits: N = 2^12, small keys)
+# and a model of two inputs, b sent in the clear (rounded to 5 bits: N = 2^12, small keys)
 "$B/veil" compile "$S/breast_cancer_two/model.onnx" --inputset "$S/breast_cancer_two/train.npz" --rounding-bits 5 \
-  -o "$T/two" >/dev/null
+  --clear-input b -o "$T/two" >/dev/null
 start 0
 check "server listening" test -s "$T/port"
 # every output in one answer: the classifier's label and probabilities, into one .npz, equal to
@@ -73,7 +73,7 @@ check "server listening" test -s "$T/port"
 for out in label probabilities; do
   check "served $out = clear $out" sh -c "'$B/npy_argmax' --values '$T/lr.npz' $out >'$T/a' && '$B/npy_argmax' --values '$T/lrc.npz' $out >'$T/b' && cmp -s '$T/a' '$T/b' && [ \$(wc -l <'$T/a') -eq 5 ]"
 done
-# two inputs in one request (one --input each, and one .npz of both): sample 4's clear scores lie 6
+# two inputs in one request, b in the clear (one --input each, and one .npz of both): sample 4's clear scores lie 6
 # rounded steps apart, so approximate rounding cannot change its class
 "$B/veil" client --url "$URL" --model two --keys "$T/twokeys" --input "$S/breast_cancer_two/test_a.npy" \
   --input "$S/breast_cancer_two/test_b.npy" --limit 5 -o "$T/two.npy" >"$T/two.out" 2>"$T/two.err"
