@@ -86,6 +86,10 @@ typedef struct ml_graph {
     int64_t opset;                      /* default-domain opset */
 } ml_graph;
 
+#define ML_MAX_ELEMS ((int64_t)1 << 28) /* elements of one tensor, at most */
+char *ml_strdup(const char *s);                            /* NULL when out of memory */
+int ml_graph_find_value(const ml_graph *g, const char *name); /* -1 when absent */
+
 /* ONNX bytes → graph. On failure returns a status and writes a one-line reason into err. */
 veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *err, size_t errlen);
 void ml_graph_free(ml_graph *g);

@@ -2,7 +2,6 @@
  * double precision. They serve the float forward pass (checked against onnxruntime) and the
  * calibration of the quantized model. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,14 +15,6 @@
 #define ONNX_INT64 7
 #define ONNX_FLOAT 1
 
-veil_status ml_errf(char *err, size_t errlen, veil_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 int ml_op_is_elementwise(ml_op op)
 {
