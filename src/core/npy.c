@@ -220,14 +220,14 @@ done:
     return st;
 }
 
-veil_status veil_npy_load(const char *path, veil_array *out)
+/* A whole file through one of the parsers; the reason names the file. */
+static veil_status load_file(const char *path, veil_status (*parse)(const uint8_t *, size_t, void *), void *out)
 {
-    memset(out, 0, sizeof *out);
     uint8_t *buf = NULL;
     size_t len = 0;
     veil_status st = veil_file_read_all(path, NPY_MAX_BYTES, &buf, &len);
     if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
-    st = veil_npy_parse(buf, len, out);
+    st = parse(buf, len, out);
     if (st != VEIL_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", npy_err);
@@ -235,6 +235,14 @@ veil_status veil_npy_load(const char *path, veil_array *out)
     }
     veil_free(buf);
     return st;
+}
+
+static veil_status parse_npy(const uint8_t *d, size_t len, void *out) { return veil_npy_parse(d, len, out); }
+
+veil_status veil_npy_load(const char *path, veil_array *out)
+{
+    memset(out, 0, sizeof *out);
+    return load_file(path, parse_npy, out);
 }
 
 veil_status veil_npy_encode(const veil_array *a, veil_npy_dtype dtype, uint8_t **out, size_t *len)
@@ -501,21 +509,12 @@ veil_status veil_npz_parse(const uint8_t *d, size_t len, veil_npz *out)
     return st;
 }
 
+static veil_status parse_npz(const uint8_t *d, size_t len, void *out) { return veil_npz_parse(d, len, out); }
+
 veil_status veil_npz_load(const char *path, veil_npz *out)
 {
     memset(out, 0, sizeof *out);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    veil_status st = veil_file_read_all(path, NPY_MAX_BYTES, &buf, &len);
-    if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
-    st = veil_npz_parse(buf, len, out);
-    if (st != VEIL_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", npy_err);
-        fail(st, "%s: %s", path, why);
-    }
-    veil_free(buf);
-    return st;
+    return load_file(path, parse_npz, out);
 }
 
 static void wr16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
