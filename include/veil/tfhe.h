@@ -222,6 +222,36 @@ VEIL_NODISCARD veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const 
 VEIL_NODISCARD veil_status veil_ks_pbs_batch_dim(const veil_eval_keys *ek, const veil_lut *lut,
                                                  const uint64_t *const *in, uint32_t in_dim, unsigned in_shift,
                                                  uint64_t *out, size_t count, unsigned threads);
+/* Multi-value bootstrapping (Carpov, Izabachène, Mollimard, CT-RSA 2019): one blind rotation of
+ * the base polynomial (veil_lut_new_mv_base: Δ/2 in every coefficient, Δ = 2^delta_log2 the scale
+ * of the tables' integers) serves every table on the same input; each output is the rotated
+ * accumulator times the table's factor, the sparse polynomial (1 − X)·g of its steps. The answer
+ * is exactly the plain lookup's; its noise is the bootstrapping's times veil_mv_norm2(table). */
+typedef struct veil_mv_factor veil_mv_factor;
+VEIL_NODISCARD veil_status veil_lut_new_mv_base(const veil_params *p, unsigned delta_log2, veil_lut **out);
+VEIL_NODISCARD veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_t *table,
+                                              veil_mv_factor **out);
+void veil_mv_factor_free(veil_mv_factor *f);
+/* ‖(1 − X)·g‖² of a table of 2^p_in integers: the multi-value output's noise over a plain one's. */
+double veil_mv_norm2(unsigned p_in, const int64_t *table);
+
+/* One job of a mixed batch: a key switch of `in` (dimension in_dim, read times 2^in_shift), a
+ * blind rotation of `lut`'s polynomial, then either one output (factor NULL, nout 1: the plain
+ * lookup) or nout outputs, output o the accumulator times factor[o] (the base polynomial of a
+ * multi-value bootstrapping). Outputs k·N + 1 words. */
+typedef struct {
+    const uint64_t *in;
+    uint32_t in_dim;
+    unsigned in_shift;
+    const veil_lut *lut;
+    uint32_t nout;
+    uint64_t *const *out;
+    const veil_mv_factor *const *factor;
+} veil_pbs_job;
+/* count jobs of one parameter set, in groups that share each pass over the bootstrapping key,
+ * spread over `threads` threads (0: all cores). */
+VEIL_NODISCARD veil_status veil_ks_pbs_jobs(const veil_eval_keys *ek, const veil_pbs_job *jobs, size_t count,
+                                            unsigned threads);
 /* How many ciphertexts of a batch of `count` on `threads` threads share one pass over the key: as
  * many accumulators as fit in the L2 cache beside one key block and the external product's
  * scratch, at most 16, at most each thread's share. */

@@ -51,6 +51,80 @@ void veil_lut_free(veil_lut *l)
     veil_free(l);
 }
 
+/* ---- multi-value bootstrapping (Carpov, Izabachène, Mollimard, "New techniques for
+ * multi-value input homomorphic evaluation and applications", CT-RSA 2019, §3): in the ring
+ * Z[X]/(X^N+1), (1 + X + … + X^(N-1))·(1 − X) = 2, so a test polynomial Δ·g equals
+ * v0·F with v0 = Δ/2·Σ X^j and F = (1 − X)·g. The blind rotation commutes with multiplying by F,
+ * so one blind rotation of v0 serves every table on the same input: each output is the rotated
+ * accumulator times its own F, exactly the lookup's answer, with the rotation's noise times ‖F‖².
+ * F of a table g: its steps, g[m] − g[m−1] at the box boundaries, and the negacyclic wrap. */
+static uint32_t mv_steps(unsigned p_in, const int64_t *table, uint32_t N, uint32_t *exp, int64_t *coef)
+{
+    const uint32_t n = 1u << p_in, box = N >> p_in;
+    uint32_t c = 0;
+    for (uint32_t m = 1; m <= n; m++) {
+        /* past the last box the test polynomial holds −g(0) (veil_lut_new_torus) */
+        const int64_t d = (int64_t)((m < n ? (uint64_t)table[m] : 0 - (uint64_t)table[0]) - (uint64_t)table[m - 1]);
+        if (d == 0) continue;
+        if (exp) exp[c] = m * box - box / 2, coef[c] = d;
+        c++;
+    }
+    return c;
+}
+
+double veil_mv_norm2(unsigned p_in, const int64_t *table)
+{
+    if (!table || p_in < 1 || p_in > 24) return 0;
+    const uint32_t n = 1u << p_in;
+    double s = 0;
+    for (uint32_t m = 1; m <= n; m++) {
+        const double hi = m < n ? (double)table[m] : -(double)table[0], d = hi - (double)table[m - 1];
+        s += d * d;
+    }
+    return s;
+}
+
+veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_t *table, veil_mv_factor **out)
+{
+    if (!p || !table || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    if (veil_params_check(p) != VEIL_OK || p_in < 1 || p_in + 1 > p->log2_N) return VEIL_ERR_INVALID_ARG;
+    const uint32_t N = veil_params_N(p), c = mv_steps(p_in, table, N, NULL, NULL);
+    veil_mv_factor *f = veil_calloc(1, sizeof *f);
+    if (!f || !(f->exp = veil_malloc(sizeof(uint32_t) * (c ? c : 1))) || !(f->coef = veil_malloc(sizeof(int64_t) * (c ? c : 1)))) {
+        veil_mv_factor_free(f);
+        return VEIL_ERR_NOMEM;
+    }
+    f->n = mv_steps(p_in, table, N, f->exp, f->coef);
+    *out = f;
+    return VEIL_OK;
+}
+
+void veil_mv_factor_free(veil_mv_factor *f)
+{
+    if (!f) return;
+    veil_free(f->exp);
+    veil_free(f->coef);
+    veil_free(f);
+}
+
+veil_status veil_lut_new_mv_base(const veil_params *p, unsigned delta_log2, veil_lut **out)
+{
+    if (!p || !out) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    if (veil_params_check(p) != VEIL_OK || delta_log2 < 1 || delta_log2 > 63) return VEIL_ERR_INVALID_ARG;
+    const uint32_t N = veil_params_N(p);
+    veil_lut *l = veil_calloc(1, sizeof *l);
+    if (!l || !(l->poly = veil_malloc(sizeof(uint64_t) * N))) {
+        veil_free(l);
+        return VEIL_ERR_NOMEM;
+    }
+    l->p = *p;
+    for (uint32_t t = 0; t < N; t++) l->poly[t] = 1ull << (delta_log2 - 1);
+    *out = l;
+    return VEIL_OK;
+}
+
 void veil_pbs_scratch_free(veil_pbs_scratch *s)
 {
     if (!s) return;
@@ -85,6 +159,8 @@ veil_status veil_pbs_scratch_new(const veil_params *p, veil_pbs_scratch **out)
     *out = s;
     return VEIL_OK;
 }
+
+enum { MAX_GROUP = 16, MAX_THREADS = 256 };
 
 /* out = X^t · in mod X^N+1, t in [0, 2N) */
 static void rotate(const uint64_t *in, uint64_t *out, uint32_t N, uint32_t t)
@@ -163,11 +239,12 @@ veil_status veil_cmux(const veil_params *p, const uint64_t *ggsw, const uint64_t
     return st;
 }
 
-/* Blind rotation (TFHE Alg. 3) of B ciphertexts at once, then sample extraction. The loop over the
- * bootstrapping key is outside the loop over the batch: each GGSW is read from memory once and
- * applied to the B accumulators while it sits in cache. accs: B·(k+1)·N words. */
-static void pbs_group(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *small,
-                      uint64_t *const *res, unsigned B, veil_pbs_scratch *s, uint64_t *accs)
+/* Blind rotation (TFHE Alg. 3) of B ciphertexts at once, each from its own test polynomial
+ * polys[b] (N words). The loop over the bootstrapping key is outside the loop over the batch: each
+ * GGSW is read from memory once and applied to the B accumulators while it sits in cache.
+ * accs: B·(k+1)·N words. */
+static void blind_rotate_group(const veil_eval_keys *ek, const uint64_t *const *polys, const uint64_t *const *small,
+                               unsigned B, veil_pbs_scratch *s, uint64_t *accs)
 {
     const veil_params *p = &ek->p;
     const uint32_t N = veil_params_N(p), k = p->k, n = p->n, l = p->pbs_levels;
@@ -180,7 +257,7 @@ static void pbs_group(const veil_eval_keys *ek, const veil_lut *lut, const uint6
         uint64_t *acc = accs + b * acc_words;
         memset(acc, 0, 8 * (size_t)k * N);
         uint32_t body = mod_switch(small[b][n], p->log2_N);
-        rotate(lut->poly, acc + (size_t)k * N, N, (2 * N - body) & (2 * N - 1));
+        rotate(polys[b], acc + (size_t)k * N, N, (2 * N - body) & (2 * N - 1));
     }
     const size_t key_stride = (size_t)rows * k1 * N; /* doubles per GGSW in the Fourier domain */
     for (uint32_t i = 0; i < n; i++) {
@@ -194,17 +271,56 @@ static void pbs_group(const veil_eval_keys *ek, const veil_lut *lut, const uint6
             ext_product_add(p, ggsw, diff, acc, s);
         }
     }
-    /* sample extraction of coefficient 0 */
-    for (unsigned b = 0; b < B; b++) {
-        const uint64_t *acc = accs + b * acc_words;
-        for (uint32_t c = 0; c < k; c++) {
-            const uint64_t *m = acc + (size_t)c * N;
-            uint64_t *o = res[b] + (size_t)c * N;
-            o[0] = m[0];
-            for (uint32_t j = 1; j < N; j++) o[j] = 0 - m[N - j];
-        }
-        res[b][(size_t)k * N] = acc[(size_t)k * N];
+}
+
+/* Sample extraction of coefficient 0 of a GLWE accumulator: k·N + 1 words. */
+static void extract0(const uint64_t *acc, uint64_t *o, uint32_t N, uint32_t k)
+{
+    for (uint32_t c = 0; c < k; c++) {
+        const uint64_t *m = acc + (size_t)c * N;
+        uint64_t *oc = o + (size_t)c * N;
+        oc[0] = m[0];
+        for (uint32_t j = 1; j < N; j++) oc[j] = 0 - m[N - j];
     }
+    o[(size_t)k * N] = acc[(size_t)k * N];
+}
+
+/* Sample extraction of coefficient 0 of acc · F for a sparse integer polynomial F: the extracted
+ * mask is linear in each mask polynomial, so it is Σ_t f_t · extract(X^e_t · acc), summed in place. */
+static void extract_mul(const uint64_t *acc, const veil_mv_factor *F, uint64_t *o, uint32_t N, uint32_t k)
+{
+    memset(o, 0, 8 * ((size_t)k * N + 1));
+    for (uint32_t t = 0; t < F->n; t++) {
+        const uint32_t e = F->exp[t];
+        const uint64_t f = (uint64_t)F->coef[t];
+        /* (X^e · m)[i] = m[i - e] for i ≥ e, -m[i - e + N] below; extracted: o[0] = r[0],
+         * o[j] = -r[N - j] */
+        for (uint32_t c = 0; c <= k; c++) {
+            const uint64_t *m = acc + (size_t)c * N;
+            uint64_t *oc = o + (size_t)c * N;
+            const uint64_t r0 = e == 0 ? m[0] : 0 - m[N - e];
+            if (c == k) {
+                oc[0] += f * r0;
+                break;
+            }
+            oc[0] += f * r0;
+            for (uint32_t j = 1; j < N; j++) {
+                const uint32_t i = N - j; /* r[i] */
+                const uint64_t r = i >= e ? m[i - e] : 0 - m[i - e + N];
+                oc[j] -= f * r;
+            }
+        }
+    }
+}
+
+static void pbs_group(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *small,
+                      uint64_t *const *res, unsigned B, veil_pbs_scratch *s, uint64_t *accs)
+{
+    const uint64_t *polys[MAX_GROUP] = {0};
+    for (unsigned b = 0; b < B && b < MAX_GROUP; b++) polys[b] = lut->poly;
+    blind_rotate_group(ek, polys, small, B, s, accs);
+    const uint32_t N = veil_params_N(&ek->p);
+    for (unsigned b = 0; b < B; b++) extract0(accs + (size_t)b * (ek->p.k + 1) * N, res[b], N, ek->p.k);
 }
 
 void veil_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *ct, uint64_t *res, veil_pbs_scratch *s)
@@ -225,13 +341,40 @@ void veil_ks_pbs(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *
 }
 
 /* ---- batches: groups of B ciphertexts, one group per task of the thread pool ------------------- */
-enum { MAX_GROUP = 16, MAX_THREADS = 256 };
 
 typedef struct {
     veil_pbs_scratch *scr;
     uint64_t *accs;  /* MAX_GROUP accumulators */
     uint64_t *small; /* MAX_GROUP small ciphertexts */
 } thread_scratch;
+
+static void ts_free(thread_scratch *ts, unsigned threads)
+{
+    for (unsigned t = 0; ts && t < threads; t++) {
+        veil_pbs_scratch_free(ts[t].scr);
+        veil_free(ts[t].accs);
+        veil_free(ts[t].small);
+    }
+    veil_free(ts);
+}
+
+/* Each thread's scratch for groups of `group` ciphertexts. */
+static veil_status ts_new(const veil_params *p, unsigned threads, unsigned group, thread_scratch **out)
+{
+    const size_t acc_words = (size_t)(p->k + 1) * veil_params_N(p), n1 = (size_t)p->n + 1;
+    thread_scratch *ts = veil_calloc(threads, sizeof *ts);
+    if (!ts) return VEIL_ERR_NOMEM;
+    veil_status s = VEIL_OK;
+    for (unsigned t = 0; t < threads && s == VEIL_OK; t++) {
+        s = veil_pbs_scratch_new(p, &ts[t].scr);
+        ts[t].accs = veil_malloc(8 * acc_words * group);
+        ts[t].small = veil_malloc(8 * n1 * group);
+        if (s == VEIL_OK && (!ts[t].accs || !ts[t].small)) s = VEIL_ERR_NOMEM;
+    }
+    if (s != VEIL_OK) ts_free(ts, threads), ts = NULL;
+    *out = ts;
+    return s;
+}
 
 typedef struct {
     const veil_eval_keys *ek;
@@ -298,27 +441,14 @@ static veil_status batch(const veil_eval_keys *ek, const veil_lut *lut, const ui
     const size_t groups = (count + group - 1) / group;
     if (threads > groups) threads = (unsigned)groups;
     const veil_params *p = &ek->p;
-    const size_t acc_words = (size_t)(p->k + 1) * veil_params_N(p), n1 = (size_t)p->n + 1;
-    thread_scratch *ts = veil_calloc(threads, sizeof *ts);
-    if (!ts) return VEIL_ERR_NOMEM;
-    veil_status s = VEIL_OK;
-    for (unsigned t = 0; t < threads && s == VEIL_OK; t++) {
-        s = veil_pbs_scratch_new(p, &ts[t].scr);
-        ts[t].accs = veil_malloc(8 * acc_words * group);
-        ts[t].small = veil_malloc(8 * n1 * group);
-        if (s == VEIL_OK && (!ts[t].accs || !ts[t].small)) s = VEIL_ERR_NOMEM;
-    }
+    thread_scratch *ts;
+    veil_status s = ts_new(p, threads, group, &ts);
     if (s == VEIL_OK) {
         batch_ctx ctx = {ek,    lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(p) + 1,
                          count, in_dim, group, ts};
         veil_parallel_for(groups, threads, batch_group, &ctx);
     }
-    for (unsigned t = 0; t < threads; t++) {
-        veil_pbs_scratch_free(ts[t].scr);
-        veil_free(ts[t].accs);
-        veil_free(ts[t].small);
-    }
-    veil_free(ts);
+    ts_free(ts, threads);
     return s;
 }
 
@@ -342,4 +472,73 @@ veil_status veil_ks_pbs_batch(const veil_eval_keys *ek, const veil_lut *lut, con
 {
     if (!in && count) return VEIL_ERR_INVALID_ARG;
     return veil_ks_pbs_batch_ex(ek, lut, NULL, in, 0, out, count, threads);
+}
+
+/* ---- jobs: lookups of different tables, plain or multi-value, in one pass over the pool ------ */
+typedef struct {
+    const veil_eval_keys *ek;
+    const veil_pbs_job *jobs;
+    size_t count;
+    unsigned group;
+    thread_scratch *ts;
+} jobs_ctx;
+
+static void jobs_group(void *vctx, size_t g, unsigned thread)
+{
+    const jobs_ctx *c = vctx;
+    thread_scratch *ts = &c->ts[thread];
+    const veil_params *p = &c->ek->p;
+    const size_t first = g * c->group, n1 = (size_t)p->n + 1, acc_words = (size_t)(p->k + 1) * veil_params_N(p);
+    const unsigned B = (unsigned)(c->count - first < c->group ? c->count - first : c->group);
+    const veil_pbs_job *J = c->jobs + first;
+    const uint64_t *src[MAX_GROUP] = {0}, *polys[MAX_GROUP] = {0};
+    uint64_t *small[MAX_GROUP] = {0};
+    for (unsigned b = 0; b < B; b++) {
+        src[b] = J[b].in;
+        small[b] = ts->small + b * n1;
+        polys[b] = J[b].lut->poly;
+    }
+    /* key switches: runs of inputs of one dimension and scaling go through the key together */
+    for (unsigned b = 0; b < B;) {
+        unsigned e = b + 1;
+        while (e < B && J[e].in_dim == J[b].in_dim && J[e].in_shift == J[b].in_shift) e++;
+        veil_kernels_get()->keyswitch_batch(c->ek->ksk, src + b, J[b].in_shift, small + b, e - b, J[b].in_dim, p->n,
+                                            p->ks_base_log, p->ks_levels);
+        b = e;
+    }
+    blind_rotate_group(c->ek, polys, (const uint64_t *const *)small, B, ts->scr, ts->accs);
+    const uint32_t N = veil_params_N(p);
+    for (unsigned b = 0; b < B; b++) {
+        const uint64_t *acc = ts->accs + b * acc_words;
+        if (!J[b].factor) extract0(acc, J[b].out[0], N, p->k);
+        else
+            for (uint32_t o = 0; o < J[b].nout; o++) extract_mul(acc, J[b].factor[o], J[b].out[o], N, p->k);
+    }
+}
+
+veil_status veil_ks_pbs_jobs(const veil_eval_keys *ek, const veil_pbs_job *jobs, size_t count, unsigned threads)
+{
+    if (!ek || (!jobs && count)) return VEIL_ERR_INVALID_ARG;
+    for (size_t i = 0; i < count; i++) {
+        const veil_pbs_job *J = &jobs[i];
+        if (!J->in || !J->lut || !J->out || J->in_shift > 63 || J->in_dim == 0 || J->in_dim > veil_params_ks_dim(&ek->p))
+            return VEIL_ERR_INVALID_ARG;
+        if (!J->factor ? J->nout != 1 : J->nout == 0) return VEIL_ERR_INVALID_ARG;
+        if (!veil_params_same(&J->lut->p, &ek->p)) return VEIL_ERR_PARAMS_MISMATCH;
+    }
+    if (count == 0) return VEIL_OK;
+    if (threads == 0) threads = veil_cpu_count();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    const unsigned group = veil_pbs_group_size(&ek->p, count, threads);
+    const size_t groups = (count + group - 1) / group;
+    if (threads > groups) threads = (unsigned)groups;
+    const veil_params *p = &ek->p;
+    thread_scratch *ts;
+    veil_status s = ts_new(p, threads, group, &ts);
+    if (s == VEIL_OK) {
+        jobs_ctx ctx = {ek, jobs, count, group, ts};
+        veil_parallel_for(groups, threads, jobs_group, &ctx);
+    }
+    ts_free(ts, threads);
+    return s;
 }

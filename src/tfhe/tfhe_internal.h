@@ -36,6 +36,12 @@ struct veil_lut {
     uint64_t *poly; /* N words: the body of the trivial accumulator */
 };
 
+struct veil_mv_factor {
+    uint32_t n;     /* nonzero coefficients */
+    uint32_t *exp;  /* their exponents, ascending, in [0, N) */
+    int64_t *coef;  /* their (integer) values */
+};
+
 struct veil_pbs_scratch {
     veil_params p;
     const veil_fft_plan *plan;

@@ -101,6 +101,66 @@ static void run_set(const char *name, unsigned bits, unsigned max_inputs, veil_r
         free(cin);
         free(cout);
     }
+    /* mixed jobs: multi-value bootstrappings (one blind rotation, four tables: x <= t, x > t, a
+     * random table of small values, a constant) beside plain lookups of the random table; every
+     * output must decode to its table's value, a second try allowed for noise */
+    {
+        enum { NJ = 9, NT = 4 };
+        const size_t big1 = veil_params_big_lwe_dim(&p) + 1;
+        uint64_t *cin = malloc(8 * big1 * NJ), *cout = malloc(8 * big1 * NJ * NT);
+        int64_t tabs[NT][256];
+        const unsigned th = (unsigned)(veil_rng_u64(rng) % (M - 1)); /* a step inside the range */
+        for (unsigned m = 0; m < M; m++) {
+            tabs[0][m] = m <= th;
+            tabs[1][m] = m > th;
+            tabs[2][m] = (int64_t)(veil_rng_u64(rng) % 3);
+            tabs[3][m] = 1;
+        }
+        veil_lut *base;
+        veil_mv_factor *fac[NT];
+        CHECK_OK(veil_lut_new_mv_base(&p, 63 - bits, &base));
+        for (int t = 0; t < NT; t++) CHECK_OK(veil_mv_factor_new(&p, bits, tabs[t], &fac[t]));
+        CHECK(veil_mv_norm2(bits, tabs[0]) == 2 && veil_mv_norm2(bits, tabs[1]) == 2,
+              "%s: a one-step 0/1 table has norm2 2 (%g, %g)", name, veil_mv_norm2(bits, tabs[0]),
+              veil_mv_norm2(bits, tabs[1]));
+        int mv_bad = 0;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            veil_pbs_job jobs[NJ];
+            uint64_t *outs[NJ][NT];
+            unsigned ms[NJ];
+            for (unsigned j = 0; j < NJ; j++) {
+                ms[j] = (unsigned)(veil_rng_u64(rng) % M);
+                CHECK_OK(veil_lwe_encrypt(sk, VEIL_KEY_BIG, veil_encode(ms[j], bits), rng, cin + j * big1));
+                for (int t = 0; t < NT; t++) outs[j][t] = cout + ((size_t)j * NT + (size_t)t) * big1;
+                const int mv = j % 3 != 1;
+                jobs[j] = (veil_pbs_job){.in = cin + j * big1, .in_dim = (uint32_t)(big1 - 1), .lut = mv ? base : lrnd,
+                                         .nout = mv ? NT : 1, .out = outs[j],
+                                         .factor = mv ? (const veil_mv_factor *const *)fac : NULL};
+            }
+            CHECK_OK(veil_ks_pbs_jobs(ek, jobs, NJ, 2));
+            int bad = 0;
+            for (unsigned j = 0; j < NJ; j++) {
+                if (j % 3 == 1) {
+                    bad += veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, outs[j][0]), bits) != rnd[ms[j]];
+                    continue;
+                }
+                for (int t = 0; t < NT; t++)
+                    bad += veil_decode(veil_lwe_phase(sk, VEIL_KEY_BIG, outs[j][t]), bits) != (uint64_t)tabs[t][ms[j]];
+            }
+            if (bad == 0) break;
+            fprintf(stderr, "%s: %d multi-value outputs decoded wrongly on try %d\n", name, bad, attempt + 1);
+            if (attempt == 1) mv_bad = bad;
+        }
+        CHECK(mv_bad == 0, "%s: multi-value jobs decoded wrongly twice (%d)", name, mv_bad);
+        /* a malformed job is refused, not run */
+        veil_pbs_job badjob = {.in = cin, .in_dim = (uint32_t)(big1 - 1), .lut = base, .nout = 2, .out = NULL};
+        CHECK(veil_ks_pbs_jobs(ek, &badjob, 1, 1) == VEIL_ERR_INVALID_ARG, "%s: a job without outputs is refused", name);
+        printf("%s: multi-value jobs (%d tables per blind rotation) decoded\n", name, NT);
+        for (int t = 0; t < NT; t++) veil_mv_factor_free(fac[t]);
+        veil_lut_free(base);
+        free(cin);
+        free(cout);
+    }
     veil_lut_free(lid);
     veil_lut_free(lrnd);
     free(ident);
