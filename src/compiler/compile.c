@@ -149,7 +149,7 @@ static void fill_stats(veil_circuit *c)
     for (size_t i = 0; i < p->ninputs; i++)
         if (p->inputs[i].encrypted) s->input_bytes += ct * (uint64_t)p->inputs[i].size;
     for (size_t j = 0; j < p->noutputs; j++) s->output_bytes += ct * (uint64_t)p->outputs[j].size;
-    s->cost = veil_params_cost(&c->params, p->n_tlu, p->n_terms);
+    s->cost = veil_params_cost(&c->params, p->n_br, p->n_terms);
     s->p_error = p->n_tlu ? veil_circuit_tlu_p_error(&c->params, p->tlu_precision, p->tlu_a * p->noise_scale,
                                                      p->tlu_b * p->noise_scale)
                           : 0;
@@ -436,7 +436,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
         p_error = prog->n_tlu ? -expm1(log1p(-cfg->global_p_error) / (double)prog->n_tlu) : cfg->global_p_error;
     const double ns = prog->noise_scale;
     veil_opt_problem pr = {.precision = prog->tlu_precision, .tlu_a = prog->tlu_a * ns, .tlu_b = prog->tlu_b * ns,
-                           .out_a = prog->out_a * ns, .out_b = prog->out_b * ns, .n_tlu = prog->n_tlu,
+                           .out_a = prog->out_a * ns, .out_b = prog->out_b * ns, .n_tlu = prog->n_br,
                            .n_terms = prog->n_terms, .p_error = p_error};
     if (!(c = veil_calloc(1, sizeof *c))) {
         st = VEIL_ERR_NOMEM;

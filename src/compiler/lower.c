@@ -894,6 +894,8 @@ veil_status veil_lower(const veil_graph *g, int64_t *const *cv, unsigned max_tlu
         }
     }
     if (L.st == VEIL_OK && L.nissues) L.st = VEIL_ERR_COMPILE;
+    size_t mv;
+    if (L.st == VEIL_OK) L.st = veil_program_mark_multi_value(p, &mv);
     if (p->tlu_precision == 0 || p->tlu_precision > p->precision) p->tlu_precision = p->precision;
     p->noise_scale = ldexp(1.0, 2 * (int)(p->precision - p->tlu_precision));
 done:

@@ -102,9 +102,9 @@ veil_status veil_part_analyze(const veil_program *p, double p_error, veil_part_p
         }
     const size_t m = pr->m, ns = p->nslots ? p->nslots : 1;
     double *A = veil_calloc(ns * (m ? m : 1), sizeof(double)), *B = veil_calloc(ns, sizeof(double));
-    uint32_t *M = veil_calloc(ns, sizeof(uint32_t));
+    uint32_t *M = veil_calloc(ns, sizeof(uint32_t)), *mvseen = veil_calloc(ns, sizeof(uint32_t));
     double *worst = veil_calloc(m ? m : 1, sizeof(double));
-    veil_status st = A && B && M && worst ? VEIL_OK : VEIL_ERR_NOMEM;
+    veil_status st = A && B && M && worst && mvseen ? VEIL_OK : VEIL_ERR_NOMEM;
     for (size_t i = 0; i < p->ninputs && st == VEIL_OK; i++)
         if (p->inputs[i].encrypted)
             for (int64_t e = 0; e < p->inputs[i].size; e++) {
@@ -143,10 +143,11 @@ veil_status veil_part_analyze(const veil_program *p, double p_error, veil_part_p
             }
             st = add_req(&C->req, &C->nreq, &r, m);
             size_t out = (size_t)I->out_base + o;
-            A[out * m + j] = 1;
+            A[out * m + j] = veil_instr_out_noise(I);
             M[out] = 1u << j;
         }
         C->n_tlu += I->count;
+        for (uint32_t o = 0; o < I->count; o++) C->n_br += veil_mv_first(I, o, mvseen);
     }
     for (size_t q = 0; q < p->noutputs && st == VEIL_OK; q++)
         for (int64_t e = 0; e < p->outputs[q].size && st == VEIL_OK; e++) {
@@ -158,6 +159,7 @@ veil_status veil_part_analyze(const veil_program *p, double p_error, veil_part_p
     veil_free(A);
     veil_free(B);
     veil_free(M);
+    veil_free(mvseen);
     veil_free(worst);
     if (st != VEIL_OK) veil_part_problem_free(pr);
     return st;
@@ -199,7 +201,7 @@ double veil_part_cost(const veil_part_problem *pr, const veil_params *sets)
     for (size_t j = 0; j < pr->m; j++) {
         const veil_params *P = &sets[j];
         double N = veil_params_N(P);
-        c += (double)pr->cls[j].n_tlu * (veil_cost_pbs(P->n, P->k, N, P->pbs_levels) +
+        c += (double)pr->cls[j].n_br * (veil_cost_pbs(P->n, P->k, N, P->pbs_levels) +
                                          veil_cost_ks(P->n, veil_part_ks_dim(pr, sets, j), P->ks_levels));
     }
     return c + (double)pr->n_terms * (dmax + 1) * 2;
@@ -318,7 +320,7 @@ static int search_class(search_ctx *S, size_t j)
                     else if (x->a[j] > 0 && slack / (x->a[j] * sc) < vp_max) vp_max = slack / (x->a[j] * sc);
                 }
                 if (!ksd) ksd = dims[i];
-                other_cost += (double)Ci->n_tlu * (veil_cost_pbs(sets[i].n, sets[i].k, veil_params_N(&sets[i]),
+                other_cost += (double)Ci->n_br * (veil_cost_pbs(sets[i].n, sets[i].k, veil_params_N(&sets[i]),
                                                                  sets[i].pbs_levels) +
                                                    veil_cost_ks(sets[i].n, ksd, sets[i].ks_levels));
             }
@@ -364,7 +366,7 @@ static int search_class(search_ctx *S, size_t j)
             }
             const double N = (double)(1u << logN);
             for (uint32_t n = N_MIN; n <= N_MAX; n++) {
-                double lower = other_cost + (double)C->n_tlu * (veil_cost_pbs(n, k, N, 1) + veil_cost_ks(n, ksdj, 1));
+                double lower = other_cost + (double)C->n_br * (veil_cost_pbs(n, k, N, 1) + veil_cost_ks(n, ksdj, 1));
                 if (lower >= best) break; /* cost grows with n */
                 const double s2 = S->lwe_var[n], vms = (n * 0.5 + 1.0) / (48.0 * N * N);
                 /* key-switch variance per unit of input dimension, best base per level count */
@@ -389,7 +391,7 @@ static int search_class(search_ctx *S, size_t j)
                     if (ks_room <= 0) continue;
                     for (uint32_t lk = 1; lk <= KS_L_MAX; lk++) {
                         if (ksmin[lk] > ks_room) continue;
-                        double c = other_cost + (double)C->n_tlu * (veil_cost_pbs(n, k, N, lp) + veil_cost_ks(n, ksdj, lk));
+                        double c = other_cost + (double)C->n_br * (veil_cost_pbs(n, k, N, lp) + veil_cost_ks(n, ksdj, lk));
                         if (c < best * (1 - 1e-12)) {
                             best = c;
                             bestp = q;

@@ -20,6 +20,7 @@ typedef struct {
 typedef struct {
     unsigned bits;        /* the lookups of this class read `bits` bits */
     size_t n_tlu;         /* per evaluation */
+    size_t n_br;          /* blind rotations per evaluation: n_tlu less those multi-value lookups share */
     size_t nreq;
     veil_noise_req *req;  /* pruned: no constraint dominated by another is kept */
     int worst_origin;     /* graph node of the lookup with the largest input noise */

@@ -29,6 +29,9 @@ typedef struct {
     int64_t *table;    /* 2^bits entries */
     unsigned part;     /* the circuit's parameter set (precision partition) it runs with */
     int exact_low;     /* it extracts the low bits of an exact rounding */
+    int mv;            /* it shares the blind rotation of its input with the other multi-value
+                        * lookups of that input (src/compiler/multivalue.c); its output noise is
+                        * veil_instr_out_noise times a plain lookup's */
 } veil_instr;
 
 typedef struct {
@@ -60,6 +63,7 @@ typedef struct {
                              * relative to the encoding; times this they are relative to a
                              * tlu_precision-bit lookup (veil_opt_problem) */
     size_t n_tlu, n_terms;
+    size_t n_br; /* blind rotations: n_tlu less what multi-value lookups share (veil_mv_first) */
     double tlu_a, tlu_b, out_a, out_b; /* worst noise multipliers (veil_opt_problem) */
     int worst_tlu_origin;              /* node of the lookup with the largest tlu_a */
     int worst_tlu_exact;               /* that lookup extracts the low bits of an exact rounding */
@@ -68,6 +72,19 @@ typedef struct {
 } veil_program;
 
 void veil_program_free(veil_program *p); /* accepts NULL */
+
+/* A lookup output's noise in units of a plain bootstrapping's: 1, or veil_mv_norm2 of its table
+ * when it is multi-value. */
+double veil_instr_out_noise(const veil_instr *I);
+/* Marks the lookups whose input is read by two or more tables cheap enough to share one blind
+ * rotation (one-step 0/1 tables: comparisons), and recomputes the noise multipliers with their
+ * output noise. *marked: the lookups marked. */
+VEIL_NODISCARD veil_status veil_program_mark_multi_value(veil_program *p, size_t *marked);
+/* 1 when output o of I needs a blind rotation of its own: a plain lookup, or the first multi-value
+ * read of its input at its scaling (seen: one word per slot, zeroed, updated). */
+int veil_mv_first(const veil_instr *I, uint32_t o, uint32_t *seen);
+/* The blind rotations of one evaluation (sets p->n_br). */
+VEIL_NODISCARD veil_status veil_program_count_rotations(veil_program *p);
 
 /* Exact clear interpretation with the circuit's modular meaning: values live modulo 2^(p+1)
  * (p = precision, one padding bit). A lookup scales its input by 2^(p − bits − shift), reads the

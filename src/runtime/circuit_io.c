@@ -14,6 +14,9 @@
 #define TAG_LIST VEIL_TAG('L', 'I', 'S', 'T')
 #define TAG_PRTS VEIL_TAG('P', 'R', 'T', 'S') /* version 2: the parameter sets of the partitions */
 #define TAG_TPRT VEIL_TAG('T', 'P', 'R', 'T') /* version 2: each lookup instruction's partition */
+#define TAG_TMVL VEIL_TAG('T', 'M', 'V', 'L') /* optional: each lookup's multi-value flag (0 or 1);
+                                                * a reader without it runs them as plain lookups,
+                                                * whose noise is lower */
 
 #define MAX_TLU_BITS 24u /* what the lowering accepts at most */
 #define MAX_PRECISION 62u
@@ -123,6 +126,16 @@ veil_status veil_circuit_write_sections(veil_writer *w, const veil_circuit *c, i
         for (size_t i = 0; i < p->ninstr; i++)
             if (p->instr[i].kind == VEIL_INSTR_TLU) veil_buf_put_u32(b, p->instr[i].part);
     }
+    int any_mv = 0;
+    for (size_t i = 0; i < p->ninstr; i++) any_mv |= p->instr[i].kind == VEIL_INSTR_TLU && p->instr[i].mv;
+    if (any_mv) {
+        veil_writer_section(w, TAG_TMVL);
+        for (size_t i = 0; i < p->ninstr; i++)
+            if (p->instr[i].kind == VEIL_INSTR_TLU) {
+                const uint8_t f = (uint8_t)p->instr[i].mv;
+                veil_buf_put(b, &f, 1);
+            }
+    }
 
     veil_writer_section(w, TAG_SLOT);
     for (size_t j = 0; j < p->noutputs; j++)
@@ -165,6 +178,7 @@ static veil_status read_interface(veil_cursor *cur, veil_circuit *c, veil_progra
     p->tlu_precision = veil_cursor_u32(cur);
     c->max_bit_width = veil_cursor_u32(cur);
     p->n_tlu = veil_cursor_u64(cur);
+    p->n_br = p->n_tlu; /* less what multi-value lookups share (read_tlu_parts) */
     p->n_terms = veil_cursor_u64(cur);
     p->noise_scale = veil_cursor_f64(cur);
     p->tlu_a = veil_cursor_f64(cur);
@@ -397,6 +411,18 @@ static veil_status read_tlu_parts(const veil_container *cn, veil_circuit *c)
             if (cur.bad || I->part >= c->nparts) return VEIL_ERR_MALFORMED;
         }
         if (cur.left) return VEIL_ERR_MALFORMED;
+    }
+    if (veil_container_section(cn, TAG_TMVL, &d, &len) == VEIL_OK) {
+        size_t k = 0;
+        for (size_t i = 0; i < p->ninstr; i++) {
+            veil_instr *I = &p->instr[i];
+            if (I->kind != VEIL_INSTR_TLU) continue;
+            if (k == len || d[k] > 1) return VEIL_ERR_MALFORMED;
+            I->mv = d[k++];
+        }
+        if (k != len) return VEIL_ERR_MALFORMED;
+        veil_status st = veil_program_count_rotations(p);
+        if (st != VEIL_OK) return st;
     }
     uint32_t *dims;
     veil_status st = veil_circuit_slot_dims(c, p, &dims);

@@ -1,6 +1,7 @@
 /* The three interpreters of a compiled program: clear, simulate, execute. */
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime_impl.h"
@@ -46,7 +47,8 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     veil_program *tmp = NULL;
     const veil_params *P = &c->params;
     veil_rng *own = NULL;
-    uint64_t *v = NULL, *vals = NULL;
+    uint64_t *v = NULL, *vals = NULL, *mv_x = NULL;
+    uint8_t *mv_up = NULL;
     veil_status st = veil_circuit_program(c, inputs, &p, &tmp);
     if (st != VEIL_OK) return st;
     if (!rng && (st = veil_rng_new_os(&own)) != VEIL_OK) goto done;
@@ -55,8 +57,10 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
     uint32_t *dims = NULL;
     v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
+    mv_x = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
+    mv_up = veil_calloc(p->nslots ? p->nslots : 1, 1);
     vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
-    if (!v || !vals) {
+    if (!v || !vals || !mv_x || !mv_up) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
@@ -91,15 +95,21 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
         lut_values(p, I, vals);
         const uint32_t box = N >> I->bits;
         const unsigned up = lut_up(p, I);
+        const double sd_out = sd_pbs * sqrt(veil_instr_out_noise(I));
         for (uint32_t o = 0; o < I->count; o++) {
-            const double sd_ksms = sqrt(veil_var_keyswitch_dim(Q, dims[I->in_slot[o]]) + ms) * two64;
-            uint64_t x = (v[I->in_slot[o]] << up) + gauss(rng, sd_ksms);
+            const uint32_t in = I->in_slot[o];
+            const double sd_ksms = sqrt(veil_var_keyswitch_dim(Q, dims[in]) + ms) * two64;
+            /* multi-value lookups of one input share its key switch and modulus switch */
+            uint64_t x;
+            if (I->mv && mv_up[in] == up + 1) x = mv_x[in];
+            else x = (v[in] << up) + gauss(rng, sd_ksms);
+            if (I->mv) mv_x[in] = x, mv_up[in] = (uint8_t)(up + 1);
             /* modulus switch to 2N, then the coefficient the blind rotation brings to position 0 of
              * the half-box-rotated test polynomial (src/tfhe/pbs.c) */
             uint32_t b = (uint32_t)(((x >> (62 - Q->log2_N)) + 1) >> 1) & (2 * N - 1);
             uint32_t t = b < N ? b : b - N, m = (t + box / 2) / box;
             uint64_t coef = m < (1u << I->bits) ? vals[m] : 0 - vals[0];
-            v[I->out_base + o] = (b < N ? coef : 0 - coef) + gauss(rng, sd_pbs);
+            v[I->out_base + o] = (b < N ? coef : 0 - coef) + gauss(rng, sd_out);
         }
     }
     for (size_t j = 0; j < p->noutputs; j++) {
@@ -109,6 +119,8 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
 done:
     veil_free(dims);
     veil_free(v);
+    veil_free(mv_x);
+    veil_free(mv_up);
     veil_free(vals);
     veil_rng_free(own);
     veil_program_free(tmp);
@@ -189,18 +201,26 @@ static void linear_one(void *ctx, size_t o, unsigned thread)
 }
 
 /* ---- execute --------------------------------------------------------------------------------- */
-/* The test polynomial of every lookup instruction of a program (NULL for linear ones). */
+/* The test polynomial of every plain lookup instruction of a program (NULL for linear ones), the
+ * factor of every multi-value one, and each partition's multi-value base polynomial. */
 typedef struct {
     size_t n;
     veil_lut **luts;
+    veil_mv_factor **factors;
+    veil_lut *base[VEIL_MAX_PARTS];
 } lut_set;
 
 static void lut_set_free(void *v)
 {
     lut_set *ls = v;
     if (!ls) return;
-    for (size_t i = 0; i < ls->n; i++) veil_lut_free(ls->luts[i]);
+    for (size_t i = 0; i < ls->n; i++) {
+        veil_lut_free(ls->luts[i]);
+        veil_mv_factor_free(ls->factors[i]);
+    }
+    for (size_t j = 0; j < VEIL_MAX_PARTS; j++) veil_lut_free(ls->base[j]);
     veil_free(ls->luts);
+    veil_free(ls->factors);
     veil_free(ls);
 }
 
@@ -210,13 +230,23 @@ static veil_status lut_set_new(const veil_circuit *c, const veil_program *p, lut
     lut_set *ls = veil_calloc(1, sizeof *ls);
     uint64_t *vals = veil_malloc(sizeof(uint64_t) << p->tlu_precision);
     veil_status st = ls && vals ? VEIL_OK : VEIL_ERR_NOMEM;
-    if (st == VEIL_OK && !(ls->luts = veil_calloc(p->ninstr ? p->ninstr : 1, sizeof(veil_lut *)))) st = VEIL_ERR_NOMEM;
+    const size_t ni = p->ninstr ? p->ninstr : 1;
+    if (st == VEIL_OK && (!(ls->luts = veil_calloc(ni, sizeof(veil_lut *))) ||
+                          !(ls->factors = veil_calloc(ni, sizeof(veil_mv_factor *)))))
+        st = VEIL_ERR_NOMEM;
     if (st == VEIL_OK) ls->n = p->ninstr;
     for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
         const veil_instr *I = &p->instr[q];
         if (I->kind != VEIL_INSTR_TLU) continue;
+        const veil_params *Q = &c->parts[I->part];
+        if (I->mv) {
+            st = veil_mv_factor_new(Q, I->bits, I->table, &ls->factors[q]);
+            if (st == VEIL_OK && !ls->base[I->part])
+                st = veil_lut_new_mv_base(Q, veil_rt_delta_shift(p), &ls->base[I->part]);
+            continue;
+        }
         lut_values(p, I, vals);
-        st = veil_lut_new_torus(&c->parts[I->part], I->bits, vals, &ls->luts[q]);
+        st = veil_lut_new_torus(Q, I->bits, vals, &ls->luts[q]);
     }
     veil_free(vals);
     if (st != VEIL_OK) lut_set_free(ls);
@@ -244,6 +274,96 @@ static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
         pthread_mutex_unlock(&lut_cache_lock);
     }
     *out = ls;
+    return st;
+}
+
+/* ---- execute: lookups in waves ----------------------------------------------------------------
+ * Consecutive lookup instructions that read nothing the others write run as one batch per
+ * partition, spread over the thread pool together (a tree ensemble's comparisons are hundreds of
+ * one-output instructions); multi-value ones of one input share one key switch and one blind
+ * rotation. */
+typedef struct {
+    const veil_circuit *c;
+    const veil_program *p;
+    const veil_eval_keys *ek;
+    const lut_set *luts;
+    uint64_t *slots;
+    const uint32_t *dims;
+    const size_t *off;
+    unsigned threads;
+} wave;
+
+static int wave_reads(const veil_instr *I, const uint8_t *in_wave)
+{
+    for (uint32_t o = 0; o < I->count; o++)
+        if (in_wave[I->in_slot[o]]) return 1;
+    return 0;
+}
+
+typedef struct {
+    uint32_t slot, up, instr, o;
+} wave_item;
+
+static int item_cmp(const void *a, const void *b)
+{
+    const wave_item *x = a, *y = b;
+    if (x->slot != y->slot) return x->slot < y->slot ? -1 : 1;
+    if (x->up != y->up) return x->up < y->up ? -1 : 1;
+    if (x->instr != y->instr) return x->instr < y->instr ? -1 : 1;
+    return x->o < y->o ? -1 : x->o > y->o;
+}
+
+/* Instructions [q, e) of partition `part`: their jobs, then one call over the pool. */
+static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned part)
+{
+    const veil_program *p = w->p;
+    size_t n = 0;
+    for (size_t r = q; r < e; r++)
+        if (p->instr[r].part == part) n += p->instr[r].count;
+    if (n == 0) return VEIL_OK;
+    wave_item *it = veil_malloc(sizeof *it * n);
+    veil_pbs_job *jobs = veil_malloc(sizeof *jobs * n);
+    uint64_t **outs = veil_malloc(sizeof(uint64_t *) * n);
+    const veil_mv_factor **facs = veil_malloc(sizeof(veil_mv_factor *) * n);
+    veil_status st = it && jobs && outs && facs ? VEIL_OK : VEIL_ERR_NOMEM;
+    size_t nj = 0;
+    if (st == VEIL_OK) {
+        size_t m = 0, nmv = 0;
+        for (size_t r = q; r < e; r++) { /* plain lookups first, in order; multi-value ones sorted by input */
+            const veil_instr *I = &p->instr[r];
+            if (I->part != part) continue;
+            for (uint32_t o = 0; o < I->count; o++) it[I->mv ? n - 1 - nmv++ : m++] =
+                (wave_item){I->in_slot[o], lut_up(p, I), (uint32_t)r, o};
+        }
+        qsort(it + m, nmv, sizeof *it, item_cmp);
+        for (size_t i = 0; i < n;) {
+            const veil_instr *I = &p->instr[it[i].instr];
+            size_t j = i + 1;
+            if (I->mv)
+                while (j < n && it[j].slot == it[i].slot && it[j].up == it[i].up) j++;
+            for (size_t t = i; t < j; t++) {
+                const veil_instr *T = &p->instr[it[t].instr];
+                outs[t] = w->slots + w->off[T->out_base + it[t].o];
+                facs[t] = w->luts->factors[it[t].instr];
+            }
+            jobs[nj++] = (veil_pbs_job){.in = w->slots + w->off[it[i].slot], .in_dim = w->dims[it[i].slot],
+                                        .in_shift = it[i].up, .lut = I->mv ? w->luts->base[part] : w->luts->luts[it[i].instr],
+                                        .nout = (uint32_t)(j - i), .out = outs + i, .factor = I->mv ? facs + i : NULL};
+            i = j;
+        }
+        st = veil_ks_pbs_jobs(veil_eval_keys_part(w->ek, part), jobs, nj, w->threads);
+    }
+    veil_free(it);
+    veil_free(jobs);
+    veil_free(outs);
+    veil_free(facs);
+    return st;
+}
+
+static veil_status run_wave(const wave *w, size_t q, size_t e)
+{
+    veil_status st = VEIL_OK;
+    for (unsigned part = 0; part < w->c->nparts && st == VEIL_OK; part++) st = run_wave_part(w, q, e, part);
     return st;
 }
 
@@ -292,17 +412,13 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     uint32_t *dims = NULL;
     size_t *off = veil_malloc(sizeof(size_t) * ns), words = 0;
     uint64_t *slots = NULL;
-    const uint64_t **ins = NULL;
+    uint8_t *in_wave = veil_calloc(ns, 1);
     veil_ciphertexts *res = veil_rt_cts_new(P, veil_rt_output_count(p));
     /* the tables: the circuit's cached ones, or this evaluation's own when clear inputs made a
      * program of its own */
     const lut_set *luts = NULL;
     lut_set *own_luts = NULL;
-    size_t max_tlu = 0;
-    for (size_t k = 0; k < p->ninstr; k++)
-        if (p->instr[k].kind == VEIL_INSTR_TLU && p->instr[k].count > max_tlu) max_tlu = p->instr[k].count;
-    if (max_tlu) ins = veil_malloc(sizeof(uint64_t *) * max_tlu);
-    if (!off || !res || (max_tlu && !ins)) {
+    if (!off || !res || !in_wave) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
@@ -322,25 +438,24 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
         memcpy(slots + off[pi->base], in->data + k * lwe, sizeof(uint64_t) * lwe * (size_t)pi->size);
         k += (size_t)pi->size;
     }
-    for (size_t q = 0; q < p->ninstr && st == VEIL_OK; q++) {
+    for (size_t q = 0; q < p->ninstr && st == VEIL_OK;) {
         const veil_instr *I = &p->instr[q];
         if (I->kind == VEIL_INSTR_LINEAR) {
             linear_job job = {I, slots, dims, off, veil_rt_delta_shift(p)};
             veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
+            q++;
             continue;
         }
-        /* the key switch reads each input where it lies, scaled by 2^up on the fly; inputs under
-         * keys of one length go as one batch */
-        const veil_eval_keys *ekp = veil_eval_keys_part(ek, I->part);
-        for (uint32_t o = 0; o < I->count; o++) ins[o] = slots + off[I->in_slot[o]];
-        for (uint32_t o = 0; o < I->count && st == VEIL_OK;) {
-            const uint32_t d = dims[I->in_slot[o]];
-            uint32_t e = o + 1;
-            while (e < I->count && dims[I->in_slot[e]] == d) e++;
-            st = veil_ks_pbs_batch_dim(ekp, luts->luts[q], ins + o, d, lut_up(p, I), slots + off[I->out_base + o],
-                                       e - o, threads);
-            o = e;
+        /* a wave: this lookup and those after it that read nothing the wave writes run together */
+        size_t e = q;
+        while (e < p->ninstr && p->instr[e].kind == VEIL_INSTR_TLU && !wave_reads(&p->instr[e], in_wave)) {
+            memset(in_wave + p->instr[e].out_base, 1, p->instr[e].count);
+            e++;
         }
+        wave w = {c, p, ek, luts, slots, dims, off, threads};
+        st = run_wave(&w, q, e);
+        for (size_t r = q; r < e; r++) memset(in_wave + p->instr[r].out_base, 0, p->instr[r].count);
+        q = e;
     }
     if (st != VEIL_OK) goto done;
     k = 0;
@@ -359,7 +474,7 @@ done:
     veil_free(slots);
     veil_free(off);
     veil_free(dims);
-    veil_free(ins);
+    veil_free(in_wave);
     lut_set_free(own_luts);
     veil_ciphertexts_free(res);
     return st;
