@@ -77,6 +77,292 @@ static int use_count(const ml_graph *g, int value)
     return c;
 }
 
+/* What the walk knows of a node's operands: the first encrypted one, how many there are, and the
+ * value the first one is. */
+typedef struct {
+    int dyn, ndyn, x;
+} walk_in;
+/* A handler lowers one node on encrypted values: the value it makes, or -1 with Q->st set. */
+typedef int (*walk_handler)(qctx *Q, const ml_node *n, const walk_in *w);
+#define FAIL(...) (mq_failf(__VA_ARGS__), -1)
+
+/* Gemm, MatMul */
+static int h_gemm(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return mq_do_gemm_like(Q, n);
+}
+
+/* Conv */
+static int h_conv(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    if (w->dyn != 0 || w->ndyn > 1) return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Conv weights must be constant", n->name);
+    return mq_do_conv(Q, n);
+}
+
+/* AveragePool, GlobalAveragePool, MaxPool */
+static int h_pool(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return mq_do_pool(Q, n);
+}
+
+/* Pad */
+static int h_pad(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return mq_do_pad(Q, n);
+}
+
+/* Concat */
+static int h_concat(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return mq_do_concat(Q, n);
+}
+
+/* Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Identity, Dropout */
+static int h_shape(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    int r = -1;
+    qval *v = &Q->qv[w->x];
+    if (v->kind == QV_FN && mq_chain_uniform(Q, v) && n->op != ML_OP_IDENTITY && n->op != ML_OP_DROPOUT) {
+        /* move the shape change before the chain: the same function on every element */
+        int nb = mq_do_shape(Q, n, v->base);
+        if (nb < 0) return -1;
+        v = &Q->qv[w->x];
+        r = mq_qv_new(Q, QV_FN);
+        if (r < 0) return -1;
+        v = &Q->qv[w->x];
+        qval *f = &Q->qv[r];
+        f->base = nb;
+        f->nsteps = v->nsteps;
+        f->steps = malloc(sizeof(fn_step) * (size_t)v->nsteps + 1);
+        if (!f->steps) return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
+        memcpy(f->steps, v->steps, sizeof(fn_step) * (size_t)v->nsteps);
+        mq_qv_set_shape(f, Q->qv[nb].ndim, Q->qv[nb].shape);
+        if (!mq_cal_alloc(Q, f)) return -1;
+        for (size_t s = 0; s < Q->ns && Q->st == VEIL_OK; s++)
+            mq_chain_eval(Q, f->steps, f->nsteps, &Q->qv[nb].cal[s], &Q->qv[r].cal[s]);
+    } else if (v->kind == QV_FN && (n->op == ML_OP_IDENTITY || n->op == ML_OP_DROPOUT)) {
+        r = w->x;
+    } else {
+        int q = mq_as_quant(Q, w->x, n);
+        if (q < 0) return -1;
+        r = mq_do_shape(Q, n, q);
+    }
+    return r;
+}
+
+/* Quant (Brevitas) */
+static int h_quant(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = mq_const_of(Q, n->in[2]), *b = mq_const_of(Q, n->in[3]);
+    if (w->dyn != 0 || !s || !z || !b || s->size != 1 || z->size != 1 || b->size != 1)
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED,
+                    "node '%s': Quant on an encrypted value needs a per-tensor constant scale, zero point and bit width", n->name);
+    double lo, hi;
+    ml_quant_bounds((int)ml_attr_int(n, "signed", 1), (int)ml_attr_int(n, "narrow", 0), b->data[0], &lo, &hi);
+    ml_quantizer q = {s->data[0], z->data[0], lo, hi};
+    if (strcmp(ml_attr_string(n, "rounding_mode", "ROUND"), "ROUND") != 0)
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Quant rounding mode '%s' (ROUND only)", n->name,
+                    ml_attr_string(n, "rounding_mode", ""));
+    return mq_materialize(Q, w->x, &q, 0, n);
+}
+
+/* QuantizeLinear */
+static int h_quantize_linear(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    int r = -1;
+    const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = n->nin > 2 ? mq_const_of(Q, n->in[2]) : NULL;
+    if (w->dyn != 0 || !s || s->size != 1 || (z && z->size != 1))
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': QuantizeLinear on an encrypted value needs a per-tensor scale",
+                    n->name);
+    int ut = !z || z->elem_type == 2;
+    ml_quantizer q = {s->data[0], z ? z->data[0] : 0, ut ? 0 : -128, ut ? 255 : 127};
+    int m = mq_materialize(Q, w->x, &q, 0, n);
+    if (m < 0) return -1;
+    /* the ONNX value is the integer itself: scale 1, zero point 0 */
+    r = mq_quant_value(Q, Q->qv[m].node, 1, 0);
+    if (r < 0) return -1;
+    for (size_t i = 0; i < Q->ns; i++) {
+        if (ml_tensor_copy(&Q->qv[r].cal[i], &Q->qv[m].cal[i]) != VEIL_OK) return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
+        for (int64_t e = 0; e < Q->qv[r].cal[i].size; e++)
+            Q->qv[r].cal[i].data[e] = Q->qv[r].cal[i].data[e] / q.scale + q.zp;
+    }
+    return r;
+}
+
+/* DequantizeLinear */
+static int h_dequantize_linear(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    int r = -1;
+    const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = n->nin > 2 ? mq_const_of(Q, n->in[2]) : NULL;
+    qval *v = &Q->qv[w->x];
+    if (w->dyn == 0 && s && s->size == 1 && (!z || z->size == 1) && v->kind == QV_QUANT && v->scale == 1 && v->zp == 0) {
+        r = mq_quant_value(Q, v->node, s->data[0], z ? z->data[0] : 0);
+        if (r < 0) return -1;
+        const ml_tensor *consts[3] = {NULL, s, z};
+        mq_calibrate_node(Q, n, 0, &Q->qv[w->x], consts, &Q->qv[r]);
+    } else if (w->dyn == 0) {
+        r = mq_fn_append(Q, w->x, n, 0);
+    } else {
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': DequantizeLinear with an encrypted scale", n->name);
+    }
+    return r;
+}
+
+/* Mul, Div */
+static int h_mul_div(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    int r = -1;
+    if (w->ndyn == 1) {
+        const ml_tensor *c = mq_const_of(Q, n->in[1 - w->dyn]);
+        qval *v = &Q->qv[w->x];
+        if (v->kind == QV_QUANT && c && c->size == 1 && c->data[0] != 0 && (n->op == ML_OP_MUL || w->dyn == 0) &&
+            c->ndim <= v->ndim) {
+            /* a scalar factor only changes the scale */
+            double f = n->op == ML_OP_MUL ? c->data[0] : 1 / c->data[0];
+            r = mq_quant_value(Q, v->node, v->scale * f, v->zp);
+            if (r < 0) return -1;
+            const ml_tensor *consts[2] = {c, c};
+            mq_calibrate_node(Q, n, w->dyn, &Q->qv[w->x], consts, &Q->qv[r]);
+            return r;
+        }
+        return mq_fn_append(Q, w->x, n, w->dyn);
+    }
+    return mq_binary_dyn(Q, n);
+}
+
+/* Add, Sub */
+static int h_add_sub(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    int r = -1;
+    if (w->ndyn == 1) {
+        const ml_tensor *c = mq_const_of(Q, n->in[1 - w->dyn]);
+        qval *v = &Q->qv[w->x];
+        if (v->kind == QV_QUANT && v->zp == 0 && c && c->ndim <= v->ndim && w->dyn == 0 && fabs(v->scale) < 1e-3) {
+            /* a bias on a fine accumulator: add it on the accumulator's scale */
+            ml_tensor cq;
+            if (ml_tensor_copy(&cq, c) != VEIL_OK) return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
+            int64_t *ci = malloc(sizeof(int64_t) * (size_t)c->size + 1);
+            if (!ci) {
+                ml_tensor_free(&cq);
+                return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
+            }
+            for (int64_t i = 0; i < c->size; i++) ci[i] = (int64_t)nearbyint(c->data[i] / v->scale), cq.data[i] = (double)ci[i] * v->scale;
+            int cn = veil_graph_constant(Q->g, c->ndim, c->shape, ci);
+            int node = n->op == ML_OP_ADD ? veil_graph_add(Q->g, v->node, cn) : veil_graph_sub(Q->g, v->node, cn);
+            free(ci);
+            if (node < 0) {
+                ml_tensor_free(&cq);
+                return (mq_graph_fail(Q, n), -1);
+            }
+            r = mq_quant_value(Q, node, v->scale, 0);
+            if (r >= 0) {
+                const ml_tensor *consts[2] = {&cq, &cq};
+                mq_calibrate_node(Q, n, 0, &Q->qv[w->x], consts, &Q->qv[r]);
+            }
+            ml_tensor_free(&cq);
+            return r;
+        }
+        return mq_fn_append(Q, w->x, n, w->dyn);
+    }
+    return mq_binary_dyn(Q, n);
+}
+
+/* Pow */
+static int h_pow(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    if (w->ndyn > 1 || w->dyn != 0) return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Pow with an encrypted exponent", n->name);
+    return mq_fn_append(Q, w->x, n, 0);
+}
+
+/* Clip, BatchNormalization */
+static int h_const_params(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    if (w->ndyn > 1 || w->dyn != 0)
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': %s parameters must be constant", n->name, ml_op_names[n->op]);
+    return mq_fn_append(Q, w->x, n, 0);
+}
+
+/* Softmax, LogSoftmax, ArgMax, Normalizer, ZipMap, ScoresLabel, ScoresTransform: client-side only */
+static int h_client_only(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return FAIL(Q, VEIL_ERR_UNSUPPORTED,
+                "node '%s': %s is only supported as the model's final operation (it runs on the client after decryption)",
+                n->name, ml_op_names[n->op]);
+}
+
+/* Gather */
+static int h_gather(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Gather on an encrypted value is not supported", n->name);
+}
+
+/* tree ensembles (TreeScores) */
+static int h_trees(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    (void)w;
+    int ii = -1;
+    for (int i = 0; i < Q->fg->ninputs; i++)
+        if (Q->fg->inputs[i] == n->in[0] && Q->out->in[i].npre > 0 && Q->out->in[i].q.scale == 1) ii = i;
+    if (ii < 0)
+        return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': a tree ensemble must read a model input of at most %d features "
+                    "directly", n->name, ML_PRE_MAX);
+    return mq_do_trees(Q, n, ii);
+}
+
+/* the rest: element-wise operators as steps of a lookup chain, or refused by name */
+static int h_elementwise(qctx *Q, const ml_node *n, const walk_in *w)
+{
+    if (ml_op_is_elementwise(n->op)) {
+        return mq_fn_append(Q, w->x, n, w->dyn);
+    }
+    return FAIL(Q, VEIL_ERR_UNSUPPORTED, "node '%s': %s on an encrypted value is not supported", n->name,
+                ml_op_names[n->op]);
+}
+
+/* The handler of each operator on an encrypted value (h_elementwise for the rest). */
+static const walk_handler handlers[ML_OP_COUNT] = {
+    [ML_OP_GEMM] = h_gemm,
+    [ML_OP_MATMUL] = h_gemm,
+    [ML_OP_CONV] = h_conv,
+    [ML_OP_AVERAGE_POOL] = h_pool,
+    [ML_OP_GLOBAL_AVERAGE_POOL] = h_pool,
+    [ML_OP_MAX_POOL] = h_pool,
+    [ML_OP_PAD] = h_pad,
+    [ML_OP_CONCAT] = h_concat,
+    [ML_OP_FLATTEN] = h_shape,
+    [ML_OP_RESHAPE] = h_shape,
+    [ML_OP_SQUEEZE] = h_shape,
+    [ML_OP_UNSQUEEZE] = h_shape,
+    [ML_OP_TRANSPOSE] = h_shape,
+    [ML_OP_IDENTITY] = h_shape,
+    [ML_OP_DROPOUT] = h_shape,
+    [ML_OP_QUANT] = h_quant,
+    [ML_OP_QUANTIZE_LINEAR] = h_quantize_linear,
+    [ML_OP_DEQUANTIZE_LINEAR] = h_dequantize_linear,
+    [ML_OP_MUL] = h_mul_div,
+    [ML_OP_DIV] = h_mul_div,
+    [ML_OP_ADD] = h_add_sub,
+    [ML_OP_SUB] = h_add_sub,
+    [ML_OP_POW] = h_pow,
+    [ML_OP_CLIP] = h_const_params,
+    [ML_OP_BATCH_NORM] = h_const_params,
+    [ML_OP_SOFTMAX] = h_client_only,
+    [ML_OP_LOG_SOFTMAX] = h_client_only,
+    [ML_OP_ARGMAX] = h_client_only,
+    [ML_OP_NORMALIZER] = h_client_only,
+    [ML_OP_ZIPMAP] = h_client_only,
+    [ML_OP_SCORES_LABEL] = h_client_only,
+    [ML_OP_SCORES_TRANSFORM] = h_client_only,
+    [ML_OP_GATHER] = h_gather,
+    [ML_OP_TREE_SCORES] = h_trees,
+};
+
 static int walk_node(qctx *Q, int k)
 {
     const ml_node *n = &Q->fg->nodes[k];
@@ -111,181 +397,9 @@ static int walk_node(qctx *Q, int k)
         }
         return VEIL_OK;
     }
-    int r = -1, x = Q->vmap[n->in[dyn]];
-    switch (n->op) {
-    case ML_OP_GEMM: case ML_OP_MATMUL: r = mq_do_gemm_like(Q, n); break;
-    case ML_OP_CONV:
-        if (dyn != 0 || ndyn > 1) return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Conv weights must be constant", n->name);
-        r = mq_do_conv(Q, n);
-        break;
-    case ML_OP_AVERAGE_POOL: case ML_OP_GLOBAL_AVERAGE_POOL: case ML_OP_MAX_POOL: r = mq_do_pool(Q, n); break;
-    case ML_OP_PAD: r = mq_do_pad(Q, n); break;
-    case ML_OP_CONCAT: r = mq_do_concat(Q, n); break;
-    case ML_OP_FLATTEN: case ML_OP_RESHAPE: case ML_OP_SQUEEZE: case ML_OP_UNSQUEEZE: case ML_OP_TRANSPOSE:
-    case ML_OP_IDENTITY: case ML_OP_DROPOUT: {
-        qval *v = &Q->qv[x];
-        if (v->kind == QV_FN && mq_chain_uniform(Q, v) && n->op != ML_OP_IDENTITY && n->op != ML_OP_DROPOUT) {
-            /* move the shape change before the chain: the same function on every element */
-            int nb = mq_do_shape(Q, n, v->base);
-            if (nb < 0) return Q->st;
-            v = &Q->qv[x];
-            r = mq_qv_new(Q, QV_FN);
-            if (r < 0) return Q->st;
-            v = &Q->qv[x];
-            qval *f = &Q->qv[r];
-            f->base = nb;
-            f->nsteps = v->nsteps;
-            f->steps = malloc(sizeof(fn_step) * (size_t)v->nsteps + 1);
-            if (!f->steps) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
-            memcpy(f->steps, v->steps, sizeof(fn_step) * (size_t)v->nsteps);
-            mq_qv_set_shape(f, Q->qv[nb].ndim, Q->qv[nb].shape);
-            if (!mq_cal_alloc(Q, f)) return Q->st;
-            for (size_t s = 0; s < Q->ns && Q->st == VEIL_OK; s++)
-                mq_chain_eval(Q, f->steps, f->nsteps, &Q->qv[nb].cal[s], &Q->qv[r].cal[s]);
-        } else if (v->kind == QV_FN && (n->op == ML_OP_IDENTITY || n->op == ML_OP_DROPOUT)) {
-            r = x;
-        } else {
-            int q = mq_as_quant(Q, x, n);
-            if (q < 0) return Q->st;
-            r = mq_do_shape(Q, n, q);
-        }
-        break;
-    }
-    case ML_OP_QUANT: {
-        const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = mq_const_of(Q, n->in[2]), *b = mq_const_of(Q, n->in[3]);
-        if (dyn != 0 || !s || !z || !b || s->size != 1 || z->size != 1 || b->size != 1)
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED,
-                            "node '%s': Quant on an encrypted value needs a per-tensor constant scale, zero point and bit width", n->name);
-        double lo, hi;
-        ml_quant_bounds((int)ml_attr_int(n, "signed", 1), (int)ml_attr_int(n, "narrow", 0), b->data[0], &lo, &hi);
-        ml_quantizer q = {s->data[0], z->data[0], lo, hi};
-        if (strcmp(ml_attr_string(n, "rounding_mode", "ROUND"), "ROUND") != 0)
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Quant rounding mode '%s' (ROUND only)", n->name,
-                            ml_attr_string(n, "rounding_mode", ""));
-        r = mq_materialize(Q, x, &q, 0, n);
-        break;
-    }
-    case ML_OP_QUANTIZE_LINEAR: {
-        const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = n->nin > 2 ? mq_const_of(Q, n->in[2]) : NULL;
-        if (dyn != 0 || !s || s->size != 1 || (z && z->size != 1))
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': QuantizeLinear on an encrypted value needs a per-tensor scale",
-                            n->name);
-        int ut = !z || z->elem_type == 2;
-        ml_quantizer q = {s->data[0], z ? z->data[0] : 0, ut ? 0 : -128, ut ? 255 : 127};
-        int m = mq_materialize(Q, x, &q, 0, n);
-        if (m < 0) return Q->st;
-        /* the ONNX value is the integer itself: scale 1, zero point 0 */
-        r = mq_quant_value(Q, Q->qv[m].node, 1, 0);
-        if (r < 0) return Q->st;
-        for (size_t i = 0; i < Q->ns; i++) {
-            if (ml_tensor_copy(&Q->qv[r].cal[i], &Q->qv[m].cal[i]) != VEIL_OK) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
-            for (int64_t e = 0; e < Q->qv[r].cal[i].size; e++)
-                Q->qv[r].cal[i].data[e] = Q->qv[r].cal[i].data[e] / q.scale + q.zp;
-        }
-        break;
-    }
-    case ML_OP_DEQUANTIZE_LINEAR: {
-        const ml_tensor *s = mq_const_of(Q, n->in[1]), *z = n->nin > 2 ? mq_const_of(Q, n->in[2]) : NULL;
-        qval *v = &Q->qv[x];
-        if (dyn == 0 && s && s->size == 1 && (!z || z->size == 1) && v->kind == QV_QUANT && v->scale == 1 && v->zp == 0) {
-            r = mq_quant_value(Q, v->node, s->data[0], z ? z->data[0] : 0);
-            if (r < 0) return Q->st;
-            const ml_tensor *consts[3] = {NULL, s, z};
-            mq_calibrate_node(Q, n, 0, &Q->qv[x], consts, &Q->qv[r]);
-        } else if (dyn == 0) {
-            r = mq_fn_append(Q, x, n, 0);
-        } else {
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': DequantizeLinear with an encrypted scale", n->name);
-        }
-        break;
-    }
-    case ML_OP_MUL: case ML_OP_DIV:
-        if (ndyn == 1) {
-            const ml_tensor *c = mq_const_of(Q, n->in[1 - dyn]);
-            qval *v = &Q->qv[x];
-            if (v->kind == QV_QUANT && c && c->size == 1 && c->data[0] != 0 && (n->op == ML_OP_MUL || dyn == 0) &&
-                c->ndim <= v->ndim) {
-                /* a scalar factor only changes the scale */
-                double f = n->op == ML_OP_MUL ? c->data[0] : 1 / c->data[0];
-                r = mq_quant_value(Q, v->node, v->scale * f, v->zp);
-                if (r < 0) return Q->st;
-                const ml_tensor *consts[2] = {c, c};
-                mq_calibrate_node(Q, n, dyn, &Q->qv[x], consts, &Q->qv[r]);
-                break;
-            }
-            r = mq_fn_append(Q, x, n, dyn);
-            break;
-        }
-        r = mq_binary_dyn(Q, n);
-        break;
-    case ML_OP_ADD: case ML_OP_SUB:
-        if (ndyn == 1) {
-            const ml_tensor *c = mq_const_of(Q, n->in[1 - dyn]);
-            qval *v = &Q->qv[x];
-            if (v->kind == QV_QUANT && v->zp == 0 && c && c->ndim <= v->ndim && dyn == 0 && fabs(v->scale) < 1e-3) {
-                /* a bias on a fine accumulator: add it on the accumulator's scale */
-                ml_tensor cq;
-                if (ml_tensor_copy(&cq, c) != VEIL_OK) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
-                int64_t *ci = malloc(sizeof(int64_t) * (size_t)c->size + 1);
-                if (!ci) {
-                    ml_tensor_free(&cq);
-                    return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
-                }
-                for (int64_t i = 0; i < c->size; i++) ci[i] = (int64_t)nearbyint(c->data[i] / v->scale), cq.data[i] = (double)ci[i] * v->scale;
-                int cn = veil_graph_constant(Q->g, c->ndim, c->shape, ci);
-                int node = n->op == ML_OP_ADD ? veil_graph_add(Q->g, v->node, cn) : veil_graph_sub(Q->g, v->node, cn);
-                free(ci);
-                if (node < 0) {
-                    ml_tensor_free(&cq);
-                    return mq_graph_fail(Q, n);
-                }
-                r = mq_quant_value(Q, node, v->scale, 0);
-                if (r >= 0) {
-                    const ml_tensor *consts[2] = {&cq, &cq};
-                    mq_calibrate_node(Q, n, 0, &Q->qv[x], consts, &Q->qv[r]);
-                }
-                ml_tensor_free(&cq);
-                break;
-            }
-            r = mq_fn_append(Q, x, n, dyn);
-            break;
-        }
-        r = mq_binary_dyn(Q, n);
-        break;
-    case ML_OP_POW:
-        if (ndyn > 1 || dyn != 0) return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Pow with an encrypted exponent", n->name);
-        r = mq_fn_append(Q, x, n, 0);
-        break;
-    case ML_OP_CLIP: case ML_OP_BATCH_NORM:
-        if (ndyn > 1 || dyn != 0)
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': %s parameters must be constant", n->name, ml_op_names[n->op]);
-        r = mq_fn_append(Q, x, n, 0);
-        break;
-    case ML_OP_SOFTMAX: case ML_OP_LOG_SOFTMAX: case ML_OP_ARGMAX: case ML_OP_NORMALIZER: case ML_OP_ZIPMAP:
-    case ML_OP_SCORES_LABEL: case ML_OP_SCORES_TRANSFORM:
-        return mq_failf(Q, VEIL_ERR_UNSUPPORTED,
-                        "node '%s': %s is only supported as the model's final operation (it runs on the client after decryption)",
-                        n->name, ml_op_names[n->op]);
-    case ML_OP_GATHER:
-        return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': Gather on an encrypted value is not supported", n->name);
-    case ML_OP_TREE_SCORES: {
-        int ii = -1;
-        for (int i = 0; i < Q->fg->ninputs; i++)
-            if (Q->fg->inputs[i] == n->in[0] && Q->out->in[i].npre > 0 && Q->out->in[i].q.scale == 1) ii = i;
-        if (ii < 0)
-            return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': a tree ensemble must read a model input of at most %d features "
-                            "directly", n->name, ML_PRE_MAX);
-        r = mq_do_trees(Q, n, ii);
-        break;
-    }
-    default:
-        if (ml_op_is_elementwise(n->op)) {
-            r = mq_fn_append(Q, x, n, dyn);
-            break;
-        }
-        return mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': %s on an encrypted value is not supported", n->name,
-                        ml_op_names[n->op]);
-    }
+    const walk_in w = {dyn, ndyn, Q->vmap[n->in[dyn]]};
+    const walk_handler h = (unsigned)n->op < ML_OP_COUNT && handlers[n->op] ? handlers[n->op] : h_elementwise;
+    const int r = h(Q, n, &w);
     if (r < 0) return Q->st != VEIL_OK ? Q->st : mq_failf(Q, VEIL_ERR_GRAPH, "node '%s' failed", n->name);
     Q->vmap[n->out[0]] = r;
     if (Q->qv[r].kind == QV_QUANT && n->op != ML_OP_QUANT && n->op != ML_OP_QUANTIZE_LINEAR) {
