@@ -230,9 +230,10 @@ VEIL_NODISCARD veil_status veil_ks_pbs_batch_dim(const veil_eval_keys *ek, const
 typedef struct veil_mv_factor veil_mv_factor;
 VEIL_NODISCARD veil_status veil_lut_new_mv_base(const veil_params *p, unsigned delta_log2, veil_lut **out);
 VEIL_NODISCARD veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_t *table,
-                                              veil_mv_factor **out);
+                                              unsigned delta_log2, veil_mv_factor **out);
 void veil_mv_factor_free(veil_mv_factor *f);
-/* ‖(1 − X)·g‖² of a table of 2^p_in integers: the multi-value output's noise over a plain one's. */
+/* ‖(1 − X)·h‖² of a table of 2^p_in integers centred (h = g − (g(0) + g(last))/2, the centre added
+ * back exactly): the sum of its squared steps, the multi-value output's noise over a plain one's. */
 double veil_mv_norm2(unsigned p_in, const int64_t *table);
 
 /* One job of a mixed batch: a key switch of `in` (dimension in_dim, read times 2^in_shift), a

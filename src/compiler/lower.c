@@ -254,6 +254,11 @@ static uint32_t *materialize(lower_ctx *L, form *const *f, size_t count, int ori
         o++;
     }
     in->term_off[o] = t;
+    /* the forms now live in their slots: a later reader of the same form (another lookup of one
+     * node's value, through a slice) reads the slot instead of computing it again, so lookups of one
+     * value share its slot (and can share a blind rotation, multivalue.c) */
+    for (size_t e = 0; e < count; e++)
+        if (f[e]->n >= 1 && !is_pure_slot(f[e])) *f[e] = (form){0, 1, f[e]->slot, f[e]->w}, f[e]->slot[0] = slots[e], f[e]->w[0] = 1;
     L->p->n_terms += t;
     return slots;
 }

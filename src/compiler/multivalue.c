@@ -8,7 +8,8 @@
 #include "program.h"
 #include "veil/tfhe.h"
 
-/* A one-step table of 0/1 values (a comparison) costs twice a plain lookup's output noise; wider
+/* The output noise of a shared lookup is a plain one's times the sum of its table's squared steps
+ * (veil_mv_norm2): 1 for a comparison (one step from 1 to 0), 2 for an indicator [x == a]; wider
  * steps grow it as their squares, so only tables this cheap share. */
 #define MV_MAX_NORM2 2.0
 

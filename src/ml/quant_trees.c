@@ -10,13 +10,6 @@
 
 /* ---- tree ensembles: the GEMM form (Concrete ML's "Hummingbird" form) --------------------------- */
 
-/* the leaf-equality lookup */
-static int64_t eq_zero(int64_t d, void *ctx)
-{
-    (void)ctx;
-    return d == 0;
-}
-
 /* Bits of a tree ensemble's quantized inputs (comparisons) and leaves: n_bits op_inputs and
  * op_weights, 6 each (Concrete ML's tree default) while n_bits is left at veil's default 8. */
 int mq_tree_bits(int n) { return n == 8 ? 6 : n; }
@@ -24,10 +17,13 @@ int mq_tree_bits(int n) { return n == 8 ? 6 : n; }
 /* TreeScores on model input `ii`, which the client quantizes per feature to [0, M] (its Scaler-like
  * pre-transform maps each feature's inputset range there). Each internal node i compares
  * q[feature_i] with its quantized threshold T_i: one lookup with a table of its own, [q ≤ T_i] (a
- * GTE or GT node reads the negation, folded into B); each leaf ℓ is reached when
- * Σ_i B[i,ℓ]·c_i equals its count of true branches: one lookup [· == 0]; the scores are a clear
- * matrix of quantized leaf weights over the reached leaves, summed over every tree, decrypted at
- * full precision by the client. */
+ * GTE or GT node reads the negation, folded into B); all the comparisons of one feature share one
+ * blind rotation (src/compiler/multivalue.c). A node p with leaf children has the value
+ * v_p = 2·S_p + u_p, S_p = Σ_i B[i,p]·c_i − L_p being 0 when p is reached (negative otherwise) and
+ * u_p its branch bit: its true child is reached when v_p = 1, its false one when v_p = 0, two
+ * lookups of one input that share one blind rotation as well (at depth 4, v_p reads 3 bits as the
+ * per-leaf form did). The scores are a clear matrix of quantized leaf weights over the reached
+ * leaves, summed over every tree, decrypted at full precision by the client. */
 int mq_do_trees(qctx *Q, const ml_node *n, int ii)
 {
     ml_trees t;
@@ -39,6 +35,8 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     int64_t F = X->ndim ? X->shape[X->ndim - 1] : 1, M = (int64_t)in->q.qmax;
     int r = -1;
     int64_t *T = NULL, *B = NULL, *Lc = NULL, *W = NULL, *node_of = NULL, *leaf_of = NULL, *parent = NULL;
+    int64_t *col_of = NULL, *pos_of = NULL;
+    int *leaf_parts = NULL;
     int *neg = NULL;
     ml_tensor Wr = {0};
     if (X->size != F || t.nfeatures > F || in->npre != F) {
@@ -68,10 +66,8 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     }
     T = calloc((size_t)ni, sizeof(int64_t));
     neg = calloc((size_t)ni, sizeof(int));
-    B = calloc((size_t)(ni * nl), sizeof(int64_t));
-    Lc = calloc((size_t)nl, sizeof(int64_t));
     W = calloc((size_t)(nl * TT), sizeof(int64_t));
-    if (!T || !neg || !B || !Lc || !W || ml_tensor_alloc(&Wr, 2, (int64_t[]){nl, TT}) != VEIL_OK) goto nomem;
+    if (!T || !neg || !W || ml_tensor_alloc(&Wr, 2, (int64_t[]){nl, TT}) != VEIL_OK) goto nomem;
     for (int64_t i = 0; i < t.n; i++) {
         int64_t k = node_of[i];
         if (k < 0) continue;
@@ -82,24 +78,57 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
         neg[k] = t.mode[i] == ML_TREE_GTE || t.mode[i] == ML_TREE_GT;
         T[k] = Tq < -1 ? -1 : Tq > (double)M ? M : (int64_t)Tq;
     }
-    /* leaves: the branches on their paths, walked up to the root */
+    /* the nodes with leaf children ("leaf parents", one column each) and each leaf's place: true
+     * children first, then false ones */
     parent = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
-    if (!parent) goto nomem;
-    for (int64_t i = 0; i < t.n; i++) parent[i] = -1;
+    col_of = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
+    pos_of = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
+    if (!parent || !col_of || !pos_of) goto nomem;
+    for (int64_t i = 0; i < t.n; i++) parent[i] = col_of[i] = pos_of[i] = -1;
     for (int64_t i = 0; i < t.n; i++)
         if (t.mode[i] != ML_TREE_LEAF) parent[t.t[i]] = parent[t.f[i]] = i;
+    int64_t np = 0, ntrue = 0, nfalse = 0, off;
     for (int64_t i = 0; i < t.n; i++) {
-        int64_t l = leaf_of[i];
-        if (l < 0) continue;
+        if (leaf_of[i] < 0) continue;
+        int64_t p = parent[i];
+        if (p < 0) {
+            mq_failf(Q, VEIL_ERR_UNSUPPORTED, "node '%s': a tree that is a single leaf", n->name);
+            goto out;
+        }
+        if (col_of[p] < 0) col_of[p] = np++;
+        if (t.t[p] == i) ntrue++;
+        else nfalse++;
+    }
+    for (int64_t i = 0, a = 0, b = ntrue; i < t.n; i++)
+        if (leaf_of[i] >= 0) pos_of[i] = t.t[parent[i]] == i ? a++ : b++;
+    B = calloc((size_t)(ni * np), sizeof(int64_t));
+    Lc = calloc((size_t)np, sizeof(int64_t));
+    if (!B || !Lc) goto nomem;
+    for (int64_t i = 0; i < t.n; i++) {
+        int64_t j = col_of[i];
+        if (j < 0) continue;
+        /* S_p: the branches on p's path, walked up to the root; the path needs c_k = 1 (b = 1) or
+         * 0 (b = −1); with c_k = 1 − le_k when negated, B reads le_k: b·(1 − le) = b − b·le */
         for (int64_t c = i, p = parent[c], steps = 0; p >= 0 && steps <= t.n; c = p, p = parent[c], steps++) {
             int64_t k = node_of[p], b = t.t[p] == c ? 1 : -1;
-            /* the path needs c_k = 1 (b = 1) or 0 (b = −1); with c_k = 1 − le_k when negated, B
-             * reads le_k: b·(1 − le) = b − b·le */
-            B[k * nl + l] += neg[k] ? -b : b;
-            Lc[l] += (b > 0) - (neg[k] ? b : 0);
+            B[k * np + j] += 2 * (neg[k] ? -b : b);
+            Lc[j] += 2 * ((b > 0) - (neg[k] ? b : 0));
         }
+        /* + u_p, the branch bit: le_k, or 1 − le_k when negated */
+        int64_t k = node_of[i];
+        B[k * np + j] += neg[k] ? -1 : 1;
+        Lc[j] -= neg[k] ? 1 : 0;
     }
-    for (int64_t w = 0; w < t.nw; w++) Wr.data[leaf_of[t.w_node[w]] * TT + t.w_target[w]] += t.w[w];
+    /* every column offset by the same amount to be nonnegative (v + off in [0, 2·depth)), so the
+     * lookups read unsigned values: at depth 4, [−6, 1] would take 4 bits, [0, 7] takes 3 */
+    off = 0;
+    for (int64_t j = 0; j < np; j++) {
+        int64_t lo_j = -Lc[j];
+        for (int64_t k = 0; k < ni; k++) lo_j += B[k * np + j] < 0 ? B[k * np + j] : 0;
+        if (-lo_j > off) off = -lo_j;
+    }
+    for (int64_t j = 0; j < np; j++) Lc[j] -= off;
+    for (int64_t w = 0; w < t.nw; w++) Wr.data[pos_of[t.w_node[w]] * TT + t.w_target[w]] += t.w[w];
     ml_quantizer wq = mq_weight_quantizer(&Wr, mq_tree_bits(Q->o->n_bits.op_weights));
     for (int64_t e = 0; e < nl * TT; e++) W[e] = (int64_t)(ml_quantize_value(&wq, Wr.data[e]) - wq.zp);
     /* the integer graph */
@@ -123,9 +152,32 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     int le = Q->st == VEIL_OK ? veil_graph_concatenate(Q->g, (int)ni, parts, 1) : -1;
     free(parts);
     if (Q->st != VEIL_OK) goto out;
-    int m = veil_graph_matmul(Q->g, le, veil_graph_constant(Q->g, 2, (int64_t[]){ni, nl}, B));
-    int e = veil_graph_apply(Q->g, veil_graph_sub(Q->g, m, veil_graph_constant(Q->g, 2, (int64_t[]){1, nl}, Lc)), eq_zero,
-                             NULL, "tree_leaf");
+    int v = veil_graph_sub(Q->g, veil_graph_matmul(Q->g, le, veil_graph_constant(Q->g, 2, (int64_t[]){ni, np}, B)),
+                           veil_graph_constant(Q->g, 2, (int64_t[]){1, np}, Lc));
+    /* each leaf reads its parent's column: [v == 1] for true children, [v == 0] for false ones */
+    leaf_parts = malloc(sizeof(int) * (size_t)nl + 1);
+    if (!leaf_parts) goto nomem;
+    for (int64_t i = 0; i < t.n; i++)
+        if (leaf_of[i] >= 0) {
+            int64_t j = col_of[parent[i]];
+            veil_slice sl[2] = {VEIL_SLICE_ALL, {j, j + 1, 1, 0}};
+            leaf_parts[pos_of[i]] = veil_graph_slice(Q->g, v, 2, sl);
+        }
+    /* the leaf lookups on v + off in [0, off + 1]: off + 1 reaches the true child, off the false one */
+    table_ctx *tt = NULL, *tf = NULL;
+    int64_t *ltab = malloc(sizeof(int64_t) * (size_t)(off + 2));
+    if (!ltab) goto nomem;
+    for (int64_t q = 0; q <= off + 1; q++) ltab[q] = q == off + 1;
+    if (ntrue) tt = mq_new_table(Q, 0, 1, off + 2, ltab);
+    for (int64_t q = 0; q <= off + 1; q++) ltab[q] = q == off;
+    if (nfalse) tf = mq_new_table(Q, 0, 1, off + 2, ltab);
+    free(ltab);
+    if (Q->st != VEIL_OK) goto out;
+    int lt = ntrue ? veil_graph_apply(Q->g, veil_graph_concatenate(Q->g, (int)ntrue, leaf_parts, 1), mq_table_fn, tt,
+                                      "tree_leaf") : -1;
+    int lf = nfalse ? veil_graph_apply(Q->g, veil_graph_concatenate(Q->g, (int)nfalse, leaf_parts + ntrue, 1),
+                                       mq_table_fn, tf, "tree_leaf") : -1;
+    int e = !nfalse ? lt : !ntrue ? lf : veil_graph_concatenate(Q->g, 2, (int[]){lt, lf}, 1);
     int sc = veil_graph_matmul(Q->g, e, veil_graph_constant(Q->g, 2, (int64_t[]){nl, TT}, W));
     if (sc < 0) {
         mq_graph_fail(Q, n);
@@ -152,11 +204,12 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
             lo[0] = qk < lo[0] ? qk : lo[0], hi[0] = qk > hi[0] ? qk : hi[0];
             lev[k] = qk <= T[k];
         }
-        for (int64_t l = 0; l < nl; l++) {
-            int64_t acc = -Lc[l];
-            for (int64_t k = 0; k < ni; k++) acc += B[k * nl + l] * lev[k];
+        for (int64_t i = 0; i < t.n; i++) {
+            if (leaf_of[i] < 0) continue;
+            int64_t j = col_of[parent[i]], acc = -Lc[j];
+            for (int64_t k = 0; k < ni; k++) acc += B[k * np + j] * lev[k];
             lo[1] = acc < lo[1] ? acc : lo[1], hi[1] = acc > hi[1] ? acc : hi[1];
-            lev[ni + l] = acc == 0;
+            lev[ni + pos_of[i]] = acc == off + (t.t[parent[i]] == i ? 1 : 0);
         }
         for (int64_t k = 0; k < TT; k++) {
             int64_t acc = 0;
@@ -171,6 +224,7 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
 out:
     ml_trees_free(&t);
     free(T), free(neg), free(B), free(Lc), free(W), free(node_of), free(leaf_of), free(parent);
+    free(col_of), free(pos_of), free(leaf_parts);
     ml_tensor_free(&Wr);
     return Q->st == VEIL_OK ? r : -1;
 nomem:

@@ -240,7 +240,7 @@ static veil_status lut_set_new(const veil_circuit *c, const veil_program *p, lut
         if (I->kind != VEIL_INSTR_TLU) continue;
         const veil_params *Q = &c->parts[I->part];
         if (I->mv) {
-            st = veil_mv_factor_new(Q, I->bits, I->table, &ls->factors[q]);
+            st = veil_mv_factor_new(Q, I->bits, I->table, veil_rt_delta_shift(p), &ls->factors[q]);
             if (st == VEIL_OK && !ls->base[I->part])
                 st = veil_lut_new_mv_base(Q, veil_rt_delta_shift(p), &ls->base[I->part]);
             continue;
@@ -278,8 +278,8 @@ static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
 }
 
 /* ---- execute: lookups in waves ----------------------------------------------------------------
- * Consecutive lookup instructions that read nothing the others write run as one batch per
- * partition, spread over the thread pool together (a tree ensemble's comparisons are hundreds of
+ * Consecutive lookup instructions that read nothing the others write (and linear ones between
+ * them that read none of their outputs, run first) run as one batch per partition, spread over the thread pool together (a tree ensemble's comparisons are hundreds of
  * one-output instructions); multi-value ones of one input share one key switch and one blind
  * rotation. */
 typedef struct {
@@ -295,6 +295,11 @@ typedef struct {
 
 static int wave_reads(const veil_instr *I, const uint8_t *in_wave)
 {
+    if (I->kind == VEIL_INSTR_LINEAR) {
+        for (uint64_t t = 0; t < I->term_off[I->count]; t++)
+            if (in_wave[I->term_slot[t]]) return 1;
+        return 0;
+    }
     for (uint32_t o = 0; o < I->count; o++)
         if (in_wave[I->in_slot[o]]) return 1;
     return 0;
@@ -319,7 +324,7 @@ static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned par
     const veil_program *p = w->p;
     size_t n = 0;
     for (size_t r = q; r < e; r++)
-        if (p->instr[r].part == part) n += p->instr[r].count;
+        if (p->instr[r].kind == VEIL_INSTR_TLU && p->instr[r].part == part) n += p->instr[r].count;
     if (n == 0) return VEIL_OK;
     wave_item *it = veil_malloc(sizeof *it * n);
     veil_pbs_job *jobs = veil_malloc(sizeof *jobs * n);
@@ -331,7 +336,7 @@ static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned par
         size_t m = 0, nmv = 0;
         for (size_t r = q; r < e; r++) { /* plain lookups first, in order; multi-value ones sorted by input */
             const veil_instr *I = &p->instr[r];
-            if (I->part != part) continue;
+            if (I->kind != VEIL_INSTR_TLU || I->part != part) continue;
             for (uint32_t o = 0; o < I->count; o++) it[I->mv ? n - 1 - nmv++ : m++] =
                 (wave_item){I->in_slot[o], lut_up(p, I), (uint32_t)r, o};
         }
@@ -448,13 +453,21 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
         }
         /* a wave: this lookup and those after it that read nothing the wave writes run together */
         size_t e = q;
-        while (e < p->ninstr && p->instr[e].kind == VEIL_INSTR_TLU && !wave_reads(&p->instr[e], in_wave)) {
-            memset(in_wave + p->instr[e].out_base, 1, p->instr[e].count);
+        while (e < p->ninstr && !wave_reads(&p->instr[e], in_wave)) {
+            const veil_instr *J = &p->instr[e];
+            if (J->kind == VEIL_INSTR_LINEAR) {
+                /* reads nothing the wave writes: it runs now, and the wave goes on past it */
+                linear_job job = {J, slots, dims, off, veil_rt_delta_shift(p)};
+                veil_parallel_for(J->count, J->count >= 16 ? threads : 1, linear_one, &job);
+            } else {
+                memset(in_wave + J->out_base, 1, J->count);
+            }
             e++;
         }
         wave w = {c, p, ek, luts, slots, dims, off, threads};
         st = run_wave(&w, q, e);
-        for (size_t r = q; r < e; r++) memset(in_wave + p->instr[r].out_base, 0, p->instr[r].count);
+        for (size_t r = q; r < e; r++)
+            if (p->instr[r].kind == VEIL_INSTR_TLU) memset(in_wave + p->instr[r].out_base, 0, p->instr[r].count);
         q = e;
     }
     if (st != VEIL_OK) goto done;

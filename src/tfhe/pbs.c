@@ -57,14 +57,16 @@ void veil_lut_free(veil_lut *l)
  * v0·F with v0 = Δ/2·Σ X^j and F = (1 − X)·g. The blind rotation commutes with multiplying by F,
  * so one blind rotation of v0 serves every table on the same input: each output is the rotated
  * accumulator times its own F, exactly the lookup's answer, with the rotation's noise times ‖F‖².
- * F of a table g: its steps, g[m] − g[m−1] at the box boundaries, and the negacyclic wrap. */
+ * F of a table g: its steps, g[m] − g[m−1] at the box boundaries, and the negacyclic wrap
+ * −g(0) − g(last). The wrap step is made zero by centring: the table is h = g − κ with
+ * κ = (g(0) + g(last))/2, and κ·Δ is added to each output's body, so a comparison (one step from
+ * 1 to 0) has ‖F‖² = 1: no more noise than a plain lookup. */
 static uint32_t mv_steps(unsigned p_in, const int64_t *table, uint32_t N, uint32_t *exp, int64_t *coef)
 {
     const uint32_t n = 1u << p_in, box = N >> p_in;
     uint32_t c = 0;
-    for (uint32_t m = 1; m <= n; m++) {
-        /* past the last box the test polynomial holds −g(0) (veil_lut_new_torus) */
-        const int64_t d = (int64_t)((m < n ? (uint64_t)table[m] : 0 - (uint64_t)table[0]) - (uint64_t)table[m - 1]);
+    for (uint32_t m = 1; m < n; m++) {
+        const int64_t d = (int64_t)((uint64_t)table[m] - (uint64_t)table[m - 1]);
         if (d == 0) continue;
         if (exp) exp[c] = m * box - box / 2, coef[c] = d;
         c++;
@@ -77,18 +79,20 @@ double veil_mv_norm2(unsigned p_in, const int64_t *table)
     if (!table || p_in < 1 || p_in > 24) return 0;
     const uint32_t n = 1u << p_in;
     double s = 0;
-    for (uint32_t m = 1; m <= n; m++) {
-        const double hi = m < n ? (double)table[m] : -(double)table[0], d = hi - (double)table[m - 1];
+    for (uint32_t m = 1; m < n; m++) {
+        const double d = (double)table[m] - (double)table[m - 1];
         s += d * d;
     }
     return s;
 }
 
-veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_t *table, veil_mv_factor **out)
+veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_t *table, unsigned delta_log2,
+                              veil_mv_factor **out)
 {
     if (!p || !table || !out) return VEIL_ERR_INVALID_ARG;
     *out = NULL;
-    if (veil_params_check(p) != VEIL_OK || p_in < 1 || p_in + 1 > p->log2_N) return VEIL_ERR_INVALID_ARG;
+    if (veil_params_check(p) != VEIL_OK || p_in < 1 || p_in + 1 > p->log2_N || delta_log2 < 1 || delta_log2 > 63)
+        return VEIL_ERR_INVALID_ARG;
     const uint32_t N = veil_params_N(p), c = mv_steps(p_in, table, N, NULL, NULL);
     veil_mv_factor *f = veil_calloc(1, sizeof *f);
     if (!f || !(f->exp = veil_malloc(sizeof(uint32_t) * (c ? c : 1))) || !(f->coef = veil_malloc(sizeof(int64_t) * (c ? c : 1)))) {
@@ -96,6 +100,8 @@ veil_status veil_mv_factor_new(const veil_params *p, unsigned p_in, const int64_
         return VEIL_ERR_NOMEM;
     }
     f->n = mv_steps(p_in, table, N, f->exp, f->coef);
+    /* κ·Δ = (g(0) + g(last))·Δ/2 */
+    f->body_add = ((uint64_t)table[0] + (uint64_t)table[(1u << p_in) - 1]) << (delta_log2 - 1);
     *out = f;
     return VEIL_OK;
 }
@@ -290,6 +296,7 @@ static void extract0(const uint64_t *acc, uint64_t *o, uint32_t N, uint32_t k)
 static void extract_mul(const uint64_t *acc, const veil_mv_factor *F, uint64_t *o, uint32_t N, uint32_t k)
 {
     memset(o, 0, 8 * ((size_t)k * N + 1));
+    o[(size_t)k * N] = F->body_add;
     for (uint32_t t = 0; t < F->n; t++) {
         const uint32_t e = F->exp[t];
         const uint64_t f = (uint64_t)F->coef[t];
@@ -425,6 +432,13 @@ unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned thread
     if (threads == 0) threads = 1;
     size_t share = (count + threads - 1) / threads;
     if (g > share) g = share;
+    /* the same number of groups for every thread: as many rounds as the cap needs, then groups as
+     * even as those rounds allow (23 on 2 threads with a cap of 7: groups of 6, two per thread,
+     * rather than 7, 7, 7, 2) */
+    if (g > 0 && count > 0) {
+        size_t rounds = (count + threads * g - 1) / (threads * g);
+        g = (count + threads * rounds - 1) / (threads * rounds);
+    }
     return g ? (unsigned)g : 1;
 }
 

@@ -40,6 +40,7 @@ struct veil_mv_factor {
     uint32_t n;     /* nonzero coefficients */
     uint32_t *exp;  /* their exponents, ascending, in [0, N) */
     int64_t *coef;  /* their (integer) values */
+    uint64_t body_add; /* κ·Δ, added to each output's body (the table's centring) */
 };
 
 struct veil_pbs_scratch {
