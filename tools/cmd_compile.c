@@ -198,9 +198,12 @@ int veil_cmd_compile(int argc, char **argv)
     veil_circuit_stats s;
     veil_circuit_get_stats(c, &s);
     const veil_params *p = veil_circuit_params(c);
-    printf("compiled %s in %.3f s: max bit-width %u, %zu PBS per inference, parameters %s (N 2^%u, n %u), "
+    char pbs[64];
+    if (s.ks_count && s.ks_count < s.pbs_count) snprintf(pbs, sizeof pbs, "%zu lookups in %zu PBS", s.pbs_count, s.ks_count);
+    else snprintf(pbs, sizeof pbs, "%zu PBS", s.pbs_count);
+    printf("compiled %s in %.3f s: max bit-width %u, %s per inference, parameters %s (N 2^%u, n %u), "
            "evaluation keys %.1f MB (%.1f MB compressed)\n",
-           onnx, t, veil_model_max_bit_width(m), s.pbs_count, p->name, p->log2_N, p->n,
+           onnx, t, veil_model_max_bit_width(m), pbs, p->name, p->log2_N, p->n,
            (double)(s.bsk_bytes + s.ksk_bytes) / 1e6,
            (double)(s.bsk_seeded_bytes + s.ksk_seeded_bytes) / 1e6);
     printf("wrote %s/client.veil and %s/server.veil\n", out, out);

@@ -141,7 +141,8 @@ static void fill_stats(veil_circuit *c)
     memset(s, 0, sizeof *s);
     s->precision = p->precision;
     s->lookup_bits = p->tlu_precision;
-    s->pbs_count = s->ks_count = p->n_tlu;
+    s->pbs_count = p->n_tlu;
+    s->ks_count = p->n_br; /* one key switch and one blind rotation per input of the shared lookups */
     s->linear_terms = p->n_terms;
     s->max_norm2 = sqrt(p->tlu_a);
     s->bsk_bytes = p->n_tlu ? ks.bsk_bytes : 0;
@@ -174,15 +175,19 @@ void veil_circuit_count_partitions(veil_circuit *c)
     for (size_t j = 0; j < c->nparts; j++) c->pstats[j].params = c->parts[j];
     if (!p->interface_only) { /* a client bundle keeps the counts as compiled */
         for (size_t j = 0; j < c->nparts; j++) c->pstats[j].pbs_count = c->pstats[j].cross_ks_count = 0;
+        /* key switches: one per input of the lookups that share a blind rotation */
+        uint32_t *seen = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint32_t));
         for (size_t k = 0; k < p->ninstr; k++) {
             const veil_instr *I = &p->instr[k];
             if (I->kind != VEIL_INSTR_TLU || I->part >= c->nparts) continue;
             veil_partition_stats *q = &c->pstats[I->part];
             q->pbs_count += I->count;
-            if (dims && c->nparts > 1)
+            if (dims && seen && c->nparts > 1)
                 for (uint32_t o = 0; o < I->count; o++)
-                    if (dims[I->in_slot[o]] != veil_params_big_lwe_dim(&c->parts[I->part])) q->cross_ks_count++;
+                    if (veil_mv_first(I, o, seen) && dims[I->in_slot[o]] != veil_params_big_lwe_dim(&c->parts[I->part]))
+                        q->cross_ks_count++;
         }
+        veil_free(seen);
     }
     uint64_t bsk = 0, ksk = 0, bsks = 0, ksks = 0;
     for (size_t j = 0; j < c->nparts; j++) {

@@ -585,10 +585,16 @@ char *veil_model_describe(const veil_model *m)
                            (double)(q.bsk_seeded_bytes + q.ksk_seeded_bytes) / 1e6, q.p_error);
         }
     }
-    veil_sb_printf(&b,
-                   "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
-                   "key switches per inference, %zu linear terms\n",
-                   m->max_bits, s.precision, s.lookup_bits, s.pbs_count, s.ks_count, s.linear_terms);
+    if (s.ks_count && s.ks_count < s.pbs_count) /* multi-value lookups share their input's bootstrapping */
+        veil_sb_printf(&b,
+                       "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu lookups in "
+                       "%zu PBS and %zu key switches per inference (multi-value bootstrapping), %zu linear terms\n",
+                       m->max_bits, s.precision, s.lookup_bits, s.pbs_count, s.ks_count, s.ks_count, s.linear_terms);
+    else
+        veil_sb_printf(&b,
+                       "statistics: max bit-width %u, encoding precision %u bits, lookups read %u bits, %zu PBS and %zu "
+                       "key switches per inference, %zu linear terms\n",
+                       m->max_bits, s.precision, s.lookup_bits, s.pbs_count, s.ks_count, s.linear_terms);
     veil_sb_printf(&b,
                    "keys and ciphertexts: bootstrapping key %.1f MB, key-switching key %.1f MB (%.1f MB in all, "
                    "%.1f MB compressed), inputs %.1f kB, outputs %.1f kB per inference\n",
