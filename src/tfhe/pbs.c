@@ -383,6 +383,12 @@ static veil_status ts_new(const veil_params *p, unsigned threads, unsigned group
     return s;
 }
 
+/* What the groups of one batch share: their size and each thread's scratch. */
+typedef struct {
+    unsigned group;
+    thread_scratch *ts;
+} pool_share;
+
 typedef struct {
     const veil_eval_keys *ek;
     const veil_lut *lut;
@@ -392,16 +398,15 @@ typedef struct {
     uint64_t *out;
     size_t stride, count; /* stride: k·N + 1 (outputs, and inputs through in_base) */
     uint32_t in_dim;      /* dimension of the inputs */
-    unsigned group;
-    thread_scratch *ts;
+    pool_share sh;
 } batch_ctx;
 
 static void batch_group(void *vctx, size_t g, unsigned thread)
 {
     const batch_ctx *c = vctx;
-    thread_scratch *ts = &c->ts[thread];
-    const size_t first = g * c->group, n1 = (size_t)c->ek->p.n + 1;
-    const unsigned B = (unsigned)(c->count - first < c->group ? c->count - first : c->group);
+    thread_scratch *ts = &c->sh.ts[thread];
+    const size_t first = g * c->sh.group, n1 = (size_t)c->ek->p.n + 1;
+    const unsigned B = (unsigned)(c->count - first < c->sh.group ? c->count - first : c->sh.group);
     const uint64_t *src[MAX_GROUP];
     uint64_t *small[MAX_GROUP], *res[MAX_GROUP];
     for (unsigned b = 0; b < B; b++) {
@@ -442,28 +447,33 @@ unsigned veil_pbs_group_size(const veil_params *p, size_t count, unsigned thread
     return g ? (unsigned)g : 1;
 }
 
+/* count items in groups over the pool: sh gets the group size and each thread's scratch, then fn
+ * runs once per group. */
+static veil_status run_in_groups(const veil_params *p, size_t count, unsigned threads, pool_share *sh,
+                                 void (*fn)(void *, size_t, unsigned), void *ctx)
+{
+    if (count == 0) return VEIL_OK;
+    if (threads == 0) threads = veil_cpu_count();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    sh->group = veil_pbs_group_size(p, count, threads);
+    const size_t groups = (count + sh->group - 1) / sh->group;
+    if (threads > groups) threads = (unsigned)groups;
+    veil_status s = ts_new(p, threads, sh->group, &sh->ts);
+    if (s == VEIL_OK) veil_parallel_for(groups, threads, fn, ctx);
+    ts_free(sh->ts, threads);
+    sh->ts = NULL;
+    return s;
+}
+
 static veil_status batch(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
                          const uint64_t *in_base, uint32_t in_dim, unsigned in_shift, uint64_t *out, size_t count,
                          unsigned threads)
 {
     if (!ek || !lut || (!in && !in_base && count) || (!out && count) || in_shift > 63) return VEIL_ERR_INVALID_ARG;
     if (in_dim == 0 || in_dim > veil_params_ks_dim(&ek->p)) return VEIL_ERR_INVALID_ARG;
-    if (count == 0) return VEIL_OK;
-    if (threads == 0) threads = veil_cpu_count();
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    const unsigned group = veil_pbs_group_size(&ek->p, count, threads);
-    const size_t groups = (count + group - 1) / group;
-    if (threads > groups) threads = (unsigned)groups;
-    const veil_params *p = &ek->p;
-    thread_scratch *ts;
-    veil_status s = ts_new(p, threads, group, &ts);
-    if (s == VEIL_OK) {
-        batch_ctx ctx = {ek,    lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(p) + 1,
-                         count, in_dim, group, ts};
-        veil_parallel_for(groups, threads, batch_group, &ctx);
-    }
-    ts_free(ts, threads);
-    return s;
+    batch_ctx ctx = {ek, lut, in, in_base, in_shift, out, (size_t)veil_params_big_lwe_dim(&ek->p) + 1, count, in_dim,
+                     {0, NULL}};
+    return run_in_groups(&ek->p, count, threads, &ctx.sh, batch_group, &ctx);
 }
 
 veil_status veil_ks_pbs_batch_ex(const veil_eval_keys *ek, const veil_lut *lut, const uint64_t *const *in,
@@ -493,17 +503,16 @@ typedef struct {
     const veil_eval_keys *ek;
     const veil_pbs_job *jobs;
     size_t count;
-    unsigned group;
-    thread_scratch *ts;
+    pool_share sh;
 } jobs_ctx;
 
 static void jobs_group(void *vctx, size_t g, unsigned thread)
 {
     const jobs_ctx *c = vctx;
-    thread_scratch *ts = &c->ts[thread];
+    thread_scratch *ts = &c->sh.ts[thread];
     const veil_params *p = &c->ek->p;
-    const size_t first = g * c->group, n1 = (size_t)p->n + 1, acc_words = (size_t)(p->k + 1) * veil_params_N(p);
-    const unsigned B = (unsigned)(c->count - first < c->group ? c->count - first : c->group);
+    const size_t first = g * c->sh.group, n1 = (size_t)p->n + 1, acc_words = (size_t)(p->k + 1) * veil_params_N(p);
+    const unsigned B = (unsigned)(c->count - first < c->sh.group ? c->count - first : c->sh.group);
     const veil_pbs_job *J = c->jobs + first;
     const uint64_t *src[MAX_GROUP] = {0}, *polys[MAX_GROUP] = {0};
     uint64_t *small[MAX_GROUP] = {0};
@@ -540,19 +549,6 @@ veil_status veil_ks_pbs_jobs(const veil_eval_keys *ek, const veil_pbs_job *jobs,
         if (!J->factor ? J->nout != 1 : J->nout == 0) return VEIL_ERR_INVALID_ARG;
         if (!veil_params_same(&J->lut->p, &ek->p)) return VEIL_ERR_PARAMS_MISMATCH;
     }
-    if (count == 0) return VEIL_OK;
-    if (threads == 0) threads = veil_cpu_count();
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    const unsigned group = veil_pbs_group_size(&ek->p, count, threads);
-    const size_t groups = (count + group - 1) / group;
-    if (threads > groups) threads = (unsigned)groups;
-    const veil_params *p = &ek->p;
-    thread_scratch *ts;
-    veil_status s = ts_new(p, threads, group, &ts);
-    if (s == VEIL_OK) {
-        jobs_ctx ctx = {ek, jobs, count, group, ts};
-        veil_parallel_for(groups, threads, jobs_group, &ctx);
-    }
-    ts_free(ts, threads);
-    return s;
+    jobs_ctx ctx = {ek, jobs, count, {0, NULL}};
+    return run_in_groups(&ek->p, count, threads, &ctx.sh, jobs_group, &ctx);
 }
