@@ -62,6 +62,8 @@ def test_tree_execute_and_bundles_shared_with_the_command(tmp_path):
     st = m.statistics()
     assert st["pbs_count"] == 25 and 0 < st["ks_count"] < 25  # lookups share bootstrappings
     label, proba = m.forward(test[:5])
+    with pytest.raises(veil.VeilError, match="keys"):  # execute before keys: named
+        m.forward(test[:1], mode="execute")
     m.keygen(SEED)
     le, pe = m.forward(test[:5], mode="execute")
     assert np.array_equal(le, label) and np.array_equal(pe, proba)
