@@ -1,15 +1,25 @@
 /* veil._veil: the CPython binding of libveil's model API (include/veil/model.h). A thin layer: it
  * converts buffers (NumPy arrays, float64 / int64, C-contiguous) and raises VeilError with the
  * library's one-line message; long calls (compile, keygen, the inference loops) release the GIL.
- * Keys live in the C model object only (wiped by veil_model_free), never in Python objects. */
+ * Keys live in the C model object only (wiped by veil_model_free), never in Python objects.
+ * The deployment objects bind include/veil/client.h and server.h: Client (the client bundle, its
+ * secret key held in C), ServerModel and EvalKeys (the server side), Remote (a veil serve). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
+#include "veil/client.h"
 #include "veil/compiler.h"
 #include "veil/model.h"
+#include "veil/server.h"
 
 static PyObject *VeilError;
+
+static PyObject *fail_msg(veil_status st, const char *msg)
+{
+    PyErr_SetString(st == VEIL_ERR_NOMEM ? PyExc_MemoryError : VeilError, msg && *msg ? msg : veil_status_str(st));
+    return NULL;
+}
 
 static PyObject *fail(veil_status st)
 {
@@ -386,9 +396,357 @@ static PyTypeObject ModelType = {
     .tp_methods = model_methods,
 };
 
+
+/* ---- deployment: the client, the server model, evaluation keys, a remote server --------------- */
+static PyObject *bytes_take(uint8_t *buf, size_t len)
+{
+    PyObject *b = PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)len);
+    veil_free(buf);
+    return b;
+}
+
+typedef struct {
+    PyObject_HEAD veil_client *c;
+} ClientObject;
+
+static void client_dealloc(ClientObject *self)
+{
+    veil_client_free(self->c); /* wipes the secret key */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ClientType;
+
+static PyObject *py_client_load(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    veil_client *c = NULL;
+    veil_status st = veil_client_load(path, &c);
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    ClientObject *o = PyObject_New(ClientObject, &ClientType);
+    if (!o) {
+        veil_client_free(c);
+        return NULL;
+    }
+    o->c = c;
+    return (PyObject *)o;
+}
+
+static PyObject *c_keygen(ClientObject *self, PyObject *args)
+{
+    PyObject *so = NULL;
+    if (!PyArg_ParseTuple(args, "|O", &so)) return NULL;
+    uint8_t seed[VEIL_SEED_BYTES];
+    int have;
+    if (seed_arg(so, seed, &have) < 0) return NULL;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_client_keygen(self->c, have ? seed : NULL);
+    Py_END_ALLOW_THREADS
+    memset(seed, 0, sizeof seed);
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_keys_io(ClientObject *self, PyObject *args, int save)
+{
+    const char *dir;
+    if (!PyArg_ParseTuple(args, "s", &dir)) return NULL;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = save ? veil_client_save_keys(self->c, dir) : veil_client_load_keys(self->c, dir);
+    Py_END_ALLOW_THREADS
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_save_keys(ClientObject *s, PyObject *a) { return c_keys_io(s, a, 1); }
+static PyObject *c_load_keys(ClientObject *s, PyObject *a) { return c_keys_io(s, a, 0); }
+
+static PyObject *c_eval_keys(ClientObject *self, PyObject *unused)
+{
+    (void)unused;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    veil_status st = veil_client_eval_keys(self->c, &buf, &len);
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    return bytes_take(buf, len);
+}
+
+static PyObject *c_info(ClientObject *self, PyObject *unused)
+{
+    (void)unused;
+    const veil_model *m = veil_client_model(self->c);
+    return Py_BuildValue("{s:s,s:i,s:i,s:L,s:L}", "model_id", veil_client_model_id(self->c), "has_secret_key",
+                         veil_client_has_secret_key(self->c), "needs_eval_keys", veil_client_needs_eval_keys(self->c),
+                         "input_size", (long long)veil_model_input_size(m), "output_size",
+                         (long long)veil_model_output_size(m));
+}
+
+/* encrypt(x: float64 buffer of one sample) -> bytes */
+static PyObject *c_encrypt(ClientObject *self, PyObject *args)
+{
+    PyObject *x;
+    if (!PyArg_ParseTuple(args, "O", &x)) return NULL;
+    Py_buffer b;
+    if (get_buffer(x, &b, 8, veil_model_input_size(veil_client_model(self->c)), "input") < 0) return NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_client_quantize_encrypt_serialize(self->c, b.buf, &buf, &len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    return bytes_take(buf, len);
+}
+
+/* decrypt(answer: bytes) -> float64 bytes of one sample's outputs */
+static PyObject *c_decrypt(ClientObject *self, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    const int64_t osz = veil_model_output_size(veil_client_model(self->c));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(osz * 8));
+    if (!out) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_client_deserialize_decrypt_dequantize(self->c, b.buf, (size_t)b.len,
+                                                                          (double *)PyBytes_AS_STRING(out));
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (st != VEIL_OK) {
+        Py_DECREF(out);
+        return fail_msg(st, veil_client_last_error());
+    }
+    return out;
+}
+
+static PyMethodDef client_methods[] = {
+    {"keygen", (PyCFunction)c_keygen, METH_VARARGS, "keygen(seed=None): secret and evaluation keys, held in C"},
+    {"save_keys", (PyCFunction)c_save_keys, METH_VARARGS, "save_keys(dir): secret.key (0600), eval.keys, model_id"},
+    {"load_keys", (PyCFunction)c_load_keys, METH_VARARGS, "load_keys(dir): keys of this compilation only"},
+    {"eval_keys", (PyCFunction)c_eval_keys, METH_NOARGS, "the evaluation keys, compressed, to upload"},
+    {"info", (PyCFunction)c_info, METH_NOARGS, "model id, key state, sizes"},
+    {"encrypt", (PyCFunction)c_encrypt, METH_VARARGS, "encrypt(x): one sample -> serialized ciphertexts"},
+    {"decrypt", (PyCFunction)c_decrypt, METH_VARARGS, "decrypt(answer): -> one sample's outputs (float64 bytes)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ClientType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "veil._veil.Client",
+    .tp_basicsize = sizeof(ClientObject),
+    .tp_dealloc = (destructor)client_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a client bundle with its keys (veil_client)",
+    .tp_methods = client_methods,
+};
+
+typedef struct {
+    PyObject_HEAD veil_eval_keys *ek;
+} KeysObject;
+
+static void keys_dealloc(KeysObject *self)
+{
+    veil_eval_keys_free(self->ek);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject KeysType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "veil._veil.EvalKeys",
+    .tp_basicsize = sizeof(KeysObject),
+    .tp_dealloc = (destructor)keys_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "evaluation keys loaded for a server model",
+};
+
+typedef struct {
+    PyObject_HEAD veil_server_model *m;
+} ServerObject;
+
+static void server_dealloc(ServerObject *self)
+{
+    veil_server_model_free(self->m);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ServerType;
+
+static PyObject *py_server_load(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    veil_server_model *m = NULL;
+    veil_status st = veil_server_model_load(path, &m);
+    if (st != VEIL_OK) return fail_msg(st, veil_server_last_error());
+    ServerObject *o = PyObject_New(ServerObject, &ServerType);
+    if (!o) {
+        veil_server_model_free(m);
+        return NULL;
+    }
+    o->m = m;
+    return (PyObject *)o;
+}
+
+static PyObject *s_keys(ServerObject *self, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    veil_eval_keys *ek = NULL;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_server_keys_load(self->m, b.buf, (size_t)b.len, &ek);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (st != VEIL_OK) return fail_msg(st, veil_server_last_error());
+    KeysObject *o = PyObject_New(KeysObject, &KeysType);
+    if (!o) {
+        veil_eval_keys_free(ek);
+        return NULL;
+    }
+    o->ek = ek;
+    return (PyObject *)o;
+}
+
+/* run(keys or None, request bytes, threads=0) -> answer bytes */
+static PyObject *s_run(ServerObject *self, PyObject *args)
+{
+    PyObject *ko;
+    Py_buffer b;
+    unsigned threads = 0;
+    if (!PyArg_ParseTuple(args, "Oy*|I", &ko, &b, &threads)) return NULL;
+    const veil_eval_keys *ek = NULL;
+    if (ko != Py_None) {
+        if (!PyObject_TypeCheck(ko, &KeysType)) {
+            PyBuffer_Release(&b);
+            PyErr_SetString(PyExc_TypeError, "keys: EvalKeys from ServerModel.load_keys, or None");
+            return NULL;
+        }
+        ek = ((KeysObject *)ko)->ek;
+    }
+    uint8_t *out = NULL;
+    size_t len = 0;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_server_run(self->m, ek, b.buf, (size_t)b.len, threads, &out, &len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (st != VEIL_OK) return fail_msg(st, veil_server_last_error());
+    return bytes_take(out, len);
+}
+
+static PyObject *s_model_id(ServerObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyUnicode_FromString(veil_server_model_id(self->m));
+}
+
+static PyMethodDef server_methods[] = {
+    {"load_keys", (PyCFunction)s_keys, METH_VARARGS, "load_keys(bytes) -> EvalKeys (checked against the model)"},
+    {"run", (PyCFunction)s_run, METH_VARARGS, "run(keys, request, threads=0) -> answer"},
+    {"model_id", (PyCFunction)s_model_id, METH_NOARGS, "the compilation's id"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ServerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "veil._veil.ServerModel",
+    .tp_basicsize = sizeof(ServerObject),
+    .tp_dealloc = (destructor)server_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a server bundle (veil_server_model)",
+    .tp_methods = server_methods,
+};
+
+typedef struct {
+    PyObject_HEAD veil_remote *r;
+} RemoteObject;
+
+static void remote_dealloc(RemoteObject *self)
+{
+    veil_remote_close(self->r);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject RemoteType;
+
+/* remote_open(url, model, keys_dir, cacert=None, insecure=False) */
+static PyObject *py_remote_open(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    const char *url, *model, *dir, *cacert = NULL;
+    int insecure = 0;
+    if (!PyArg_ParseTuple(args, "sss|zp", &url, &model, &dir, &cacert, &insecure)) return NULL;
+    veil_remote_options o = {.url = url, .model = model, .keys_dir = dir, .cacert = cacert, .insecure = insecure};
+    veil_remote *r = NULL;
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_remote_open(&o, &r);
+    Py_END_ALLOW_THREADS
+    if (st != VEIL_OK) return fail_msg(st, veil_client_last_error());
+    RemoteObject *ro = PyObject_New(RemoteObject, &RemoteType);
+    if (!ro) {
+        veil_remote_close(r);
+        return NULL;
+    }
+    ro->r = r;
+    return (PyObject *)ro;
+}
+
+static PyObject *r_sizes(RemoteObject *self, PyObject *unused)
+{
+    (void)unused;
+    const veil_model *m = veil_client_model(veil_remote_client(self->r));
+    return Py_BuildValue("(LL)", (long long)veil_model_input_size(m), (long long)veil_model_output_size(m));
+}
+
+/* predict(x float64 buffer, n, concurrency=1) -> float64 bytes */
+static PyObject *r_predict(RemoteObject *self, PyObject *args)
+{
+    PyObject *x;
+    Py_ssize_t n;
+    int conc = 1;
+    if (!PyArg_ParseTuple(args, "On|i", &x, &n, &conc)) return NULL;
+    const veil_model *m = veil_client_model(veil_remote_client(self->r));
+    const int64_t isz = veil_model_input_size(m), osz = veil_model_output_size(m);
+    if (n < 1) return PyErr_Format(PyExc_ValueError, "%zd samples", n);
+    Py_buffer b;
+    if (get_buffer(x, &b, 8, n * isz, "input") < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * osz * 8));
+    if (!out) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    veil_status st;
+    Py_BEGIN_ALLOW_THREADS st = veil_remote_predict(self->r, b.buf, n, conc, (double *)PyBytes_AS_STRING(out), NULL, NULL);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (st != VEIL_OK) {
+        Py_DECREF(out);
+        return fail_msg(st, veil_client_last_error());
+    }
+    return out;
+}
+
+static PyMethodDef remote_methods[] = {
+    {"sizes", (PyCFunction)r_sizes, METH_NOARGS, "(input values, output values) per sample"},
+    {"predict", (PyCFunction)r_predict, METH_VARARGS, "predict(x, n, concurrency=1) -> float64 bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RemoteType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "veil._veil.Remote",
+    .tp_basicsize = sizeof(RemoteObject),
+    .tp_dealloc = (destructor)remote_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a model served by veil serve (veil_remote)",
+    .tp_methods = remote_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"compile", py_compile, METH_VARARGS, "compile(onnx path or bytes, inputset, nsamples, sample_size, options)"},
     {"load", py_load, METH_VARARGS, "load(dir): a model saved by save() or veil compile"},
+    {"client_load", py_client_load, METH_VARARGS, "client_load(path): a client bundle (client.veil)"},
+    {"server_load", py_server_load, METH_VARARGS, "server_load(path): a server bundle (server.veil)"},
+    {"remote_open", py_remote_open, METH_VARARGS, "remote_open(url, model, keys_dir, cacert=None, insecure=False)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -398,7 +756,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_veil", "libveil's m
 PyMODINIT_FUNC PyInit__veil(void);
 PyMODINIT_FUNC PyInit__veil(void)
 {
-    if (PyType_Ready(&ModelType) < 0) return NULL;
+    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&ClientType) < 0 || PyType_Ready(&KeysType) < 0 ||
+        PyType_Ready(&ServerType) < 0 || PyType_Ready(&RemoteType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     VeilError = PyErr_NewException("veil.VeilError", PyExc_RuntimeError, NULL);
