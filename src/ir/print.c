@@ -157,6 +157,8 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+#define PRINT_COLUMN_CAP 120
+
 char *veil_ir_format(const veil_graph *g, int show_bounds, const veil_ir_mark *marks, int nmarks)
 {
     if (!g) return NULL;
@@ -177,16 +179,20 @@ char *veil_ir_format(const veil_graph *g, int show_bounds, const veil_ir_mark *m
         veil_sb_printf(&b, "# %s", t);
         type[i] = veil_sb_take(&b);
         if (!left[i] || !type[i]) goto done;
-        if (utf8_len(left[i]) > wl) wl = utf8_len(left[i]);
+        /* the columns line up on the widest expression, up to PRINT_COLUMN_CAP characters: a
+         * longer one (a concatenation of hundreds of operands) takes its own width rather than
+         * pushing every other line's type far to the right */
+        if (utf8_len(left[i]) > wl && utf8_len(left[i]) <= PRINT_COLUMN_CAP) wl = utf8_len(left[i]);
         if (utf8_len(type[i]) > wt) wt = utf8_len(type[i]);
     }
     for (size_t i = 0; i < count; i++) {
         const veil_node_rec *n = &g->nodes[i];
         veil_sb_printf(&out, "%s", left[i]);
-        veil_sb_pad(&out, wl + 8);
+        const size_t lw = utf8_len(left[i]), lcol = lw > wl ? lw + 8 : wl + 8;
+        veil_sb_pad(&out, lcol);
         veil_sb_printf(&out, "%s", type[i]);
         if (show_bounds && n->has_bounds) {
-            veil_sb_pad(&out, wl + 8 + wt + 8);
+            veil_sb_pad(&out, lcol + wt + 8);
             veil_sb_printf(&out, "∈ [%lld, %lld]", (long long)n->lo, (long long)n->hi);
         }
         veil_sb_printf(&out, "\n");
