@@ -277,11 +277,13 @@ static veil_status circuit_luts(const veil_circuit *c, const lut_set **out)
     return st;
 }
 
-/* ---- execute: lookups in waves ----------------------------------------------------------------
- * Consecutive lookup instructions that read nothing the others write (and linear ones between
- * them that read none of their outputs, run first) run as one batch per partition, spread over the thread pool together (a tree ensemble's comparisons are hundreds of
- * one-output instructions); multi-value ones of one input share one key switch and one blind
- * rotation. */
+/* ---- execute: lookups in stages -------------------------------------------------------------
+ * Each instruction's stage is the number of lookups on the longest path from the inputs to it: a
+ * linear instruction runs in the stage of its latest input, a lookup one stage later. All the
+ * lookups of one stage (every channel of a layer, every comparison of a tree ensemble, the
+ * hundreds of one-output instructions a per-channel rounding makes) run as one batch per
+ * partition over the thread pool, whatever their order in the program; multi-value ones of one
+ * input share one key switch and one blind rotation. */
 typedef struct {
     const veil_circuit *c;
     const veil_program *p;
@@ -293,16 +295,36 @@ typedef struct {
     unsigned threads;
 } wave;
 
-static int wave_reads(const veil_instr *I, const uint8_t *in_wave)
+/* stage[k] of every instruction; *nstages = the last stage + 1 */
+static veil_status instr_stages(const veil_program *p, uint32_t **stage_out, uint32_t *nstages)
 {
-    if (I->kind == VEIL_INSTR_LINEAR) {
-        for (uint64_t t = 0; t < I->term_off[I->count]; t++)
-            if (in_wave[I->term_slot[t]]) return 1;
-        return 0;
+    uint32_t *sl = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint32_t));
+    uint32_t *stage = veil_malloc(sizeof(uint32_t) * (p->ninstr ? p->ninstr : 1));
+    if (!sl || !stage) {
+        veil_free(sl);
+        veil_free(stage);
+        return VEIL_ERR_NOMEM;
     }
-    for (uint32_t o = 0; o < I->count; o++)
-        if (in_wave[I->in_slot[o]]) return 1;
-    return 0;
+    uint32_t top = 0;
+    for (size_t k = 0; k < p->ninstr; k++) {
+        const veil_instr *I = &p->instr[k];
+        uint32_t lv = 0;
+        if (I->kind == VEIL_INSTR_LINEAR) {
+            for (uint64_t t = 0; t < I->term_off[I->count]; t++)
+                if (sl[I->term_slot[t]] > lv) lv = sl[I->term_slot[t]];
+        } else {
+            for (uint32_t o = 0; o < I->count; o++)
+                if (sl[I->in_slot[o]] > lv) lv = sl[I->in_slot[o]];
+            lv++;
+        }
+        stage[k] = lv;
+        for (uint32_t o = 0; o < I->count; o++) sl[I->out_base + o] = lv;
+        if (lv > top) top = lv;
+    }
+    veil_free(sl);
+    *stage_out = stage;
+    *nstages = top + 1;
+    return VEIL_OK;
 }
 
 typedef struct {
@@ -318,13 +340,13 @@ static int item_cmp(const void *a, const void *b)
     return x->o < y->o ? -1 : x->o > y->o;
 }
 
-/* Instructions [q, e) of partition `part`: their jobs, then one call over the pool. */
-static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned part)
+/* The lookup instructions list[0..nl) of partition `part`: their jobs, then one call over the pool. */
+static veil_status run_wave_part(const wave *w, const uint32_t *list, size_t nl, unsigned part)
 {
     const veil_program *p = w->p;
     size_t n = 0;
-    for (size_t r = q; r < e; r++)
-        if (p->instr[r].kind == VEIL_INSTR_TLU && p->instr[r].part == part) n += p->instr[r].count;
+    for (size_t i = 0; i < nl; i++)
+        if (p->instr[list[i]].part == part) n += p->instr[list[i]].count;
     if (n == 0) return VEIL_OK;
     wave_item *it = veil_malloc(sizeof *it * n);
     veil_pbs_job *jobs = veil_malloc(sizeof *jobs * n);
@@ -334,9 +356,10 @@ static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned par
     size_t nj = 0;
     if (st == VEIL_OK) {
         size_t m = 0, nmv = 0;
-        for (size_t r = q; r < e; r++) { /* plain lookups first, in order; multi-value ones sorted by input */
+        for (size_t li = 0; li < nl; li++) { /* plain lookups first, in order; multi-value ones sorted by input */
+            const uint32_t r = list[li];
             const veil_instr *I = &p->instr[r];
-            if (I->kind != VEIL_INSTR_TLU || I->part != part) continue;
+            if (I->part != part) continue;
             for (uint32_t o = 0; o < I->count; o++) it[I->mv ? n - 1 - nmv++ : m++] =
                 (wave_item){I->in_slot[o], lut_up(p, I), (uint32_t)r, o};
         }
@@ -365,10 +388,10 @@ static veil_status run_wave_part(const wave *w, size_t q, size_t e, unsigned par
     return st;
 }
 
-static veil_status run_wave(const wave *w, size_t q, size_t e)
+static veil_status run_wave(const wave *w, const uint32_t *list, size_t nl)
 {
     veil_status st = VEIL_OK;
-    for (unsigned part = 0; part < w->c->nparts && st == VEIL_OK; part++) st = run_wave_part(w, q, e, part);
+    for (unsigned part = 0; part < w->c->nparts && st == VEIL_OK; part++) st = run_wave_part(w, list, nl, part);
     return st;
 }
 
@@ -417,13 +440,14 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     uint32_t *dims = NULL;
     size_t *off = veil_malloc(sizeof(size_t) * ns), words = 0;
     uint64_t *slots = NULL;
-    uint8_t *in_wave = veil_calloc(ns, 1);
+    uint32_t *stage = NULL, *order = NULL, *scratch = NULL;
+    size_t *first = NULL;
     veil_ciphertexts *res = veil_rt_cts_new(P, veil_rt_output_count(p));
     /* the tables: the circuit's cached ones, or this evaluation's own when clear inputs made a
      * program of its own */
     const lut_set *luts = NULL;
     lut_set *own_luts = NULL;
-    if (!off || !res || !in_wave) {
+    if (!off || !res) {
         st = VEIL_ERR_NOMEM;
         goto done;
     }
@@ -443,32 +467,42 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
         memcpy(slots + off[pi->base], in->data + k * lwe, sizeof(uint64_t) * lwe * (size_t)pi->size);
         k += (size_t)pi->size;
     }
-    for (size_t q = 0; q < p->ninstr && st == VEIL_OK;) {
-        const veil_instr *I = &p->instr[q];
-        if (I->kind == VEIL_INSTR_LINEAR) {
+    /* stage by stage: its lookups together (they read only slots of earlier stages), then its
+     * linear instructions in program order (they read this stage's lookups) */
+    uint32_t nstages = 0;
+    if ((st = instr_stages(p, &stage, &nstages)) != VEIL_OK) goto done;
+    if (!(order = veil_malloc(sizeof(uint32_t) * (p->ninstr ? p->ninstr : 1))) ||
+        !(scratch = veil_malloc(sizeof(uint32_t) * (p->ninstr ? p->ninstr : 1))) ||
+        !(first = veil_calloc((size_t)nstages + 1, sizeof(size_t)))) {
+        st = VEIL_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t q = 0; q < p->ninstr; q++) first[stage[q] + 1]++;
+    for (uint32_t t = 0; t < nstages; t++) first[t + 1] += first[t];
+    {
+        size_t *at = veil_malloc(sizeof(size_t) * nstages);
+        if (!at) {
+            st = VEIL_ERR_NOMEM;
+            goto done;
+        }
+        for (uint32_t t = 0; t < nstages; t++) at[t] = first[t];
+        for (size_t q = 0; q < p->ninstr; q++) order[at[stage[q]]++] = (uint32_t)q; /* stable: program order */
+        veil_free(at);
+    }
+    wave w = {c, p, ek, luts, slots, dims, off, threads};
+    for (uint32_t t = 0; t < nstages && st == VEIL_OK; t++) {
+        size_t nl = 0, nlin = 0;
+        /* this stage's entries of order[]: lookups moved to its front, linear ones after, each
+         * kind in program order */
+        for (size_t i = first[t]; i < first[t + 1]; i++)
+            if (p->instr[order[i]].kind == VEIL_INSTR_TLU) scratch[nl++] = order[i];
+            else scratch[(first[t + 1] - first[t]) - 1 - nlin++] = order[i];
+        if (nl) st = run_wave(&w, scratch, nl);
+        for (size_t i = 0; i < nlin && st == VEIL_OK; i++) {
+            const veil_instr *I = &p->instr[scratch[(first[t + 1] - first[t]) - 1 - i]];
             linear_job job = {I, slots, dims, off, veil_rt_delta_shift(p)};
             veil_parallel_for(I->count, I->count >= 16 ? threads : 1, linear_one, &job);
-            q++;
-            continue;
         }
-        /* a wave: this lookup and those after it that read nothing the wave writes run together */
-        size_t e = q;
-        while (e < p->ninstr && !wave_reads(&p->instr[e], in_wave)) {
-            const veil_instr *J = &p->instr[e];
-            if (J->kind == VEIL_INSTR_LINEAR) {
-                /* reads nothing the wave writes: it runs now, and the wave goes on past it */
-                linear_job job = {J, slots, dims, off, veil_rt_delta_shift(p)};
-                veil_parallel_for(J->count, J->count >= 16 ? threads : 1, linear_one, &job);
-            } else {
-                memset(in_wave + J->out_base, 1, J->count);
-            }
-            e++;
-        }
-        wave w = {c, p, ek, luts, slots, dims, off, threads};
-        st = run_wave(&w, q, e);
-        for (size_t r = q; r < e; r++)
-            if (p->instr[r].kind == VEIL_INSTR_TLU) memset(in_wave + p->instr[r].out_base, 0, p->instr[r].count);
-        q = e;
     }
     if (st != VEIL_OK) goto done;
     k = 0;
@@ -487,7 +521,10 @@ done:
     veil_free(slots);
     veil_free(off);
     veil_free(dims);
-    veil_free(in_wave);
+    veil_free(stage);
+    veil_free(order);
+    veil_free(scratch);
+    veil_free(first);
     lut_set_free(own_luts);
     veil_ciphertexts_free(res);
     return st;
