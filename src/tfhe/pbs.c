@@ -300,22 +300,15 @@ static void extract_mul(const uint64_t *acc, const veil_mv_factor *F, uint64_t *
     for (uint32_t t = 0; t < F->n; t++) {
         const uint32_t e = F->exp[t];
         const uint64_t f = (uint64_t)F->coef[t];
-        /* (X^e · m)[i] = m[i - e] for i ≥ e, -m[i - e + N] below; extracted: o[0] = r[0],
-         * o[j] = -r[N - j] */
+        /* r = X^e · m: r[i] = m[i − e] for i ≥ e, −m[i − e + N] below. Extracted: o[0] = r[0],
+         * o[j] = −r[N − j], so o[j] −= f·m[N − j − e] for j ≤ N − e and += f·m[2N − j − e] above. */
         for (uint32_t c = 0; c <= k; c++) {
             const uint64_t *m = acc + (size_t)c * N;
             uint64_t *oc = o + (size_t)c * N;
-            const uint64_t r0 = e == 0 ? m[0] : 0 - m[N - e];
-            if (c == k) {
-                oc[0] += f * r0;
-                break;
-            }
-            oc[0] += f * r0;
-            for (uint32_t j = 1; j < N; j++) {
-                const uint32_t i = N - j; /* r[i] */
-                const uint64_t r = i >= e ? m[i - e] : 0 - m[i - e + N];
-                oc[j] -= f * r;
-            }
+            oc[0] += f * (e == 0 ? m[0] : 0 - m[N - e]);
+            if (c == k) break; /* the body: coefficient 0 only */
+            for (uint32_t j = 1; j <= N - e && j < N; j++) oc[j] -= f * m[N - j - e];
+            for (uint32_t j = N - e + 1; j < N; j++) oc[j] += f * m[2 * N - j - e];
         }
     }
 }
