@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "fft_kernels.h"
+#include "kernels.h"
 
 #define FFT_ISA avx2
 #define TFHE_LANES 4

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "fft_kernels.h"
+#include "kernels.h"
 
 #define FFT_ISA avx512
 #define TFHE_LANES 8

@@ -42,7 +42,7 @@ typedef struct veil_kernels {
      * fuses into its last pass, bit for bit the same in every variant (ties to even) */
     void (*round_add)(const double *x, uint64_t *out, uint32_t n);
     /* Signed gadget decomposition with rounding of N words into ℓ digit polynomials
-     * (out[j·N + t], level j = 0 weighs 2^(64-β)); digits in [-B/2, B/2). */
+     * (out[j·N + t], level j = 0 weighs 2^(64-β)); digits as veil_digits. */
     void (*decompose)(const uint64_t *in, uint32_t N, uint32_t beta, uint32_t ell, int64_t *out);
     /* out[o] = Σ_r dec[r] ⊙ key[r·k1 + o] for o < k1 (Fourier polynomials of `half` complex points,
      * 2·half doubles each, split layout): the Fourier-domain part of an external product, each
@@ -62,16 +62,25 @@ typedef struct veil_kernels {
 } veil_kernels;
 
 /* The signed gadget decomposition of one word, the scalar reference of every variant: round x to
- * its top β·ℓ bits, then ℓ digits in [-B/2, B/2), dig[0] the most significant (weight 2^(64-β)).
+ * its top β·ℓ bits, then ℓ digits in [-B/2, B/2], dig[0] the most significant (weight 2^(64-β)).
+ * A digit of exactly B/2 is kept or carried (becoming -B/2) by a tie bit of the discarded part:
+ * level j reads bit veil_tie_shift + j of x (none when β·ℓ + ℓ > 63). Always carrying (digits in
+ * [-B/2, B/2), mean -1/2) would give every key-switching and bootstrapping key a fixed bias
+ * -E[d]·Σ e_ij — one draw per key set, up to a third of the key's noise deviation; the tie bits,
+ * uniform and apart from the kept bits, make each digit's mean 0 and leave E[d²] = (B²+2)/12.
  * Parameters keep β·ℓ ≤ 63. */
+static inline int veil_tie_shift(uint32_t beta, uint32_t ell) { return 63 - (int)(beta * ell) - (int)ell; }
+
 static inline void veil_digits(uint64_t x, uint32_t beta, uint32_t ell, int64_t *dig)
 {
-    const uint64_t mask = (1ull << beta) - 1, half = 1ull << (beta - 1);
+    const uint64_t mask = (1ull << beta) - 1, half1 = (1ull << (beta - 1)) - 1;
+    const int ts = veil_tie_shift(beta, ell);
+    const uint64_t ties = ts >= 0 ? x >> ts : 0;
     uint64_t st = ((x >> (64 - beta * ell - 1)) + 1) >> 1;
     for (uint32_t j = ell; j-- > 0;) {
         uint64_t d = st & mask;
         st >>= beta;
-        uint64_t carry = (d + half) >> beta; /* 1 when d ≥ B/2 (d < B so no overflow) */
+        uint64_t carry = (d + half1 + ((ties >> j) & 1)) >> beta; /* d > B/2, or d = B/2 and the tie bit */
         st += carry;
         dig[j] = (int64_t)d - (int64_t)(carry << beta);
     }

@@ -56,17 +56,22 @@ static void ext_mac_avx2i(double *restrict out, const double *restrict dec, cons
 static void decompose_avx2i(const uint64_t *restrict in, uint32_t N, uint32_t beta, uint32_t ell, int64_t *restrict out)
 {
     const uint32_t shift = 64 - beta * ell;
+    const int ts = veil_tie_shift(beta, ell);
     const __m128i sh1 = _mm_cvtsi32_si128((int)shift - 1), sb = _mm_cvtsi32_si128((int)beta);
+    const __m128i tsh = _mm_cvtsi32_si128(ts >= 0 ? ts : 0);
     const __m256i one = _mm256_set1_epi64x(1), mask = _mm256_set1_epi64x((long long)((1ull << beta) - 1));
-    const __m256i half = _mm256_set1_epi64x((long long)(1ull << (beta - 1)));
+    const __m256i half1 = _mm256_set1_epi64x((long long)((1ull << (beta - 1)) - 1));
+    const __m256i tmask = _mm256_set1_epi64x(ts >= 0 ? -1 : 0);
     uint32_t t = 0;
     for (; t + 4 <= N; t += 4) {
         __m256i x = _mm256_loadu_si256((const __m256i *)(in + t));
         __m256i st = _mm256_srli_epi64(_mm256_add_epi64(_mm256_srl_epi64(x, sh1), one), 1);
+        __m256i ties = _mm256_and_si256(_mm256_srl_epi64(x, tsh), tmask); /* kernels.h: veil_digits */
         for (uint32_t j = ell; j-- > 0;) {
             __m256i d = _mm256_and_si256(st, mask);
             st = _mm256_srl_epi64(st, sb);
-            __m256i carry = _mm256_srl_epi64(_mm256_add_epi64(d, half), sb);
+            __m256i tb = _mm256_and_si256(_mm256_srl_epi64(ties, _mm_cvtsi32_si128((int)j)), one);
+            __m256i carry = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(d, half1), tb), sb);
             st = _mm256_add_epi64(st, carry);
             __m256i dig = _mm256_sub_epi64(d, _mm256_sll_epi64(carry, sb));
             _mm256_storeu_si256((__m256i *)(out + (size_t)j * N + t), dig);

@@ -62,16 +62,20 @@ static void decompose_avx512i(const uint64_t *restrict in, uint32_t N, uint32_t 
         return;
     }
     const uint32_t shift = 64 - beta * ell;
+    const int ts = veil_tie_shift(beta, ell);
     const __m512i one = _mm512_set1_epi64(1), mask = _mm512_set1_epi64((long long)((1ull << beta) - 1));
-    const __m512i half = _mm512_set1_epi64((long long)(1ull << (beta - 1)));
+    const __m512i half1 = _mm512_set1_epi64((long long)((1ull << (beta - 1)) - 1));
     const __m512i sh1 = _mm512_set1_epi64(shift - 1), sb = _mm512_set1_epi64(beta);
+    const __m512i tsh = _mm512_set1_epi64(ts >= 0 ? ts : 0), tmask = _mm512_set1_epi64(ts >= 0 ? -1 : 0);
     for (uint32_t t = 0; t < N; t += 8) {
         __m512i x = _mm512_loadu_si512((const void *)(in + t));
         __m512i st = _mm512_srli_epi64(_mm512_add_epi64(_mm512_srlv_epi64(x, sh1), one), 1);
+        __m512i ties = _mm512_and_si512(_mm512_srlv_epi64(x, tsh), tmask); /* kernels.h: veil_digits */
         for (uint32_t j = ell; j-- > 0;) {
             __m512i d = _mm512_and_si512(st, mask);
             st = _mm512_srlv_epi64(st, sb);
-            __m512i carry = _mm512_srlv_epi64(_mm512_add_epi64(d, half), sb);
+            __m512i tb = _mm512_and_si512(_mm512_srlv_epi64(ties, _mm512_set1_epi64(j)), one);
+            __m512i carry = _mm512_srlv_epi64(_mm512_add_epi64(_mm512_add_epi64(d, half1), tb), sb);
             st = _mm512_add_epi64(st, carry);
             __m512i dig = _mm512_sub_epi64(d, _mm512_sllv_epi64(carry, sb));
             _mm512_storeu_si512((void *)(out + (size_t)j * N + t), dig);

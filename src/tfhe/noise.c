@@ -1,6 +1,6 @@
 /* Noise formulas, all variances on the torus (integer variance / 2^128). Derivations follow the
  * TFHE analysis (Chillotti, Gama, Georgieva, Izabachène, J. Cryptology 2020, §3–4) for binary
- * keys (E[s] = 1/2, E[s²] = 1/2) and balanced digits in [-B/2, B/2) with E[d²] = (B²+2)/12;
+ * keys (E[s] = 1/2, E[s²] = 1/2) and balanced digits of mean 0 (kernels.h, veil_digits) with E[d²] = (B²+2)/12;
  * the FFT term is Concrete's empirical model (concrete-optimizer, FFT_SCALING_WEIGHT). */
 #include <math.h>
 

@@ -65,6 +65,45 @@ int main(void)
         printf("chosen: %s\n", veil_kernels_describe());
     }
 
+    /* the reference decomposition itself: the digits sum back to x rounded to its top β·ℓ bits,
+     * lie in [-B/2, B/2], and over 2^17 uniform words each level has mean 0 (within 6 standard
+     * deviations: digits in [-B/2, B/2) would show -1/2, 100 and more deviations for B ≤ 16) and
+     * E[d²] = (B²+2)/12 within 3%, the value the noise formulas use */
+    {
+        const uint32_t cases[][2] = {{1, 3}, {2, 5}, {2, 8}, {3, 4}, {4, 3}, {4, 4}, {5, 6}, {7, 3}, {15, 2}, {23, 1}, {22, 2}};
+        veil_rng_u64s(rng, in, NMAX);
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            const uint32_t be = cases[c][0], el = cases[c][1];
+            ref->decompose(in, NMAX, be, el, d1);
+            const double B = exp2(be), ed2 = (B * B + 2) / 12;
+            int bad_sum = 0, bad_range = 0;
+            for (uint32_t t = 0; t < NMAX; t++) {
+                uint64_t back = 0, want = (((in[t] >> (63 - be * el)) + 1) >> 1) << (64 - be * el);
+                for (uint32_t j = 0; j < el; j++) {
+                    int64_t dj = d1[(size_t)j * NMAX + t];
+                    back += (uint64_t)dj << (64 - be * (j + 1));
+                    bad_range += dj < -(int64_t)(B / 2) || dj > (int64_t)(B / 2);
+                }
+                bad_sum += back != want;
+            }
+            CHECK(bad_sum == 0 && bad_range == 0, "decomposition beta=%u ell=%u: %d wrong sums, %d digits out of range", be,
+                  el, bad_sum, bad_range);
+            for (uint32_t j = 0; j < el; j++) {
+                double m = 0, m2 = 0;
+                for (uint32_t t = 0; t < NMAX; t++) {
+                    double dj = (double)d1[(size_t)j * NMAX + t];
+                    m += dj, m2 += dj * dj;
+                }
+                m /= NMAX, m2 /= NMAX;
+                const double sd = sqrt(ed2 / NMAX);
+                CHECK(fabs(m) <= 6 * sd, "decomposition beta=%u ell=%u level %u: mean %.4g (sd %.3g)", be, el, j, m, sd);
+                CHECK(fabs(m2 / ed2 - 1) <= 0.03, "decomposition beta=%u ell=%u level %u: E[d^2] %.4g, formula %.4g", be, el,
+                      j, m2, ed2);
+            }
+        }
+        printf("reference decomposition: exact, digits in [-B/2, B/2], mean 0 and E[d^2] = (B^2+2)/12 per level\n");
+    }
+
     int tested = 0;
     for (const veil_kernels *const *kp = veil_kernels_all(); *kp; kp++) {
         const veil_kernels *k = *kp;
