@@ -18,7 +18,10 @@ class FHEModelDev:
         self.model = model
 
     def save(self, mode="inference", via_mlir=False):
-        m = getattr(self.model, "model", self.model)  # a QuantizedModule or a veil.Model
+        m = self.model
+        if hasattr(m, "_veil_model"):  # a veil.ml.sklearn built-in
+            m = m._veil_model()
+        m = getattr(m, "model", m)  # a QuantizedModule or a veil.Model
         if not isinstance(m, Model):
             raise TypeError("FHEModelDev needs a compiled model (veil.Model or veil.ml QuantizedModule)")
         m.save(self.path_dir)
