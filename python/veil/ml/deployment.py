@@ -24,6 +24,7 @@ class FHEModelDev:
         m = getattr(m, "model", m)  # a QuantizedModule or a veil.Model
         if not isinstance(m, Model):
             raise TypeError("FHEModelDev needs a compiled model (veil.Model or veil.ml QuantizedModule)")
+        os.makedirs(os.path.dirname(os.path.abspath(self.path_dir)), exist_ok=True)
         m.save(self.path_dir)
 
 
