@@ -69,7 +69,6 @@ class _FHEModel:
             self._export(X, path)
             self.quantized_module_ = compile_onnx_model(path, X, n_bits=self._n_bits(), p_error=p_error,
                                                         global_p_error=global_p_error, **kwargs)
-        self._compiled_on_fit = False
         return self.quantized_module_.fhe_circuit
 
     @property
@@ -86,7 +85,6 @@ class _FHEModel:
             if fhe != "disable":
                 raise RuntimeError(f"{type(self).__name__}: call compile(X) before predict(fhe='{fhe}')")
             self.compile(self._calibration)
-            self._compiled_on_fit = True
         return self.quantized_module_
 
     def _veil_model(self):  # for FHEModelDev
@@ -131,9 +129,13 @@ class _Wrapped(_FHEModel, BaseEstimator):
     def _sklearn_class(cls):
         return getattr(importlib.import_module(cls._sk[0]), cls._sk[1])
 
+    _defaults = {}  # class -> the wrapped class's default parameters (made once)
+
     @classmethod
     def _sklearn_defaults(cls):
-        return cls._sklearn_class()().get_params(deep=False)
+        if cls not in _Wrapped._defaults:
+            _Wrapped._defaults[cls] = cls._sklearn_class()().get_params(deep=False)
+        return dict(_Wrapped._defaults[cls])
 
     @classmethod
     def _get_param_names(cls):
@@ -169,7 +171,8 @@ class _Wrapped(_FHEModel, BaseEstimator):
             raise TypeError(f"from_sklearn_model: a fitted {cls._sk[1]} is needed, not {type(sklearn_model).__name__}")
         if X is None:
             raise ValueError("from_sklearn_model: X (the calibration inputs) is needed")
-        params = {k: v for k, v in sklearn_model.get_params(deep=False).items() if k in cls._sklearn_defaults()}
+        names = cls._sklearn_defaults()
+        params = {k: v for k, v in sklearn_model.get_params(deep=False).items() if k in names}
         m = cls(n_bits=n_bits, **params)
         m.sklearn_model = sklearn_model
         m._adopt()
