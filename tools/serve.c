@@ -26,6 +26,11 @@ static void usage(FILE *f)
             "  --threads N           threads per evaluation (default: cores / workers)\n"
             "  --max-body BYTES      limit for prediction bodies (default 64e6)\n"
             "  --timeout SECONDS     idle connection timeout (default 120)\n"
+            "  --max-connections N   open connections at once (default 256)\n"
+            "  --per-client N        of which from one client address (default 32)\n"
+            "  --header-timeout S    a request's headers must arrive within S seconds (default 10)\n"
+            "  --body-timeout S      and its body within S seconds after them (default 300)\n"
+            "  --grace S             on SIGTERM/SIGINT, requests in progress get S seconds to finish (default 30)\n"
             "  --allow-simulate      enable POST /v1/models/NAME/simulate (it sees clear data)\n"
             "  --tls-cert PEM --tls-key PEM   serve HTTPS\n");
 }
@@ -81,6 +86,11 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--max-body") == 0) VAL(cfg.max_body, 1024, 1e12);
         else if (strcmp(a, "--quota") == 0) VAL(cfg.quota, 0, 1e15);
         else if (strcmp(a, "--key-expiry") == 0) VAL(cfg.expiry_s, 1, 1e9);
+        else if (strcmp(a, "--max-connections") == 0) VAL(cfg.max_connections, 1, 65536);
+        else if (strcmp(a, "--per-client") == 0) VAL(cfg.per_client, 1, 65536);
+        else if (strcmp(a, "--header-timeout") == 0) VAL(cfg.header_timeout_s, 0.1, 86400);
+        else if (strcmp(a, "--body-timeout") == 0) VAL(cfg.body_timeout_s, 0.1, 86400);
+        else if (strcmp(a, "--grace") == 0) VAL(cfg.grace_s, 0, 86400);
         else if (a[0] == '-') {
             fprintf(stderr, "veil serve: unknown option '%s' (or it lacks its value)\n", a);
             usage(stderr);

@@ -48,6 +48,7 @@ typedef enum veil_status {
     VEIL_ERR_COMPILE = 16,       /* the graph cannot run in FHE (a check failed) */
     VEIL_ERR_NO_PARAMS = 17,     /* no 128-bit parameters meet the precision and error target */
     VEIL_ERR_EVAL = 18,          /* evaluation failed on these inputs (e.g. table index out of range) */
+    VEIL_ERR_MODEL_MISMATCH = 19, /* ciphertexts made for another model (model id differs, or none) */
     VEIL_STATUS_COUNT
 } veil_status;
 

@@ -61,11 +61,20 @@ typedef struct {
     long long quota;       /* bytes of stored keys */
     double expiry_s;       /* keys idle this long are deleted */
     int allow_simulate;    /* POST /v1/models/NAME/simulate (it sees clear data) */
+    long max_connections;  /* open connections at once (default 256) */
+    long per_client;       /* of which from one client address (default 32) */
+    double header_timeout_s; /* a connection's request headers must be in within this (default 10) */
+    double body_timeout_s;   /* and its body within this once the headers are in (default 300) */
+    double grace_s;          /* on SIGTERM/SIGINT, requests in progress get this long to finish (default 30) */
 } veil_serve_config;
 void veil_serve_config_default(veil_serve_config *c);
 /* Loads the models of `dirs` (client.veil + server.veil, each named after its directory), then
  * serves until SIGINT or SIGTERM (blocked in the calling thread, which waits for them). Returns the
- * process exit code; reasons go to stderr, one line each. Routes: docs/format.md and README. */
+ * process exit code; reasons go to stderr, one line each. Routes: docs/format.md and README.
+ * On the signal it stops accepting, lets the requests in progress finish (new ones on open
+ * connections get 503), then returns 0; when some are still running after grace_s it cuts the
+ * transfers, and returns 1 if a computation still holds on after a second grace_s, leaving its
+ * state to the exiting process. All state is per call. */
 int veil_serve(const veil_serve_config *c, const char *const *dirs, int ndirs);
 
 #ifdef __cplusplus

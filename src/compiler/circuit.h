@@ -25,6 +25,9 @@ struct veil_circuit {
      * polynomials): built on the first execution, owned here, freed with rt_cache_free. */
     void *rt_cache;
     void (*rt_cache_free)(void *);
+    /* The model id this circuit's ciphertext lists carry and require (veil_circuit_bind_model). */
+    int bound;
+    uint8_t model_id[16];
 };
 
 /* The program for one evaluation: c->prog, or (when c->graph) a program lowered with the clear

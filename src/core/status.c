@@ -20,6 +20,7 @@ static const char *const status_names[] = {
     [VEIL_ERR_COMPILE] = "graph cannot be compiled",
     [VEIL_ERR_NO_PARAMS] = "no parameters found",
     [VEIL_ERR_EVAL] = "evaluation failed",
+    [VEIL_ERR_MODEL_MISMATCH] = "made for another model (model id mismatch)",
 };
 _Static_assert(sizeof(status_names) / sizeof(status_names[0]) == VEIL_STATUS_COUNT,
                "status_names must name every veil_status");

@@ -235,6 +235,7 @@ veil_status veil_client_deserialize_decrypt_dequantize(const veil_client *c, con
     if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen or load one");
     veil_ciphertexts *v = NULL;
     veil_status st = veil_ciphertexts_deserialize(c->m->circuit, 1, buf, len, &v);
+    if (st == VEIL_ERR_MODEL_MISMATCH) return veil_deploy_model_mismatch(buf, len, c->id, client_err, sizeof client_err);
     if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, params(c), st,
                                                   client_err, sizeof client_err);
     int64_t n = veil_model_quantized_output_size(c->m);

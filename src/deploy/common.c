@@ -3,8 +3,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../tfhe/serialize.h"
 #include "deploy.h"
+
+void veil_deploy_server_error(const uint8_t *body, size_t len, long code, char *out, size_t cap)
+{
+    json_t *j = body ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    snprintf(out, cap, "HTTP %ld: %.300s", code, msg ? msg : "(no message)");
+    json_decref(j);
+}
+
+int veil_deploy_key_id(const uint8_t *body, size_t len, char *out, size_t cap)
+{
+    json_t *j = body ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+    const char *kid = j ? json_string_value(json_object_get(j, "key_id")) : NULL;
+    size_t n = kid ? strlen(kid) : 0;
+    int ok = kid && n > 0 && n < cap && strspn(kid, "0123456789abcdef") == n;
+    if (ok) memcpy(out, kid, n + 1);
+    json_decref(j);
+    return ok;
+}
 
 const char *veil_kind_name(veil_kind k)
 {
@@ -22,6 +43,21 @@ void veil_hex(const uint8_t *b, size_t n, char *out)
     static const char d[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) out[2 * i] = d[b[i] >> 4], out[2 * i + 1] = d[b[i] & 15];
     out[2 * n] = 0;
+}
+
+veil_status veil_deploy_model_mismatch(const uint8_t *buf, size_t len, const char *want_hex, char *msg, size_t cap)
+{
+    uint8_t id[VEIL_MODEL_ID_BYTES];
+    char hex[2 * VEIL_MODEL_ID_BYTES + 1];
+    if (veil_lwe_list_model_id(buf, len, id) == VEIL_OK) {
+        veil_hex(id, sizeof id, hex);
+        snprintf(msg, cap, "ciphertexts made for another model (model id %s; this model's is %s): encrypt with this "
+                           "model's client bundle", hex, want_hex);
+    } else {
+        snprintf(msg, cap, "ciphertexts carry no model id (made by an older veil, or not by a client of this model "
+                           "%s): encrypt with this model's client bundle", want_hex);
+    }
+    return VEIL_ERR_MODEL_MISMATCH;
 }
 
 veil_status veil_deploy_explain(const uint8_t *buf, size_t len, veil_kind want, const veil_params *expect,

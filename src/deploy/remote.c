@@ -142,13 +142,9 @@ static long http(const veil_remote *r, const char *method, const char *url, cons
     return code;
 }
 
-/* "HTTP 404: unknown key id" from the server's {"error": ...} */
 static void server_error(const sink *s, long code, char *out, size_t cap)
 {
-    json_t *j = json_loadb((const char *)s->data, s->len, 0, NULL);
-    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
-    snprintf(out, cap, "HTTP %ld: %s", code, msg ? msg : "(no message)");
-    json_decref(j);
+    veil_deploy_server_error(s->data, s->len, code, out, cap);
 }
 
 /* ---- files in keys_dir ------------------------------------------------------------------------- */
@@ -174,10 +170,9 @@ static veil_status upload(veil_remote *r, const char *ekp)
     double t0 = now_s();
     long code = http(r, "POST", u, NULL, f, (size_t)st.st_size, &s, err, sizeof err);
     fclose(f);
-    json_t *j = code == 201 ? json_loadb((const char *)s.data, s.len, 0, NULL) : NULL;
-    const char *kid = j ? json_string_value(json_object_get(j, "key_id")) : NULL;
+    char kid[KEY_ID_CAP];
     veil_status rc = VEIL_OK;
-    if (!kid || strlen(kid) >= KEY_ID_CAP) {
+    if (code != 201 || !veil_deploy_key_id(s.data, s.len, kid, sizeof kid)) {
         if (code) server_error(&s, code, err, sizeof err);
         rc = fail(VEIL_ERR_IO, "uploading the evaluation keys: %s", err);
     } else {
@@ -201,7 +196,6 @@ static veil_status upload(veil_remote *r, const char *ekp)
         }
         free(all), free(old);
     }
-    json_decref(j);
     free(s.data);
     return rc;
 }

@@ -52,6 +52,7 @@ veil_status veil_server_model_from_bytes(const uint8_t *buf, size_t len, veil_se
                                    server_err, sizeof server_err);
     }
     veil_hex(id, VEIL_MODEL_ID_BYTES, m->id);
+    veil_circuit_bind_model(m->circuit, id);
     *out = m;
     return VEIL_OK;
 }
@@ -141,6 +142,7 @@ veil_status veil_server_run(const veil_server_model *m, const veil_eval_keys *ek
                         "the encoding's message bits) expected",
                     (long long)ne, (long long)nc);
     }
+    if (st == VEIL_ERR_MODEL_MISMATCH) return veil_deploy_model_mismatch(in, in_len, m->id, server_err, sizeof server_err);
     if (st != VEIL_OK) return veil_deploy_explain(in, in_len, VEIL_KIND_LWE_CIPHERTEXTS, P, st,
                                                   server_err, sizeof server_err);
     st = veil_circuit_run(m->circuit, ek, x, threads, &y);

@@ -35,19 +35,6 @@ static int64_t shape_size(int nd, const int64_t *s)
     return n;
 }
 
-static veil_status model_id(const veil_circuit *c, uint8_t id[VEIL_MODEL_ID_BYTES])
-{
-    uint8_t *buf;
-    size_t len;
-    veil_status st = veil_circuit_serialize(c, &buf, &len);
-    if (st != VEIL_OK) return st;
-    uint8_t h[32];
-    veil_sha256(buf, len, h);
-    memcpy(id, h, VEIL_MODEL_ID_BYTES);
-    veil_free(buf);
-    return VEIL_OK;
-}
-
 static void put_text(veil_writer *w, uint32_t tag, const char *s)
 {
     veil_writer_section(w, tag);
@@ -163,7 +150,7 @@ static veil_status bundle_bytes(const veil_model *m, int server, const uint8_t i
 static veil_status bundles(const veil_model *m, int which, uint8_t **out, size_t *len)
 {
     uint8_t id[VEIL_MODEL_ID_BYTES];
-    veil_status st = model_id(m->circuit, id);
+    veil_status st = veil_circuit_model_id(m->circuit, id);
     for (int s = 0; s < 2 && st == VEIL_OK; s++)
         if (which < 0 || which == s) st = bundle_bytes(m, s, id, &out[s], &len[s]);
     if (st == VEIL_ERR_UNSUPPORTED)
@@ -431,6 +418,7 @@ static veil_status read_bundle(const uint8_t *buf, size_t len, int server, veil_
     }
     if (st == VEIL_OK) st = veil_circuit_read_sections(&cn, server, c);
     if (st == VEIL_OK) st = read_id(&cn, id);
+    if (st == VEIL_OK) veil_circuit_bind_model(*c, id);
     if (st == VEIL_OK && m && !server) st = read_modl(&cn, m);
     if (st == VEIL_OK && m && !server) st = veil_bundle_read_clear_mask(&cn, veil_circuit_input_count(*c), &m->opts.clear_inputs);
     if (st == VEIL_OK && m && !m->report) st = read_text(&cn, &m->report);

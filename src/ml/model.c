@@ -7,6 +7,7 @@
 
 #include "../core/container.h"
 #include "../core/strbuf.h"
+#include "../runtime/circuit_io.h"
 #include "model_impl.h"
 
 const char *const veil_mode_names[VEIL_MODE_COUNT] = {"clear", "simulate", "execute"};
@@ -354,6 +355,9 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     }
     m->opts = o;
     m->circuit = a.c;
+    uint8_t id[VEIL_MODEL_ID_BYTES];
+    if (veil_circuit_model_id(m->circuit, id) == VEIL_OK) /* the id its bundles will carry (none: cannot be saved) */
+        veil_circuit_bind_model(m->circuit, id);
     m->nin = a.q.nin;
     m->nout = a.q.nout;
     memcpy(m->in, a.q.in, sizeof m->in);

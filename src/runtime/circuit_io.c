@@ -496,6 +496,25 @@ veil_status veil_circuit_serialize(const veil_circuit *c, uint8_t **out, size_t 
     return veil_writer_finish(&w, out, len);
 }
 
+void veil_circuit_bind_model(veil_circuit *c, const uint8_t id[VEIL_MODEL_ID_BYTES])
+{
+    memcpy(c->model_id, id, VEIL_MODEL_ID_BYTES);
+    c->bound = 1;
+}
+
+veil_status veil_circuit_model_id(const veil_circuit *c, uint8_t id[VEIL_MODEL_ID_BYTES])
+{
+    uint8_t *buf;
+    size_t len;
+    veil_status st = veil_circuit_serialize(c, &buf, &len);
+    if (st != VEIL_OK) return st;
+    uint8_t h[32];
+    veil_sha256(buf, len, h);
+    memcpy(id, h, VEIL_MODEL_ID_BYTES);
+    veil_free(buf);
+    return VEIL_OK;
+}
+
 veil_status veil_circuit_deserialize(const uint8_t *buf, size_t len, veil_circuit **out)
 {
     if (!buf || !out) return VEIL_ERR_INVALID_ARG;

@@ -143,8 +143,8 @@ veil_status veil_circuit_encrypt_serialize_mixed(const veil_circuit *c, const ve
         st = veil_lwe_encrypt_seeded(sk, VEIL_KEY_BIG, pts, n, seed, rng, bodies);
     }
     if (st == VEIL_OK)
-        st = veil_lwe_list_serialize_seeded_clear(&c->params, veil_params_big_lwe_dim(&c->params), seed, bodies, n,
-                                                  clear, nc, out, len);
+        st = veil_lwe_list_write(&c->params, veil_params_big_lwe_dim(&c->params), seed, bodies, n, clear, nc,
+                                 c->bound ? c->model_id : NULL, out, len);
     veil_memzero(pts, sizeof(uint64_t) * n); /* the plaintexts */
     veil_free(pts);
     veil_free(bodies);

@@ -49,13 +49,13 @@ veil_status veil_circuit_simulate(const veil_circuit *c, const int64_t *const *i
     veil_rng *own = NULL;
     uint64_t *v = NULL, *vals = NULL, *mv_x = NULL;
     uint8_t *mv_up = NULL;
+    uint32_t *dims = NULL;
     veil_status st = veil_circuit_program(c, inputs, &p, &tmp);
     if (st != VEIL_OK) return st;
     if (!rng && (st = veil_rng_new_os(&own)) != VEIL_OK) goto done;
     if (!rng) rng = own;
     const double two64 = 0x1p64;
     const double sd_fresh = sqrt(veil_var_fresh_big(P)) * two64;
-    uint32_t *dims = NULL;
     v = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
     mv_x = veil_calloc(p->nslots ? p->nslots : 1, sizeof(uint64_t));
     mv_up = veil_calloc(p->nslots ? p->nslots : 1, 1);
@@ -544,7 +544,20 @@ veil_status veil_ciphertexts_serialize(const veil_circuit *c, const veil_ciphert
     if (v->fingerprint != veil_params_fingerprint(&c->params)) return VEIL_ERR_PARAMS_MISMATCH;
     veil_status st = wire_ok(c);
     if (st != VEIL_OK) return st;
-    return veil_lwe_list_serialize(&c->params, v->lwe_size - 1, v->data, v->count, out, len);
+    return veil_lwe_list_write(&c->params, v->lwe_size - 1, NULL, v->data, v->count, NULL, 0,
+                               c->bound ? c->model_id : NULL, out, len);
+}
+
+/* A bound circuit reads only lists of its own model (after the container's own checks, so that a
+ * corrupted list is reported as such). */
+static veil_status model_ok(const veil_circuit *c, const uint8_t *buf, size_t len)
+{
+    if (!c->bound) return VEIL_OK;
+    uint8_t id[VEIL_MODEL_ID_BYTES];
+    veil_status st = veil_lwe_list_model_id(buf, len, id);
+    if (st == VEIL_ERR_MALFORMED || (st == VEIL_OK && memcmp(id, c->model_id, sizeof id) != 0))
+        return VEIL_ERR_MODEL_MISMATCH;
+    return st;
 }
 
 veil_status veil_ciphertexts_deserialize_mixed(const veil_circuit *c, uint32_t clear_mask, const uint8_t *buf,
@@ -566,7 +579,7 @@ veil_status veil_ciphertexts_deserialize_mixed(const veil_circuit *c, uint32_t c
     int64_t *clear = NULL;
     size_t count = 0, ncount = 0;
     if ((st = veil_lwe_list_deserialize(buf, len, &c->params, &dim, &cts, &count)) != VEIL_OK) return st;
-    if ((st = veil_lwe_list_clear_values(buf, len, &clear, &ncount)) != VEIL_OK) {
+    if ((st = model_ok(c, buf, len)) != VEIL_OK || (st = veil_lwe_list_clear_values(buf, len, &clear, &ncount)) != VEIL_OK) {
         veil_free(cts);
         return st;
     }
@@ -615,6 +628,10 @@ veil_status veil_ciphertexts_deserialize(const veil_circuit *c, int outputs, con
     uint64_t *cts = NULL;
     size_t count;
     if ((st = veil_lwe_list_deserialize(buf, len, &c->params, &dim, &cts, &count)) != VEIL_OK) return st;
+    if ((st = model_ok(c, buf, len)) != VEIL_OK) {
+        veil_free(cts);
+        return st;
+    }
     size_t want = outputs ? veil_rt_output_count(c->prog) : veil_rt_enc_input_count(c->prog);
     if (dim != veil_params_big_lwe_dim(&c->params) || count != want) {
         veil_free(cts);

@@ -4,6 +4,7 @@
 #define VEIL_RUNTIME_IMPL_H
 
 #include "compiler/circuit.h"
+#include "tfhe/serialize.h"
 #include "veil/runtime.h"
 
 struct veil_ciphertexts {

@@ -264,47 +264,65 @@ veil_status veil_eval_keys_deserialize(const uint8_t *buf, size_t len, const vei
 
 static int dim_ok(const veil_params *p, uint32_t dim) { return dim == p->n || dim == veil_params_big_lwe_dim(p); }
 
-veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const uint64_t *cts, size_t count,
-                                    uint8_t **out, size_t *len)
+veil_status veil_lwe_list_write(const veil_params *p, uint32_t dim, const uint8_t *seed, const uint64_t *data,
+                                size_t count, const int64_t *clear, size_t nclear, const uint8_t *model_id, uint8_t **out,
+                                size_t *len)
 {
-    if (!p || (!cts && count) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
+    if (!p || (!data && count) || (!clear && nclear) || !out || !len || !dim_ok(p, dim)) return VEIL_ERR_INVALID_ARG;
     veil_writer w;
-    veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, 0);
+    veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, seed ? VEIL_FLAG_SEEDED : 0);
     veil_params_write_section(&w, p);
+    if (seed) {
+        veil_writer_section(&w, TAG_SEED);
+        veil_buf_put(&w.b, seed, VEIL_SEED_BYTES);
+    }
     veil_writer_section(&w, TAG_LWE);
     veil_buf_put_u32(&w.b, dim);
     veil_buf_put_u64(&w.b, count);
-    veil_buf_put_u64s(&w.b, cts, count * ((size_t)dim + 1));
+    veil_buf_put_u64s(&w.b, data, seed ? count : count * ((size_t)dim + 1));
+    if (nclear) {
+        veil_writer_section(&w, TAG_CLRV);
+        veil_buf_put_u64(&w.b, nclear);
+        for (size_t i = 0; i < nclear; i++) veil_buf_put_u64(&w.b, (uint64_t)clear[i]);
+    }
+    if (model_id) {
+        veil_writer_section(&w, TAG_MDID);
+        veil_buf_put(&w.b, model_id, VEIL_MODEL_ID_BYTES);
+    }
     return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_lwe_list_serialize(const veil_params *p, uint32_t dim, const uint64_t *cts, size_t count,
+                                    uint8_t **out, size_t *len)
+{
+    return veil_lwe_list_write(p, dim, NULL, cts, count, NULL, 0, NULL, out, len);
 }
 
 veil_status veil_lwe_list_serialize_seeded_clear(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
                                                  const uint64_t *bodies, size_t count, const int64_t *clear,
                                                  size_t nclear, uint8_t **out, size_t *len)
 {
-    if (!p || !seed || (!bodies && count) || (!clear && nclear) || !out || !len || !dim_ok(p, dim))
-        return VEIL_ERR_INVALID_ARG;
-    veil_writer w;
-    veil_writer_begin(&w, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED);
-    veil_params_write_section(&w, p);
-    veil_writer_section(&w, TAG_SEED);
-    veil_buf_put(&w.b, seed, VEIL_SEED_BYTES);
-    veil_writer_section(&w, TAG_LWE);
-    veil_buf_put_u32(&w.b, dim);
-    veil_buf_put_u64(&w.b, count);
-    veil_buf_put_u64s(&w.b, bodies, count);
-    if (nclear) {
-        veil_writer_section(&w, TAG_CLRV);
-        veil_buf_put_u64(&w.b, nclear);
-        for (size_t i = 0; i < nclear; i++) veil_buf_put_u64(&w.b, (uint64_t)clear[i]);
-    }
-    return veil_writer_finish(&w, out, len);
+    if (!seed) return VEIL_ERR_INVALID_ARG;
+    return veil_lwe_list_write(p, dim, seed, bodies, count, clear, nclear, NULL, out, len);
 }
 
 veil_status veil_lwe_list_serialize_seeded(const veil_params *p, uint32_t dim, const uint8_t seed[VEIL_SEED_BYTES],
                                            const uint64_t *bodies, size_t count, uint8_t **out, size_t *len)
 {
     return veil_lwe_list_serialize_seeded_clear(p, dim, seed, bodies, count, NULL, 0, out, len);
+}
+
+veil_status veil_lwe_list_model_id(const uint8_t *buf, size_t len, uint8_t id[VEIL_MODEL_ID_BYTES])
+{
+    if (!buf || !id) return VEIL_ERR_INVALID_ARG;
+    veil_container c;
+    veil_status s = veil_container_parse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, &c);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d;
+    size_t dl;
+    if (veil_container_section(&c, TAG_MDID, &d, &dl) != VEIL_OK || dl != VEIL_MODEL_ID_BYTES) return VEIL_ERR_MALFORMED;
+    memcpy(id, d, VEIL_MODEL_ID_BYTES);
+    return VEIL_OK;
 }
 
 veil_status veil_lwe_list_clear_values(const uint8_t *buf, size_t len, int64_t **vals, size_t *n)

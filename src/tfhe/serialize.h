@@ -9,6 +9,10 @@
 
 #define VEIL_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_PARAMS VEIL_TAG('P', 'R', 'M', 'S')
+/* The model id (docs/format.md): in bundles, the pair's shared id; in a ciphertext list, the model
+ * it was made for, so that another model with equal parameters refuses it. */
+#define TAG_MDID VEIL_TAG('M', 'D', 'I', 'D')
+#define VEIL_MODEL_ID_BYTES 16
 
 /* The parameters' encoding (the body of a PRMS section), and its reader: VEIL_ERR_MALFORMED when
  * the bytes are not exactly one valid set with its fingerprint. */
@@ -25,5 +29,15 @@ VEIL_NODISCARD veil_status veil_params_read_section(const veil_container *c, con
  * preamble of every reader. */
 VEIL_NODISCARD veil_status veil_open_object(const uint8_t *buf, size_t len, veil_kind kind, uint32_t flags,
                                             const veil_params *expect, veil_container *c, veil_params *p);
+
+/* Every ciphertext-list writer in one: compressed when seed is given (data: the bodies), else data
+ * holds count whole ciphertexts; clear values in a CLRV section when nclear; the model id in an
+ * MDID section when model_id is given. */
+VEIL_NODISCARD veil_status veil_lwe_list_write(const veil_params *p, uint32_t dim, const uint8_t *seed,
+                                               const uint64_t *data, size_t count, const int64_t *clear, size_t nclear,
+                                               const uint8_t *model_id, uint8_t **out, size_t *len);
+/* The model id a list carries: VEIL_OK, or VEIL_ERR_MALFORMED when it carries none (or a malformed
+ * one); the container's own errors as they are. */
+VEIL_NODISCARD veil_status veil_lwe_list_model_id(const uint8_t *buf, size_t len, uint8_t id[VEIL_MODEL_ID_BYTES]);
 
 #endif

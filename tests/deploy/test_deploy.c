@@ -4,7 +4,9 @@
  *    rounds exactly, so the outputs are compared value for value;
  *  - the secret key file has mode 0600 and a reloaded key decrypts the same answer;
  *  - every refusal (keys or ciphertexts of other parameters, truncated or corrupted bytes, a newer
- *    format, a secret key or a bundle where keys belong) is a status and a line saying which. */
+ *    format, a secret key or a bundle where keys belong) is a status and a line saying which;
+ *  - ciphertexts and answers carry their model's id: those of another model with the same
+ *    parameters, or of none, are refused by name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "check.h"
 #include "core/container.h"
+#include "tfhe/serialize.h"
 #include "veil/client.h"
 #include "veil/npy.h"
 #include "veil/server.h"
@@ -27,6 +30,31 @@ static int argmax(const double *y, int64_t n)
     for (int64_t k = 1; k < n; k++)
         if (y[k] > y[a]) a = (int)k;
     return a;
+}
+
+/* `buf` with its model id section replaced by `id` (NULL: dropped), as another model with the same
+ * parameters (or an older veil) would have written it. */
+static uint8_t *with_model_id(const uint8_t *buf, size_t len, const uint8_t *id, size_t *out_len)
+{
+    veil_container c;
+    if (veil_container_parse(buf, len, VEIL_KIND_LWE_CIPHERTEXTS, VEIL_FLAG_SEEDED, &c) != VEIL_OK) return NULL;
+    veil_writer w;
+    veil_writer_begin(&w, c.kind, c.flags);
+    veil_writer_version(&w, c.version);
+    int found = 0;
+    for (uint32_t i = 0; i < c.nsections; i++) {
+        int mdid = c.tags[i] == TAG_MDID;
+        found += mdid;
+        if (mdid && !id) continue;
+        veil_writer_section(&w, c.tags[i]);
+        veil_buf_put(&w.b, mdid ? id : c.sec[i], mdid ? VEIL_MODEL_ID_BYTES : (size_t)c.sec_len[i]);
+    }
+    uint8_t *out = NULL;
+    if (veil_writer_finish(&w, &out, out_len) != VEIL_OK || found != 1) {
+        veil_free(out);
+        return NULL;
+    }
+    return out;
 }
 
 static int has(const char *msg, const char *what)
@@ -163,6 +191,35 @@ int main(void)
     CHECK(veil_server_run(s, ek, req, reql - 7, 0, &r2, &r2l) == VEIL_ERR_TRUNCATED, "truncated inputs");
     CHECK(veil_server_run(s, ek, resp, respl, 0, &r2, &r2l) == VEIL_ERR_MALFORMED &&
               has(veil_server_last_error(), "does not fit this model"), "outputs sent as inputs");
+    CHECK(r2 == NULL, "no output on refusal");
+    /* bound to the model: the same bytes under another model id (equal parameters), or none */
+    uint8_t other_id[VEIL_MODEL_ID_BYTES];
+    memset(other_id, 0x5a, sizeof other_id);
+    size_t bl = 0;
+    uint8_t *b1 = with_model_id(req, reql, other_id, &bl);
+    CHECK(b1 != NULL, "the request carries one model id section");
+    if (b1) {
+        CHECK(veil_server_run(s, ek, b1, bl, 0, &r2, &r2l) == VEIL_ERR_MODEL_MISMATCH &&
+                  has(veil_server_last_error(), "another model (model id 5a5a") &&
+                  has(veil_server_last_error(), veil_server_model_id(s)),
+              "ciphertexts of another model with equal parameters: %s", veil_server_last_error());
+        veil_free(b1);
+    }
+    b1 = with_model_id(req, reql, NULL, &bl);
+    if (b1) {
+        CHECK(veil_server_run(s, ek, b1, bl, 0, &r2, &r2l) == VEIL_ERR_MODEL_MISMATCH &&
+                  has(veil_server_last_error(), "carry no model id"),
+              "ciphertexts without a model id: %s", veil_server_last_error());
+        veil_free(b1);
+    }
+    b1 = with_model_id(resp, respl, other_id, &bl);
+    CHECK(b1 != NULL, "the answer carries one model id section");
+    if (b1) {
+        CHECK(veil_client_deserialize_decrypt_dequantize(c, b1, bl, y2) == VEIL_ERR_MODEL_MISMATCH &&
+                  has(veil_client_last_error(), "another model"),
+              "an answer of another model: %s", veil_client_last_error());
+        veil_free(b1);
+    }
     CHECK(r2 == NULL, "no output on refusal");
     /* and by the client */
     CHECK(veil_client_deserialize_decrypt_dequantize(c, resp, respl - 1, y2) == VEIL_ERR_TRUNCATED, "truncated answer");

@@ -44,7 +44,7 @@ start() { # start PORT [OPTIONS]: the server on PORT (0: a free one)
   "$B/veil" serve "$T/digits" "$T/other" "$T/lr" "$T/two" --port "$port" --port-file "$T/port" --data "$T/data" --workers 1 --queue 0 \
     --max-body 65536 "$@" >>"$T/serve.log" 2>&1 &
   PID=$!
-  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+  for _ in $(seq 600); do [ -s "$T/port" ] && break; sleep 0.1; done # its readiness signal
   URL=http://127.0.0.1:$(cat "$T/port")
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
@@ -152,11 +152,18 @@ status 400 'bad JSON' -X POST -d '{"inputs": [1,' "$URL/v1/models/digits/simulat
 status 400 'quantized integers' -X POST -d '{"inputs": [1]}' "$URL/v1/models/digits/simulate"
 status 200 '"outputs":\[' -X POST -d "{\"inputs\": [$(seq -s, 0 63)]}" "$URL/v1/models/digits/simulate"
 
-# a full worker pool answers 503 at once: a key upload holds the only slot
-curl -s -o /dev/null --limit-rate 40M -X POST -T "$T/keys/eval.keys" "$URL/v1/keys?model=digits" & # streamed
+# a full worker pool answers 503 at once, with the live counts: a key upload holds the only slot,
+# its body held open half sent (a FIFO) until the refusal is seen
+mkfifo "$T/fifo"
+curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' -T "$T/fifo" "$URL/v1/keys?model=digits" &
 UP=$!
+exec 3>"$T/fifo"
+head -c 1000000 "$T/keys/eval.keys" >&3
 for _ in $(seq 400); do curl -s "$URL/metrics" | grep -q '^veil_in_flight 1' && break; sleep 0.05; done
-status 503 'busy' -X POST --data-binary @"$T/keys/model_id" "$URL/v1/models/digits/predict?key_id=$KEY"
+status 503 'busy: 1 requests in progress and 0 waiting' -X POST --data-binary @"$T/keys/model_id" \
+  "$URL/v1/models/digits/predict?key_id=$KEY"
+tail -c +1000001 "$T/keys/eval.keys" >&3
+exec 3>&-
 wait $UP
 status 200 'veil_busy_total 1' "$URL/metrics"
 
@@ -173,8 +180,8 @@ stop
 start 0 --quota 1000
 status 507 'quota' -X POST --data-binary @"$T/keys/secret.key" "$URL/v1/keys?model=digits"
 stop
-sleep 2
-start 0 --key-expiry 1
+touch -d '-1 hour' "$T"/data/keys/*.keys # idle for an hour, by the clock that survives restarts
+start 0 --key-expiry 60
 status 200 'veil_keys_held 0' "$URL/metrics"
 check "expiry logged" grep -q "expired" "$T/serve.log"
 stop
