@@ -3,7 +3,10 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench load-check asan clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+
+.PHONY: all deps build test demo bench load-check asan fuzz clean
 
 all: build
 
@@ -35,5 +38,9 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && VEIL_TEST_QUICK=1 ctest --output-on-failure -j $(JOBS)
 
+# every fuzz target for FUZZ_SECONDS each (libFuzzer, clang, ASan+UBSan): executions, coverage, crashes
+fuzz: build
+	@./tests/fuzz/run.sh fuzz . $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -202,9 +202,10 @@ static void do_metrics(serve_request *r, serve_resp *o)
         answer_error(r, o, 503, "out of memory");
         return;
     }
-    int nk, loaded;
+    int nk, loaded, loading = 0;
     pthread_mutex_lock(&s->keys_lock);
     uint64_t kb = ks_bytes_held_locked(s, &nk, &loaded);
+    for (const key_entry *k = s->keys; k; k = k->next) loading += k->loading;
     pthread_mutex_unlock(&s->keys_lock);
     fprintf(f, "# HELP veil_requests_total Requests received, by route.\n# TYPE veil_requests_total counter\n");
     for (int i = 0; i < R_COUNT; i++)
@@ -241,6 +242,8 @@ static void do_metrics(serve_request *r, serve_resp *o)
     fprintf(f, "# HELP veil_keys_held Evaluation key sets stored.\n# TYPE veil_keys_held gauge\nveil_keys_held %d\n", nk);
     fprintf(f, "# HELP veil_keys_loaded Evaluation key sets in memory.\n# TYPE veil_keys_loaded gauge\n"
                "veil_keys_loaded %d\n", loaded);
+    fprintf(f, "# HELP veil_keys_loading Evaluation key sets being loaded (outside the server's lock).\n"
+               "# TYPE veil_keys_loading gauge\nveil_keys_loading %d\n", loading);
     fprintf(f, "# HELP veil_key_bytes_held Bytes of stored evaluation keys.\n# TYPE veil_key_bytes_held gauge\n"
                "veil_key_bytes_held %llu\n", (unsigned long long)kb);
     fprintf(f, "# HELP veil_in_flight Heavy requests in progress.\n# TYPE veil_in_flight gauge\nveil_in_flight %d\n",

@@ -71,6 +71,7 @@ char *ml_strdup(const char *s)
 
 int ml_graph_find_value(const ml_graph *g, const char *name)
 {
+    if (!name) name = "";
     for (int i = g->nvalues - 1; i >= 0; i--)
         if (strcmp(g->values[i].name, name) == 0) return i;
     return -1;

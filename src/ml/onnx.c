@@ -9,6 +9,9 @@
 #include "ml.h"
 #include "onnx.pb-c.h"
 
+/* protobuf-c leaves an absent optional string NULL: every name read is read through this */
+#define NAME(s) ((s) ? (s) : "")
+
 #define ONNX_MAX_BYTES ((size_t)1 << 31)
 
 /* TensorProto → ml_tensor (doubles). Raw data is little-endian per the ONNX spec. */
@@ -146,10 +149,10 @@ static veil_status read_attr(const Onnx__AttributeProto *ap, ml_attr *a, char *e
         break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
         a->type = ML_ATTR_TENSOR;
-        if (!ap->t) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "attribute '%s' has no tensor", ap->name);
+        if (!ap->t) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "attribute '%s' has no tensor", NAME(ap->name));
         return read_tensor(ap->t, &a->t, err, errlen);
     default:
-        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "attribute '%s' has unsupported type %d", ap->name, (int)ap->type);
+        return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "attribute '%s' has unsupported type %d", NAME(ap->name), (int)ap->type);
     }
     return VEIL_OK;
 }
@@ -206,7 +209,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
         goto done;
     }
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        int v = ml_graph_add_value(g, gp->initializer[i]->name);
+        int v = ml_graph_add_value(g, NAME(gp->initializer[i]->name));
         if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
         g->values[v].is_const = 1;
         if ((st = read_tensor(gp->initializer[i], &g->values[v].value, err, errlen)) != VEIL_OK) goto done;
@@ -217,17 +220,17 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     if (!g->inputs || !g->input_shapes) { st = VEIL_ERR_NOMEM; goto done; }
     for (size_t i = 0; i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
-        if (ml_graph_find_value(g, vi->name) >= 0) continue;
-        int v = ml_graph_add_value(g, vi->name);
+        if (ml_graph_find_value(g, NAME(vi->name)) >= 0) continue;
+        int v = ml_graph_add_value(g, NAME(vi->name));
         if (v < 0) { st = VEIL_ERR_NOMEM; goto done; }
         ml_tensor *s = &g->input_shapes[g->ninputs];
         if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type->shape) {
-            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is not a tensor of known rank", vi->name);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is not a tensor of known rank", NAME(vi->name));
             goto done;
         }
         const Onnx__TensorShapeProto *sp = vi->type->tensor_type->shape;
         if (sp->n_dim > VEIL_MAX_DIMS) {
-            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' has %zu dimensions", vi->name, sp->n_dim);
+            st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' has %zu dimensions", NAME(vi->name), sp->n_dim);
             goto done;
         }
         s->ndim = (int)sp->n_dim;
@@ -237,13 +240,13 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
             int known = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dm->dim_value > 0;
             if (!known && d != 0) {
                 st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED,
-                          "input '%s': dimension %zu is symbolic (only the batch axis may be)", vi->name, d);
+                          "input '%s': dimension %zu is symbolic (only the batch axis may be)", NAME(vi->name), d);
                 goto done;
             }
             /* veil evaluates one sample at a time: the batch axis is 1 */
             s->shape[d] = d == 0 ? 1 : dm->dim_value;
             if (s->shape[d] > ML_MAX_ELEMS / s->size) {
-                st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is too large", vi->name);
+                st = ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "input '%s' is too large", NAME(vi->name));
                 goto done;
             }
             s->size *= s->shape[d];
@@ -309,9 +312,9 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     g->outputs = veil_malloc(sizeof(int) * (gp->n_output + 1));
     if (!g->outputs) { st = VEIL_ERR_NOMEM; goto done; }
     for (size_t i = 0; i < gp->n_output; i++) {
-        int v = ml_graph_find_value(g, gp->output[i]->name);
+        int v = ml_graph_find_value(g, NAME(gp->output[i]->name));
         if (v < 0) {
-            st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "graph output '%s' is produced by no node", gp->output[i]->name);
+            st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "graph output '%s' is produced by no node", NAME(gp->output[i]->name));
             goto done;
         }
         g->outputs[g->noutputs++] = v;

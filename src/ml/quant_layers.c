@@ -32,7 +32,15 @@ static int64_t *int_tensor(qctx *Q, const ml_tensor *t, const ml_quantizer *q)
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    for (int64_t i = 0; i < t->size; i++) r[i] = (int64_t)(ml_quantize_value(q, t->data[i]) - q->zp);
+    for (int64_t i = 0; i < t->size; i++) {
+        double v = ml_quantize_value(q, t->data[i]) - q->zp;
+        if (!isfinite(v) || fabs(v) > 0x1p62) { /* a NaN weight or quantizer: no integer stands for it */
+            free(r);
+            mq_failf(Q, VEIL_ERR_MALFORMED, "a constant or its quantizer is not finite (NaN or infinity)");
+            return NULL;
+        }
+        r[i] = (int64_t)v;
+    }
     return r;
 }
 

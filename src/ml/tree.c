@@ -181,6 +181,7 @@ veil_status ml_trees_parse(const ml_node *n, ml_trees *t, char *err, size_t errl
     const int64_t *wi = ints(n, cls ? "class_ids" : "target_ids", &a3);
     const double *ww = floats(n, cls ? "class_weights" : "target_weights", &a4);
     if (!wt || nw == 0 || a2 != nw || a3 != nw || a4 != nw) {
+        veil_free(ix.k), veil_free(is_child);
         ml_trees_free(t);
         return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "node '%s': %s has no leaf weights, or weight attributes of "
                        "different lengths", n->name, op);

@@ -3,7 +3,8 @@
 # a point the test waits for (a file on disk, a gauge in /metrics), never after a guessed sleep:
 #  - kill -9 during a key upload (the upload half on disk): the restarted server holds every
 #    acknowledged key, has swept the half upload, and answers the client right without a new upload;
-#  - kill -9 during a prediction, and during start-up: the same;
+#  - kill -9 during a prediction, and during start-up: the same; while a key set loads, /metrics
+#    answers (it reports the loading in progress);
 #  - SIGTERM with a prediction in flight: it completes (the client gets a right answer), the server
 #    exits 0 and refuses nothing it had accepted;
 #  - clients that send headers slowly: while they hold their connections, others are answered; past
@@ -104,9 +105,11 @@ predict 1 "$T/y1.npy"
 check "after kill -9 during an upload: A's answer is right ($(tail -1 "$T/y1.npy.err"))" right "$T/y1.npy" 1
 check "after kill -9 during an upload: no second upload" sh -c "! grep -q 'evaluation keys uploaded' '$T/y1.npy.err'"
 
-# 2. kill -9 during a prediction
+# 2. kill -9 during a prediction; while its key set loads (seconds), the server answers others: the
+# /metrics answer that reports the loading was itself served during it
 predict 2 "$T/y2.npy" &
 CL=$!
+check "metrics answered while a key set loads" waitfor 60 sh -c "curl -s --max-time 5 '$URL/metrics' | grep -q '^veil_keys_loading 1'"
 check "a prediction is in flight" waitfor 60 in_flight 1
 kill9
 wait $CL
