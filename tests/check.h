@@ -46,6 +46,16 @@ static inline void check_remove_bundles(const char *dir)
     rmdir(dir);
 }
 
+/* Samples executed in real TFHE per model of the model tests: at most n, and at most
+ * VEIL_TEST_EXECUTE (default 4: `make test` must fit 25 minutes on two cores; a sample of the
+ * larger models takes seconds). VEIL_TEST_EXECUTE=20 runs the full counts. */
+static inline int check_execute_cap(int n)
+{
+    const char *e = getenv("VEIL_TEST_EXECUTE");
+    int cap = e && atoi(e) > 0 ? atoi(e) : 4;
+    return n < cap ? n : cap;
+}
+
 /* Quick mode (VEIL_TEST_QUICK=1, used by the sanitizer build): fewer samples and sets. */
 static inline int check_quick(void)
 {

@@ -211,3 +211,32 @@ int64_t cli_predicted_class(const double *y, int64_t n)
         if (y[k] > y[a]) a = k;
     return a;
 }
+
+int cli_read_passphrase(const char *cmd, const char *file, char **pass, size_t *len)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    veil_status st = veil_file_read_all(file, 1 << 20, &b, &n);
+    if (st != VEIL_OK) {
+        fprintf(stderr, "veil %s: --passphrase-file %s: cannot read (%s)\n", cmd, file, veil_status_str(st));
+        return 0;
+    }
+    size_t keep = n;
+    if (keep && b[keep - 1] == '\n') keep--;
+    if (keep && b[keep - 1] == '\r') keep--;
+    if (!keep) {
+        veil_free_secret(b, n);
+        fprintf(stderr, "veil %s: --passphrase-file %s is empty\n", cmd, file);
+        return 0;
+    }
+    char *p = veil_malloc(keep + 1);
+    if (p) memcpy(p, b, keep), p[keep] = 0;
+    veil_free_secret(b, n);
+    if (!p) {
+        fprintf(stderr, "veil %s: out of memory\n", cmd);
+        return 0;
+    }
+    *pass = p;
+    *len = keep;
+    return 1;
+}

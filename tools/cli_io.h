@@ -27,4 +27,8 @@ veil_status cli_save_outputs(const char *cmd, const char *const *paths, int n, c
  * several elements are scores (the first highest). */
 int64_t cli_predicted_class(const double *y, int64_t n);
 
+/* The passphrase in `file` (all of it, one trailing newline dropped; not empty): 1 with *pass
+ * (free with veil_free_secret(*pass, *len + 1)), or 0 and one line on stderr. */
+int cli_read_passphrase(const char *cmd, const char *file, char **pass, size_t *len);
+
 #endif

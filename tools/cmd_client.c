@@ -19,6 +19,7 @@ static void usage(FILE *f)
                "  or one .npz of them all.\n"
                "  --keys DIR        where keys are made once and kept (default veil-keys/NAME): secret.key\n"
                "                    (mode 0600), eval.keys (compressed, uploaded once per server), key ids\n"
+               "  --passphrase-file F  secret.key sealed under the passphrase in F (made so, or read so)\n"
                "  --limit N         only the first N samples\n"
                "  --concurrency C   requests in flight at once (1..64, default 1); a 503 (busy) is waited out\n"
                "  --labels Y.npy    print accuracy=… (argmax against these labels)\n"
@@ -52,7 +53,7 @@ static void on_note(void *ctx, const char *line)
 
 int veil_cmd_client(int argc, char **argv)
 {
-    const char *input[VEIL_MODEL_MAX_IO], *output[VEIL_MODEL_MAX_IO], *labels = NULL;
+    const char *input[VEIL_MODEL_MAX_IO], *output[VEIL_MODEL_MAX_IO], *labels = NULL, *pfile = NULL;
     int nin = 0, nout = 0;
     long limit = 0, conc = 1;
     ui u = {cli_tty_progress(), 0};
@@ -65,11 +66,12 @@ int veil_cmd_client(int argc, char **argv)
         }
         int takes = !strcmp(a, "--url") || !strcmp(a, "--model") || !strcmp(a, "--keys") || !strcmp(a, "--input") ||
                     !strcmp(a, "-o") || !strcmp(a, "--labels") || !strcmp(a, "--cacert") || !strcmp(a, "--limit") ||
-                    !strcmp(a, "--concurrency");
+                    !strcmp(a, "--concurrency") || !strcmp(a, "--passphrase-file");
         if (takes && !(v = cli_value("client", argc, argv, &i))) return 2;
         if (!strcmp(a, "--url")) o.url = v;
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--keys")) o.keys_dir = v;
+        else if (!strcmp(a, "--passphrase-file")) pfile = v;
         else if (!strcmp(a, "--input") || !strcmp(a, "-o")) {
             if ((a[1] == 'o' ? nout : nin) == VEIL_MODEL_MAX_IO) {
                 fprintf(stderr, "veil client: at most %d %s files\n", VEIL_MODEL_MAX_IO, a);
@@ -105,11 +107,19 @@ int veil_cmd_client(int argc, char **argv)
     veil_remote *r = NULL;
     double *lat = NULL;
     int rc = 1;
+    char *pass = NULL;
+    size_t pl = 0;
+    if (pfile && !cli_read_passphrase("client", pfile, &pass, &pl)) return 1;
+    o.passphrase = pass;
+    o.passphrase_len = pl;
     if (labels && veil_npy_load(labels, &lab) != VEIL_OK) {
         fprintf(stderr, "veil client: %s\n", veil_npy_last_error());
         goto done;
     }
-    if (veil_remote_open(&o, &r) != VEIL_OK) {
+    veil_status ost = veil_remote_open(&o, &r);
+    veil_free_secret(pass, pl + 1); /* the client holds its own copy */
+    pass = NULL;
+    if (ost != VEIL_OK) {
         if (u.t0) fputc('\n', stderr);
         fprintf(stderr, "veil client: %s\n", veil_client_last_error());
         goto done;

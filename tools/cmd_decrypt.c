@@ -11,18 +11,21 @@
 
 int veil_cmd_decrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *keys = NULL, *input = NULL, *out[VEIL_MODEL_MAX_IO];
+    const char *dir = NULL, *keys = NULL, *input = NULL, *out[VEIL_MODEL_MAX_IO], *pfile = NULL;
     int nout = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: veil decrypt DIR --keys KDIR --input OUT [-o Y.npy ...]\n"
                    "  decrypts and dequantizes OUT (veil run) with KDIR/secret.key; prints the outputs and the\n"
-                   "  class the first one names; -o once per model output\n");
+                   "  class the first one names; -o once per model output; --passphrase-file F reads a secret.key\n"
+                   "  sealed under the passphrase in F\n");
             return 0;
         }
         if (!strcmp(a, "--keys")) {
             if (!(keys = cli_value("decrypt", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--passphrase-file")) {
+            if (!(pfile = cli_value("decrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--input")) {
             if (!(input = cli_value("decrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-o")) {
@@ -49,7 +52,13 @@ int veil_cmd_decrypt(int argc, char **argv)
     size_t len = 0;
     veil_array y = {0};
     int rc = 1;
-    if (veil_client_load(path, &c) != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
+    char *pass = NULL;
+    size_t pl = 0;
+    if (pfile && !cli_read_passphrase("decrypt", pfile, &pass, &pl)) goto done;
+    veil_status lst = veil_client_load(path, &c);
+    if (lst == VEIL_OK && pass) lst = veil_client_set_passphrase(c, pass, pl);
+    veil_free_secret(pass, pl + 1);
+    if (lst != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
         fprintf(stderr, "veil decrypt: %s\n", veil_client_last_error());
         goto done;
     }

@@ -12,7 +12,7 @@
 
 int veil_cmd_encrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *keys = NULL, *input[VEIL_MODEL_MAX_IO], *out = NULL, *v;
+    const char *dir = NULL, *keys = NULL, *input[VEIL_MODEL_MAX_IO], *out = NULL, *v, *pfile = NULL;
     int nin = 0;
     long sample = 0;
     for (int i = 0; i < argc; i++) {
@@ -20,11 +20,14 @@ int veil_cmd_encrypt(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: veil encrypt DIR --keys KDIR --input X.npy [--sample I] -o CT\n"
                    "  quantizes sample I (default 0) of X.npy and encrypts it with KDIR/secret.key (veil keygen);\n"
-                   "  a model of several inputs takes one --input per input, in its order, or one .npz\n");
+                   "  a model of several inputs takes one --input per input, in its order, or one .npz;\n"
+                   "  --passphrase-file F reads a secret.key sealed under the passphrase in F\n");
             return 0;
         }
         if (!strcmp(a, "--keys")) {
             if (!(keys = cli_value("encrypt", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--passphrase-file")) {
+            if (!(pfile = cli_value("encrypt", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--input")) {
             if (nin == VEIL_MODEL_MAX_IO) {
                 fprintf(stderr, "veil encrypt: at most %d --input files\n", VEIL_MODEL_MAX_IO);
@@ -53,7 +56,13 @@ int veil_cmd_encrypt(int argc, char **argv)
     uint8_t *ct = NULL;
     size_t len = 0;
     int rc = 1;
-    if (veil_client_load(path, &c) != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
+    char *pass = NULL;
+    size_t pl = 0;
+    if (pfile && !cli_read_passphrase("encrypt", pfile, &pass, &pl)) goto done;
+    veil_status lst = veil_client_load(path, &c);
+    if (lst == VEIL_OK && pass) lst = veil_client_set_passphrase(c, pass, pl);
+    veil_free_secret(pass, pl + 1);
+    if (lst != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
         fprintf(stderr, "veil encrypt: %s\n", veil_client_last_error());
         goto done;
     }

@@ -40,6 +40,11 @@ int veil_client_has_secret_key(const veil_client *c);
  * never readable by others. Loading checks that it was made for this model's parameters. */
 VEIL_NODISCARD veil_status veil_client_save_secret_key(const veil_client *c, const char *path);
 VEIL_NODISCARD veil_status veil_client_load_secret_key(veil_client *c, const char *path);
+/* A passphrase (len bytes, copied; wiped with the client): secret keys saved from then on are
+ * sealed under it (scrypt + AES-256-GCM, veil_secret_key_serialize_sealed), and sealed keys are
+ * read with it (VEIL_ERR_PASSPHRASE when it is missing or wrong). NULL: none again (the default:
+ * keys are stored unsealed, mode 0600). */
+VEIL_NODISCARD veil_status veil_client_set_passphrase(veil_client *c, const char *pass, size_t len);
 /* The evaluation keys in their compressed form (mask seed + bodies), to upload once. Only after
  * veil_client_keygen in this process (they are not kept with the secret key). *out: veil_free. */
 VEIL_NODISCARD veil_status veil_client_eval_keys(const veil_client *c, uint8_t **out, size_t *len);
@@ -65,6 +70,8 @@ typedef struct {
     const char *url;      /* "http://127.0.0.1:8080" */
     const char *model;    /* the model's name on the server */
     const char *keys_dir; /* keys made once and kept here: secret.key (0600), eval.keys, key ids */
+    const char *passphrase; /* optional: secret.key sealed under it (passphrase_len bytes) */
+    size_t passphrase_len;
     const char *cacert;   /* HTTPS: trust this certificate (NULL: the system's) */
     int insecure;         /* HTTPS: trust any certificate */
     /* optional: upload progress (bytes sent, total), one finished sample (index, seconds) */

@@ -49,6 +49,7 @@ typedef enum veil_status {
     VEIL_ERR_NO_PARAMS = 17,     /* no 128-bit parameters meet the precision and error target */
     VEIL_ERR_EVAL = 18,          /* evaluation failed on these inputs (e.g. table index out of range) */
     VEIL_ERR_MODEL_MISMATCH = 19, /* ciphertexts made for another model (model id differs, or none) */
+    VEIL_ERR_PASSPHRASE = 20,     /* a sealed secret key: no passphrase given, or a wrong one */
     VEIL_STATUS_COUNT
 } veil_status;
 
@@ -68,6 +69,9 @@ void veil_set_allocator(const veil_allocator *a);
 void *veil_malloc(size_t size);          /* 64-byte aligned; NULL on failure or size 0 overflow */
 void *veil_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */
 void veil_free(void *p);                 /* accepts NULL */
+/* A block of new_size bytes holding the first min(old_size, new_size) bytes of p (which had
+ * old_size), p freed; NULL on failure, p then untouched. p may be NULL (old_size 0). */
+void *veil_realloc(void *p, size_t old_size, size_t new_size);
 
 /* Overwrite n bytes with zeros in a way the compiler may not elide. */
 void veil_memzero(void *p, size_t n);

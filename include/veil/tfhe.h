@@ -276,6 +276,16 @@ VEIL_NODISCARD veil_status veil_kernels_check(const char **msg);
 VEIL_NODISCARD veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len);
 VEIL_NODISCARD veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
                                                        veil_secret_key **out);
+/* A secret key sealed under a passphrase (borrowed, any bytes): scrypt (N = 2^17, r = 8, p = 1:
+ * 128 MiB, memory-hard; the parameters and a fresh 16-byte salt are stored in the file) derives a
+ * 256-bit key, AES-256-GCM seals the key bits with the parameters and KDF fields as associated
+ * data. The reader takes both forms: a sealed file needs the passphrase (VEIL_ERR_PASSPHRASE when
+ * none or a wrong one is given, or the file was altered); a plain file ignores it. */
+VEIL_NODISCARD veil_status veil_secret_key_serialize_sealed(const veil_secret_key *sk, const uint8_t *pass,
+                                                            size_t pass_len, uint8_t **out, size_t *len);
+VEIL_NODISCARD veil_status veil_secret_key_deserialize_sealed(const uint8_t *buf, size_t len, const veil_params *expect,
+                                                              const uint8_t *pass, size_t pass_len,
+                                                              veil_secret_key **out);
 /* Expanded form: the bootstrapping key in the Fourier domain as held in memory (doubles) and the
  * whole key-switching key. Compressed form: mask seed + bodies (needs seeded keys that still hold
  * their bodies: made by veil_eval_keys_new* or read from a compressed file, and not compacted;

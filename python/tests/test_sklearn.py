@@ -76,7 +76,11 @@ def test_builtin_fit_compile_simulate_execute(cls, params, tol):
     if classifier:
         assert np.array_equal(ex, sim[:5]), (ex, sim[:5])
     else:
-        assert np.allclose(ex, m.predict(x_te[:5], fhe="disable"), rtol=0, atol=1e-9), (ex, sim[:5])
+        # approximate rounding: a value at a rounding midpoint may land on either neighbour, in
+        # simulation as in FHE; each encrypted answer is simulate's or clear's
+        clear = m.predict(x_te[:5], fhe="disable")
+        same = np.isclose(ex, sim[:5], rtol=0, atol=1e-9) | np.isclose(ex, clear, rtol=0, atol=1e-9)
+        assert same.all(), (ex, sim[:5], clear)
         assert np.allclose(ex, sim[:5], rtol=1e-6, atol=1e-6 * np.abs(y_te).max()), (ex, sim[:5])
 
 

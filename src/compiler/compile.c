@@ -9,14 +9,19 @@
 #include "lower.h"
 #include "partition.h"
 
-static _Thread_local char *last_error;
+/* A buffer of the thread's own rather than a heap string kept between calls: nothing of a failed
+ * compile outlives it (tests/core/test_alloc_fail counts every block); a longer annotated listing
+ * is cut, its first line (the reason) always kept. */
+static _Thread_local char last_error[16384];
 
-const char *veil_compiler_last_error(void) { return last_error ? last_error : ""; }
+const char *veil_compiler_last_error(void) { return last_error; }
 
 static void set_error(char *msg) /* takes ownership */
 {
-    veil_free(last_error);
-    last_error = msg;
+    if (!msg) last_error[0] = 0;
+    else if (strlen(msg) < sizeof last_error) memcpy(last_error, msg, strlen(msg) + 1);
+    else snprintf(last_error, sizeof last_error, "%.*s\n…", (int)sizeof last_error - 8, msg);
+    veil_free(msg);
 }
 
 void veil_compile_config_default(veil_compile_config *cfg)

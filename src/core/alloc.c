@@ -47,6 +47,15 @@ void veil_free(void *p)
     if (p) current.free(p, current.ctx);
 }
 
+void *veil_realloc(void *p, size_t old_size, size_t new_size)
+{
+    void *q = veil_malloc(new_size);
+    if (!q) return NULL;
+    if (p) memcpy(q, p, old_size < new_size ? old_size : new_size);
+    veil_free(p);
+    return q;
+}
+
 void veil_memzero(void *p, size_t n)
 {
     if (!p || !n) return;

@@ -35,6 +35,7 @@ typedef enum veil_kind {
 
 /* Flags (bit set). Readers reject bits outside what the kind allows. */
 #define VEIL_FLAG_SEEDED 1u
+#define VEIL_FLAG_SEALED 2u /* secret keys: the key bits sealed under a passphrase (KDFP, SEAL) */
 
 /* Growable byte buffer; on allocation failure it latches `failed` and ignores further writes. */
 typedef struct veil_buf {

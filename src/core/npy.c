@@ -130,7 +130,7 @@ veil_status veil_npy_parse(const uint8_t *data, size_t len, veil_array *out)
         return fail(VEIL_ERR_BAD_VERSION, ".npy format version %u is not supported", major);
     }
     if (hlen > 1 << 20 || off + hlen > len) return fail(VEIL_ERR_TRUNCATED, ".npy header truncated");
-    char *h = malloc(hlen + 1);
+    char *h = veil_malloc(hlen + 1);
     if (!h) return VEIL_ERR_NOMEM;
     memcpy(h, data + off, hlen);
     h[hlen] = 0;
@@ -216,7 +216,7 @@ veil_status veil_npy_parse(const uint8_t *data, size_t len, veil_array *out)
         out->data[dst] = read_elem(data + off + i * (size_t)d.size, &d);
     }
 done:
-    free(h);
+    veil_free(h);
     return st;
 }
 

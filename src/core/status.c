@@ -21,6 +21,7 @@ static const char *const status_names[] = {
     [VEIL_ERR_NO_PARAMS] = "no parameters found",
     [VEIL_ERR_EVAL] = "evaluation failed",
     [VEIL_ERR_MODEL_MISMATCH] = "made for another model (model id mismatch)",
+    [VEIL_ERR_PASSPHRASE] = "sealed with a passphrase: none given, or a wrong one",
 };
 _Static_assert(sizeof(status_names) / sizeof(status_names[0]) == VEIL_STATUS_COUNT,
                "status_names must name every veil_status");

@@ -17,6 +17,8 @@ enum { MAX_BUNDLE_BYTES = 1 << 26, MAX_KEY_BYTES = 1 << 24 };
 struct veil_client {
     veil_model *m; /* interface-only circuit; holds sk and ek after keygen */
     char id[2 * VEIL_MODEL_ID_BYTES + 1];
+    uint8_t *pass; /* secret keys sealed under it when set (wiped with the client) */
+    size_t pass_len;
 };
 
 static _Thread_local char client_err[400];
@@ -77,6 +79,7 @@ void veil_client_free(veil_client *c)
 {
     if (!c) return;
     veil_model_free(c->m); /* wipes the secret key */
+    veil_free_secret(c->pass, c->pass_len);
     veil_free(c);
 }
 
@@ -97,7 +100,8 @@ veil_status veil_client_save_secret_key(const veil_client *c, const char *path)
     if (!c->m->sk) return fail(VEIL_ERR_INVALID_ARG, "no secret key: call veil_client_keygen first");
     uint8_t *buf;
     size_t len;
-    veil_status st = veil_secret_key_serialize(c->m->sk, &buf, &len);
+    veil_status st = c->pass ? veil_secret_key_serialize_sealed(c->m->sk, c->pass, c->pass_len, &buf, &len)
+                             : veil_secret_key_serialize(c->m->sk, &buf, &len);
     if (st != VEIL_OK) return fail(st, "cannot serialize the secret key: %s", veil_status_str(st));
     st = veil_file_write_atomic(path, buf, len, 0600);
     veil_free_secret(buf, len);
@@ -112,7 +116,13 @@ veil_status veil_client_load_secret_key(veil_client *c, const char *path)
     veil_status st = veil_file_read_all(path, MAX_KEY_BYTES, &buf, &len);
     if (st != VEIL_OK) return fail(st, "%s: cannot read (%s)", path, veil_status_str(st));
     veil_secret_key *sk = NULL;
-    st = veil_secret_key_deserialize(buf, len, params(c), &sk);
+    st = veil_secret_key_deserialize_sealed(buf, len, params(c), c->pass ? c->pass : NULL, c->pass_len, &sk);
+    if (st == VEIL_ERR_PASSPHRASE) {
+        veil_free_secret(buf, len);
+        return fail(st, c->pass ? "%s: wrong passphrase (or the file was altered)"
+                                : "%s: protected by a passphrase: give it (veil_client_set_passphrase, --passphrase-file)",
+                    path);
+    }
     if (st != VEIL_OK) {
         char msg[400];
         veil_deploy_explain(buf, len, VEIL_KIND_SECRET_KEY, params(c), st, msg, sizeof msg);
@@ -124,6 +134,18 @@ veil_status veil_client_load_secret_key(veil_client *c, const char *path)
     veil_eval_keys_free(c->m->ek); /* they belonged to the previous secret key */
     c->m->sk = sk;
     c->m->ek = NULL;
+    return VEIL_OK;
+}
+
+veil_status veil_client_set_passphrase(veil_client *c, const char *pass, size_t len)
+{
+    if (!c || (!pass && len) || len > (1u << 20)) return fail(VEIL_ERR_INVALID_ARG, "no client, or a passphrase over 1 MiB");
+    uint8_t *copy = NULL;
+    if (pass && !(copy = veil_malloc(len + 1))) return fail(VEIL_ERR_NOMEM, "out of memory");
+    if (copy) memcpy(copy, pass, len);
+    veil_free_secret(c->pass, c->pass_len);
+    c->pass = copy;
+    c->pass_len = copy ? len : 0;
     return VEIL_OK;
 }
 
@@ -199,10 +221,10 @@ veil_status veil_client_load_keys(veil_client *c, const char *dir)
         id[strcspn(id, "\n")] = 0;
         veil_status st = fail(VEIL_ERR_PARAMS_MISMATCH, "%s: keys made for model %.32s, not for this one (%s)", dir, id,
                               c->id);
-        free(id);
+        veil_free(id);
         return st;
     }
-    free(id);
+    veil_free(id);
     snprintf(p, sizeof p, "%s/secret.key", dir);
     return veil_client_load_secret_key(c, p);
 }

@@ -130,7 +130,7 @@ char *veil_read_text(const char *path)
     uint8_t *b;
     size_t len;
     if (veil_file_read_all(path, 1 << 20, &b, &len) != VEIL_OK) return NULL;
-    char *s = malloc(len + 1);
+    char *s = veil_malloc(len + 1);
     if (s) memcpy(s, b, len), s[len] = 0;
     veil_free(b);
     return s;

@@ -469,7 +469,7 @@ done:
     if (leave) return rc;
     if (d) MHD_stop_daemon(d);
     serve_state_free(s);
-    free(cert), free(key);
+    veil_free(cert), veil_free(key);
     pthread_mutex_destroy(&t.lock);
     pthread_cond_destroy(&t.wake);
     return rc;

@@ -75,7 +75,7 @@ static size_t sink_write(char *p, size_t size, size_t n, void *ud)
     if (s->len + add > s->cap) {
         size_t cap = s->cap ? s->cap : 1 << 16;
         while (cap < s->len + add) cap *= 2;
-        uint8_t *d = realloc(s->data, cap);
+        uint8_t *d = veil_realloc(s->data, s->len, cap);
         if (!d) return 0;
         s->data = d;
         s->cap = cap;
@@ -183,7 +183,7 @@ static veil_status upload(veil_remote *r, const char *ekp)
         /* one line per server: "URL KEY_ID" */
         char *old = veil_read_text(r->kidp), *all = NULL;
         size_t need = (old ? strlen(old) : 0) + strlen(r->base) + KEY_ID_CAP + 4, used = 0;
-        if ((all = malloc(need))) {
+        if ((all = veil_malloc(need))) {
             all[0] = 0;
             for (char *line = old ? strtok(old, "\n") : NULL; line; line = strtok(NULL, "\n")) {
                 char *sp = strrchr(line, ' ');
@@ -194,9 +194,9 @@ static veil_status upload(veil_remote *r, const char *ekp)
             snprintf(all + used, need - used, "%s %s\n", r->base, r->key_id);
             if (!write_text(r->kidp, all)) note(r, "cannot write %s", r->kidp);
         }
-        free(all), free(old);
+        veil_free(all), veil_free(old);
     }
-    free(s.data);
+    veil_free(s.data);
     return rc;
 }
 
@@ -207,7 +207,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     for (const char *p = o->model; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.", *p)))
             return fail(VEIL_ERR_INVALID_ARG, "model name '%s': letters, digits, '-', '_' and '.' only", o->model);
-    veil_remote *r = calloc(1, sizeof *r);
+    veil_remote *r = veil_calloc(1, sizeof *r);
     if (!r) return fail(VEIL_ERR_NOMEM, "out of memory");
     curl_global_init(CURL_GLOBAL_DEFAULT); /* reference-counted; thread-safe in libcurl >= 7.84 */
     r->o = *o;
@@ -237,7 +237,13 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     /* 2. keys, made once per compilation of the model */
     struct stat fs;
     int keyless = !veil_client_needs_eval_keys(r->cl);
-    int have = veil_client_load_keys(r->cl, o->keys_dir) == VEIL_OK && (keyless || stat(ekp, &fs) == 0);
+    if (o->passphrase && (st = veil_client_set_passphrase(r->cl, o->passphrase, o->passphrase_len)) != VEIL_OK) goto done;
+    veil_status ls = veil_client_load_keys(r->cl, o->keys_dir);
+    if (ls == VEIL_ERR_PASSPHRASE) { /* never replaced by new keys: they would overwrite it */
+        st = fail(ls, "%s", veil_client_last_error());
+        goto done;
+    }
+    int have = ls == VEIL_OK && (keyless || stat(ekp, &fs) == 0);
     if (!have && stat(midp, &fs) == 0) note(r, "%s; making new keys", veil_client_last_error());
     if (!have) {
         double t0 = now_s();
@@ -260,7 +266,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
             strlen(sp + 1) < KEY_ID_CAP)
             snprintf(r->key_id, sizeof r->key_id, "%s", sp + 1);
     }
-    free(ids);
+    veil_free(ids);
     if (r->key_id[0]) {
         snprintf(u, sizeof u, "%s/v1/keys/%s", r->base, r->key_id);
         code = http(r, "GET", u, NULL, NULL, 0, &s, err, sizeof err);
@@ -269,7 +275,7 @@ veil_status veil_remote_open(const veil_remote_options *o, veil_remote **out)
     }
     if (!r->key_id[0]) st = upload(r, ekp);
 done:
-    free(s.data);
+    veil_free(s.data);
     if (st != VEIL_OK) {
         veil_remote_close(r);
         return st;
@@ -282,7 +288,7 @@ void veil_remote_close(veil_remote *r)
 {
     if (!r) return;
     veil_client_free(r->cl);
-    free(r);
+    veil_free(r);
     curl_global_cleanup();
 }
 
@@ -349,7 +355,7 @@ static void *worker(void *vj)
             pthread_mutex_unlock(&j->lock);
         }
     }
-    free(s.data);
+    veil_free(s.data);
     return NULL;
 }
 

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../core/strbuf.h"
 #include "deploy.h"
 #include "serve_impl.h"
 
@@ -195,70 +196,63 @@ static json_t *model_json(const serve_state *s, int i)
 static void do_metrics(serve_request *r, serve_resp *o)
 {
     serve_state *s = r->s;
-    char *buf = NULL;
-    size_t blen = 0;
-    FILE *f = open_memstream(&buf, &blen);
-    if (!f) {
-        answer_error(r, o, 503, "out of memory");
-        return;
-    }
+    veil_sb f = {0};
     int nk, loaded, loading = 0;
     pthread_mutex_lock(&s->keys_lock);
     uint64_t kb = ks_bytes_held_locked(s, &nk, &loaded);
     for (const key_entry *k = s->keys; k; k = k->next) loading += k->loading;
     pthread_mutex_unlock(&s->keys_lock);
-    fprintf(f, "# HELP veil_requests_total Requests received, by route.\n# TYPE veil_requests_total counter\n");
+    veil_sb_printf(&f, "# HELP veil_requests_total Requests received, by route.\n# TYPE veil_requests_total counter\n");
     for (int i = 0; i < R_COUNT; i++)
-        fprintf(f, "veil_requests_total{route=\"%s\"} %llu\n", route_names[i], (unsigned long long)s->m_requests[i]);
-    fprintf(f, "# HELP veil_errors_total Requests answered with an error, by route and class.\n"
+        veil_sb_printf(&f, "veil_requests_total{route=\"%s\"} %llu\n", route_names[i], (unsigned long long)s->m_requests[i]);
+    veil_sb_printf(&f, "# HELP veil_errors_total Requests answered with an error, by route and class.\n"
                "# TYPE veil_errors_total counter\n");
     for (int i = 0; i < R_COUNT; i++) {
-        fprintf(f, "veil_errors_total{route=\"%s\",class=\"4xx\"} %llu\n", route_names[i],
+        veil_sb_printf(&f, "veil_errors_total{route=\"%s\",class=\"4xx\"} %llu\n", route_names[i],
                 (unsigned long long)s->m_errors4[i]);
-        fprintf(f, "veil_errors_total{route=\"%s\",class=\"5xx\"} %llu\n", route_names[i],
+        veil_sb_printf(&f, "veil_errors_total{route=\"%s\",class=\"5xx\"} %llu\n", route_names[i],
                 (unsigned long long)s->m_errors5[i]);
     }
-    fprintf(f, "# HELP veil_busy_total Requests refused with 503 because every worker was busy.\n"
+    veil_sb_printf(&f, "# HELP veil_busy_total Requests refused with 503 because every worker was busy.\n"
                "# TYPE veil_busy_total counter\nveil_busy_total %llu\n", (unsigned long long)s->m_busy);
-    fprintf(f, "# HELP veil_connections_cut_total Connections closed for missing the header deadline (idle ones too) or the body deadline.\n"
+    veil_sb_printf(&f, "# HELP veil_connections_cut_total Connections closed for missing the header deadline (idle ones too) or the body deadline.\n"
                "# TYPE veil_connections_cut_total counter\nveil_connections_cut_total %llu\n",
             (unsigned long long)s->m_cut);
-    fprintf(f, "# HELP veil_pbs_total Programmable bootstrappings executed.\n# TYPE veil_pbs_total counter\n"
+    veil_sb_printf(&f, "# HELP veil_pbs_total Programmable bootstrappings executed.\n# TYPE veil_pbs_total counter\n"
                "veil_pbs_total %llu\n", (unsigned long long)s->m_pbs);
-    fprintf(f, "# HELP veil_request_seconds Latency of heavy requests.\n# TYPE veil_request_seconds histogram\n");
+    veil_sb_printf(&f, "# HELP veil_request_seconds Latency of heavy requests.\n# TYPE veil_request_seconds histogram\n");
     for (int i = R_KEYS_POST; i <= R_SIMULATE; i++) {
         if (i == R_KEY) continue;
         unsigned long long cum = 0;
         for (int b = 0; b <= NBUCKETS; b++) {
             cum += s->m_lat[i][b];
             if (b < NBUCKETS)
-                fprintf(f, "veil_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", route_names[i], buckets[b], cum);
+                veil_sb_printf(&f, "veil_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", route_names[i], buckets[b], cum);
             else
-                fprintf(f, "veil_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", route_names[i], cum);
+                veil_sb_printf(&f, "veil_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", route_names[i], cum);
         }
-        fprintf(f, "veil_request_seconds_sum{route=\"%s\"} %.6f\n", route_names[i], 1e-6 * (double)s->m_lat_us[i]);
-        fprintf(f, "veil_request_seconds_count{route=\"%s\"} %llu\n", route_names[i], cum);
+        veil_sb_printf(&f, "veil_request_seconds_sum{route=\"%s\"} %.6f\n", route_names[i], 1e-6 * (double)s->m_lat_us[i]);
+        veil_sb_printf(&f, "veil_request_seconds_count{route=\"%s\"} %llu\n", route_names[i], cum);
     }
-    fprintf(f, "# HELP veil_keys_held Evaluation key sets stored.\n# TYPE veil_keys_held gauge\nveil_keys_held %d\n", nk);
-    fprintf(f, "# HELP veil_keys_loaded Evaluation key sets in memory.\n# TYPE veil_keys_loaded gauge\n"
+    veil_sb_printf(&f, "# HELP veil_keys_held Evaluation key sets stored.\n# TYPE veil_keys_held gauge\nveil_keys_held %d\n", nk);
+    veil_sb_printf(&f, "# HELP veil_keys_loaded Evaluation key sets in memory.\n# TYPE veil_keys_loaded gauge\n"
                "veil_keys_loaded %d\n", loaded);
-    fprintf(f, "# HELP veil_keys_loading Evaluation key sets being loaded (outside the server's lock).\n"
+    veil_sb_printf(&f, "# HELP veil_keys_loading Evaluation key sets being loaded (outside the server's lock).\n"
                "# TYPE veil_keys_loading gauge\nveil_keys_loading %d\n", loading);
-    fprintf(f, "# HELP veil_key_bytes_held Bytes of stored evaluation keys.\n# TYPE veil_key_bytes_held gauge\n"
+    veil_sb_printf(&f, "# HELP veil_key_bytes_held Bytes of stored evaluation keys.\n# TYPE veil_key_bytes_held gauge\n"
                "veil_key_bytes_held %llu\n", (unsigned long long)kb);
-    fprintf(f, "# HELP veil_in_flight Heavy requests in progress.\n# TYPE veil_in_flight gauge\nveil_in_flight %d\n",
+    veil_sb_printf(&f, "# HELP veil_in_flight Heavy requests in progress.\n# TYPE veil_in_flight gauge\nveil_in_flight %d\n",
             atomic_load(&s->in_flight));
     pthread_mutex_lock(&s->slot_lock);
     long q = s->waiting;
     pthread_mutex_unlock(&s->slot_lock);
-    fprintf(f, "# HELP veil_queued Heavy requests waiting for a worker.\n# TYPE veil_queued gauge\nveil_queued %ld\n", q);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        free(buf);
+    veil_sb_printf(&f, "# HELP veil_queued Heavy requests waiting for a worker.\n# TYPE veil_queued gauge\nveil_queued %ld\n", q);
+    char *text = veil_sb_take(&f);
+    if (!text) {
         answer_error(r, o, 503, "out of memory");
         return;
     }
-    answer(r, o, 200, "text/plain; version=0.0.4", buf, blen, free);
+    answer(r, o, 200, "text/plain; version=0.0.4", text, strlen(text), veil_free);
 }
 
 /* The upload is complete in r->up_path: check it fully, store it under a fresh key id. The file is

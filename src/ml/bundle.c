@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../compiler/circuit.h"
 #include "../runtime/circuit_io.h"
@@ -175,20 +176,26 @@ veil_status veil_model_save(const veil_model *m, const char *dir)
     if (!m || !dir) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no model or no directory");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ml_model_fail(VEIL_ERR_IO, "%s: cannot create the directory (%s)", dir, strerror(errno));
-    /* both files are made in memory first, then each is written beside its path and renamed */
+    /* both files are made in memory first, then written whole beside their paths (NAME.new), then
+     * renamed: a failure on the way leaves the directory as it was, never one new file of a pair */
     uint8_t *bytes[2] = {NULL, NULL};
     size_t len[2] = {0, 0};
     veil_status st = bundles(m, -1, bytes, len);
     static const char *const names[2] = {"client.veil", "server.veil"};
-    for (int s = 0; s < 2 && st == VEIL_OK; s++) {
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s", dir, names[s]) >= (int)sizeof path) {
+    char path[2][4096], tmp[2][4100];
+    for (int s = 0; s < 2 && st == VEIL_OK; s++)
+        if (snprintf(path[s], sizeof path[s], "%s/%s", dir, names[s]) >= (int)sizeof path[s] ||
+            snprintf(tmp[s], sizeof tmp[s], "%s.new", path[s]) >= (int)sizeof tmp[s])
             st = ml_model_fail(VEIL_ERR_INVALID_ARG, "%s: directory name too long", dir);
-            break;
-        }
-        if ((st = veil_file_write_atomic(path, bytes[s], len[s], 0644)) != VEIL_OK)
-            ml_model_fail(st, "%s: cannot write (%s)", path, veil_status_str(st));
-    }
+    int written = 0;
+    for (int s = 0; s < 2 && st == VEIL_OK; s++, written++)
+        if ((st = veil_file_write_atomic(tmp[s], bytes[s], len[s], 0644)) != VEIL_OK)
+            ml_model_fail(st, "%s: cannot write (%s)", path[s], veil_status_str(st));
+    for (int s = 0; s < 2 && st == VEIL_OK; s++)
+        if (rename(tmp[s], path[s]) != 0)
+            st = ml_model_fail(VEIL_ERR_IO, "%s: cannot write (%s)", path[s], strerror(errno));
+    if (st != VEIL_OK)
+        for (int s = 0; s < written; s++) unlink(tmp[s]);
     veil_free(bytes[0]), veil_free(bytes[1]);
     return st;
 }

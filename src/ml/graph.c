@@ -81,7 +81,7 @@ int ml_graph_add_value(ml_graph *g, const char *name)
 {
     if (g->nvalues == g->values_cap) {
         int nc = g->values_cap ? g->values_cap * 2 : 64;
-        ml_value *nv = realloc(g->values, sizeof(ml_value) * (size_t)nc);
+        ml_value *nv = veil_realloc(g->values, sizeof(ml_value) * (size_t)g->nvalues, sizeof(ml_value) * (size_t)nc);
         if (!nv) return -1;
         g->values = nv;
         g->values_cap = nc;
@@ -156,6 +156,7 @@ veil_status ml_graph_insert_node(ml_graph *g, int at, ml_node *n)
     ml_node *nn = veil_malloc(sizeof(ml_node) * ((size_t)g->nnodes + 2));
     if (!nn) {
         ml_node_free(n);
+        memset(n, 0, sizeof *n); /* freed: a caller's ml_node_free after the failure is a no-op */
         return VEIL_ERR_NOMEM;
     }
     if (at) memcpy(nn, g->nodes, sizeof(ml_node) * (size_t)at);
@@ -178,7 +179,7 @@ void ml_graph_free(ml_graph *g)
         veil_free(g->values[i].name);
         ml_tensor_free(&g->values[i].value);
     }
-    free(g->values);
+    veil_free(g->values);
     for (int i = 0; i < g->nnodes; i++) ml_node_free(&g->nodes[i]);
     veil_free(g->nodes);
     veil_free(g->inputs);

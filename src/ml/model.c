@@ -96,7 +96,7 @@ static veil_status quantize_compile(const ml_graph *fg, const double *inputset, 
     int64_t isz = 0;
     for (int i = 0; i < q->nin; i++) isz += q->in[i].size;
     /* veil_compile reads sample s's input i at samples[s · nin + i] */
-    const int64_t **samples = malloc(sizeof(int64_t *) * nsamples * (size_t)q->nin + 1);
+    const int64_t **samples = veil_malloc(sizeof(int64_t *) * nsamples * (size_t)q->nin + 1);
     if (!samples) {
         ml_quantized_free(q);
         snprintf(err, errlen, "out of memory");
@@ -111,7 +111,7 @@ static veil_status quantize_compile(const ml_graph *fg, const double *inputset, 
     cfg.global_p_error = o->global_p_error;
     cfg.single_precision = o->single_precision;
     st = veil_compile(q->g, samples, nsamples, &cfg, c);
-    free(samples);
+    veil_free(samples);
     if (st != VEIL_OK) {
         /* the compiler's first line is its one-line summary (the annotated listing follows) */
         const char *ce = veil_compiler_last_error();
@@ -252,8 +252,8 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
     for (int i = 0; i < m->out[0].npost; i++)
         if (m->out[0].post[i].op == ML_OP_SCORES_LABEL || m->out[0].post[i].op == ML_OP_ARGMAX) label = 1;
     acc->classifier = label || k > 1;
-    double *y = malloc(sizeof(double) * (size_t)osz + 1), *yf = malloc(sizeof(double) * (size_t)osz + 1);
-    double *a = malloc(sizeof(double) * n + 1), *b = malloc(sizeof(double) * n + 1);
+    double *y = veil_malloc(sizeof(double) * (size_t)osz + 1), *yf = veil_malloc(sizeof(double) * (size_t)osz + 1);
+    double *a = veil_malloc(sizeof(double) * n + 1), *b = veil_malloc(sizeof(double) * n + 1);
     veil_status st = y && yf && a && b ? VEIL_OK : VEIL_ERR_NOMEM;
     size_t agree = 0;
     for (size_t s = 0; s < n && st == VEIL_OK; s++) {
@@ -284,10 +284,10 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
         }
         acc->checked = 1;
     }
-    free(y);
-    free(yf);
-    free(a);
-    free(b);
+    veil_free(y);
+    veil_free(yf);
+    veil_free(a);
+    veil_free(b);
     return st;
 }
 
@@ -606,12 +606,12 @@ veil_status veil_model_dequantize_output(const veil_model *m, const int64_t *q_o
 veil_status veil_model_forward(veil_model *m, veil_mode mode, const double *x, double *y)
 {
     int64_t n = veil_model_input_size(m), k = veil_model_quantized_output_size(m);
-    int64_t *q = malloc(sizeof(int64_t) * (size_t)(n + k) + 1);
+    int64_t *q = veil_malloc(sizeof(int64_t) * (size_t)(n + k) + 1);
     if (!q) return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
     veil_status st = veil_model_quantize_input(m, x, q);
     if (st == VEIL_OK) st = veil_model_quantized_forward(m, mode, q, q + n);
     if (st == VEIL_OK) st = veil_model_dequantize_output(m, q + n, y);
-    free(q);
+    veil_free(q);
     return st;
 }
 

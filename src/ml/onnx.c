@@ -12,6 +12,19 @@
 /* protobuf-c leaves an absent optional string NULL: every name read is read through this */
 #define NAME(s) ((s) ? (s) : "")
 
+/* protobuf-c allocates the unpacked message through veil's allocator hooks too */
+static void *pb_alloc(void *data, size_t n)
+{
+    (void)data;
+    return veil_malloc(n);
+}
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    veil_free(p);
+}
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
 #define ONNX_MAX_BYTES ((size_t)1 << 31)
 
 /* TensorProto → ml_tensor (doubles). Raw data is little-endian per the ONNX spec. */
@@ -190,7 +203,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     *out = NULL;
     if (!buf || len == 0) return ml_errf(err, errlen, VEIL_ERR_TRUNCATED, "empty ONNX model");
     if (len > ONNX_MAX_BYTES) return ml_errf(err, errlen, VEIL_ERR_UNSUPPORTED, "ONNX model larger than 2 GiB");
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!m) return ml_errf(err, errlen, VEIL_ERR_MALFORMED, "not an ONNX model (protobuf parse failed)");
     veil_status st = VEIL_OK;
     ml_graph *g = veil_calloc(1, sizeof *g);
@@ -322,7 +335,7 @@ veil_status ml_onnx_read(const uint8_t *buf, size_t len, ml_graph **out, char *e
     if (g->noutputs == 0) st = ml_errf(err, errlen, VEIL_ERR_MALFORMED, "ONNX graph has no output");
     else st = ml_onnx_ml_lower(g, err, errlen);
 done:
-    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(m, &pb_allocator);
     if (st != VEIL_OK) {
         if (st == VEIL_ERR_NOMEM) ml_errf(err, errlen, st, "out of memory reading the ONNX model");
         ml_graph_free(g);

@@ -205,10 +205,10 @@ static veil_status set_attr_int(ml_node *m, int k, const char *name, int64_t v)
     ml_attr *a = &m->attrs[k];
     size_t nl = strlen(name);
     if (!(a->name = veil_malloc(nl + 1))) return VEIL_ERR_NOMEM;
+    m->nattrs = k + 1; /* from here ml_node_free frees it */
     memcpy(a->name, name, nl + 1);
     a->type = ML_ATTR_INT;
     a->i = v;
-    m->nattrs = k + 1;
     return VEIL_OK;
 }
 
@@ -216,7 +216,9 @@ static veil_status set_attr_floats(ml_node *m, int k, const char *name, const do
 {
     ml_attr *a = &m->attrs[k];
     size_t nl = strlen(name);
-    if (!(a->name = veil_malloc(nl + 1)) || !(a->floats = veil_malloc(sizeof(double) * (n + 1)))) return VEIL_ERR_NOMEM;
+    if (!(a->name = veil_malloc(nl + 1))) return VEIL_ERR_NOMEM;
+    m->nattrs = k + 1; /* from here ml_node_free frees what is set */
+    if (!(a->floats = veil_malloc(sizeof(double) * (n + 1)))) return VEIL_ERR_NOMEM;
     memcpy(a->name, name, nl + 1);
     a->type = ML_ATTR_FLOATS;
     a->n = n;

@@ -98,13 +98,13 @@ int64_t mq_table_fn(int64_t x, void *ctx)
 
 table_ctx *mq_new_table(qctx *Q, int64_t lo, int64_t step, int64_t K, const int64_t *src)
 {
-    void **nc = realloc(Q->out->ctxs, sizeof(void *) * (Q->out->nctx + 1));
-    table_ctx *t = calloc(1, sizeof *t);
-    int64_t *tab = malloc(sizeof(int64_t) * (size_t)K);
+    void **nc = veil_realloc(Q->out->ctxs, sizeof(void *) * Q->out->nctx, sizeof(void *) * (Q->out->nctx + 1));
+    table_ctx *t = veil_calloc(1, sizeof *t);
+    int64_t *tab = veil_malloc(sizeof(int64_t) * (size_t)K);
     if (nc) Q->out->ctxs = nc;
     if (!nc || !t || !tab) {
-        free(t);
-        free(tab);
+        veil_free(t);
+        veil_free(tab);
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
         return NULL;
     }
@@ -166,10 +166,10 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
     int axis = B->ndim >= 2 ? 1 : 0;
     int64_t inner = 1, nch = B->ndim ? B->shape[axis] : 1;
     for (int d = axis + 1; d < B->ndim; d++) inner *= B->shape[d];
-    int64_t *clo = malloc(sizeof(int64_t) * (size_t)nch + 1), *chi = malloc(sizeof(int64_t) * (size_t)nch + 1);
+    int64_t *clo = veil_malloc(sizeof(int64_t) * (size_t)nch + 1), *chi = veil_malloc(sizeof(int64_t) * (size_t)nch + 1);
     if (!clo || !chi) {
-        free(clo);
-        free(chi);
+        veil_free(clo);
+        veil_free(chi);
         return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
     }
     for (int64_t c = 0; c < nch; c++) clo[c] = INT64_MAX, chi[c] = INT64_MIN;
@@ -183,8 +183,8 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
         int64_t c = (e / inner) % nch;
         make_grid(R, clo[c], chi[c], 1, &gr[e]);
     }
-    free(clo);
-    free(chi);
+    veil_free(clo);
+    veil_free(chi);
     return VEIL_OK;
 }
 
@@ -203,13 +203,13 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
     int64_t lo, hi, size = B->size;
     mq_quant_range(Q, B, &lo, &hi);
     unsigned bb = mq_bits_of(lo, hi);
-    grid *gr = malloc(sizeof(grid) * (size_t)size + 1);
+    grid *gr = veil_malloc(sizeof(grid) * (size_t)size + 1);
     if (!gr) {
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
         return -1;
     }
     if (element_grids(Q, B, gr) != VEIL_OK) {
-        free(gr);
+        veil_free(gr);
         return -1;
     }
     int64_t K = 0, glo = INT64_MAX, ghi = INT64_MIN;
@@ -244,16 +244,16 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
                  "node '%s' (%s): its table lookup reads a %u-bit value (range [%lld, %lld]); lower n_bits or set "
                  "rounding_threshold_bits",
                  at->name, ml_op_names[at->op], mq_bits_of(lo, hi), (long long)lo, (long long)hi);
-        free(gr);
+        veil_free(gr);
         return -1;
     }
     /* calibration of the output quantizer: the chain on the (rounded) calibration inputs */
     double rlo = INFINITY, rhi = -INFINITY;
-    ml_tensor *outs = calloc(Q->ns, sizeof(ml_tensor));
+    ml_tensor *outs = veil_calloc(Q->ns, sizeof(ml_tensor));
     ml_tensor probe = {0};
-    int64_t *T = malloc(sizeof(int64_t) * (size_t)(K * size) + 1);
-    int *gid = malloc(sizeof(int) * (size_t)size + 1);
-    int *rep = malloc(sizeof(int) * (size_t)size + 1);
+    int64_t *T = veil_malloc(sizeof(int64_t) * (size_t)(K * size) + 1);
+    int *gid = veil_malloc(sizeof(int) * (size_t)size + 1);
+    int *rep = veil_malloc(sizeof(int) * (size_t)size + 1);
     int res = -1;
     if (!outs || !T || !gid || !rep || ml_tensor_alloc(&probe, B->ndim, B->shape) != VEIL_OK) {
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
@@ -330,7 +330,7 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
             x = veil_graph_reshape(Q->g, B->node, 1, (int64_t[]){size});
             along = 0;
         }
-        int *parts = malloc(sizeof(int) * (size_t)nslices + 1);
+        int *parts = veil_malloc(sizeof(int) * (size_t)nslices + 1);
         if (!parts) {
             mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
             goto done;
@@ -348,7 +348,7 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
         }
         node = veil_graph_concatenate(Q->g, nparts, parts, along);
         if (axis < 0) node = veil_graph_reshape(Q->g, node, B->ndim, B->shape);
-        free(parts);
+        veil_free(parts);
     }
     if (Q->st != VEIL_OK) goto done;
     if (node < 0) {
@@ -374,12 +374,12 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
 done:
     if (outs)
         for (size_t s = 0; s < Q->ns; s++) ml_tensor_free(&outs[s]);
-    free(outs);
+    veil_free(outs);
     ml_tensor_free(&probe);
-    free(T);
-    free(gid);
-    free(rep);
-    free(gr);
+    veil_free(T);
+    veil_free(gid);
+    veil_free(rep);
+    veil_free(gr);
     return Q->st == VEIL_OK ? res : -1;
 }
 

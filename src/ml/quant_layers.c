@@ -27,7 +27,7 @@ veil_status mq_calibrate_node(qctx *Q, const ml_node *n, int pos, const qval *sr
 
 static int64_t *int_tensor(qctx *Q, const ml_tensor *t, const ml_quantizer *q)
 {
-    int64_t *r = malloc(sizeof(int64_t) * (size_t)t->size + 1);
+    int64_t *r = veil_malloc(sizeof(int64_t) * (size_t)t->size + 1);
     if (!r) {
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
         return NULL;
@@ -35,7 +35,7 @@ static int64_t *int_tensor(qctx *Q, const ml_tensor *t, const ml_quantizer *q)
     for (int64_t i = 0; i < t->size; i++) {
         double v = ml_quantize_value(q, t->data[i]) - q->zp;
         if (!isfinite(v) || fabs(v) > 0x1p62) { /* a NaN weight or quantizer: no integer stands for it */
-            free(r);
+            veil_free(r);
             mq_failf(Q, VEIL_ERR_MALFORMED, "a constant or its quantizer is not finite (NaN or infinity)");
             return NULL;
         }
@@ -93,10 +93,10 @@ int mq_do_gemm_like(qctx *Q, const ml_node *n)
             ml_tensor bq;
             if (ml_tensor_copy(&bq, C) != VEIL_OK) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
             for (int64_t i = 0; i < bq.size; i++) bq.data[i] = nearbyint(beta * C->data[i] / sc);
-            int64_t *bi = malloc(sizeof(int64_t) * (size_t)bq.size + 1);
+            int64_t *bi = veil_malloc(sizeof(int64_t) * (size_t)bq.size + 1);
             for (int64_t i = 0; bi && i < bq.size; i++) bi[i] = (int64_t)bq.data[i];
             if (bi) node = veil_graph_add(Q->g, node, veil_graph_constant(Q->g, bq.ndim, bq.shape, bi));
-            free(bi);
+            veil_free(bi);
             ml_tensor_free(&bq);
         }
         if (node < 0) return mq_graph_fail(Q, n), -1;
@@ -130,7 +130,7 @@ int mq_do_gemm_like(qctx *Q, const ml_node *n)
     int64_t *wint = int_tensor(Q, W, &wq);
     if (!wint) return -1;
     int wnode = veil_graph_constant(Q->g, W->ndim, W->shape, wint);
-    free(wint);
+    veil_free(wint);
     if (is_gemm && ml_attr_int(n, "transB", 0)) wnode = veil_graph_transpose(Q->g, wnode, NULL);
     if (is_gemm && ml_attr_int(n, "transA", 0)) wnode = veil_graph_transpose(Q->g, wnode, NULL);
     int xc = mq_centered(Q, X);
@@ -144,7 +144,7 @@ int mq_do_gemm_like(qctx *Q, const ml_node *n)
             ml_tensor_free(&wdq);
             return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
         }
-        int64_t *bi = malloc(sizeof(int64_t) * (size_t)C->size + 1);
+        int64_t *bi = veil_malloc(sizeof(int64_t) * (size_t)C->size + 1);
         if (!bi) {
             ml_tensor_free(&wdq), ml_tensor_free(&cdq);
             return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
@@ -155,7 +155,7 @@ int mq_do_gemm_like(qctx *Q, const ml_node *n)
             cdq.data[i] = q * sc / beta;
         }
         node = veil_graph_add(Q->g, node, veil_graph_constant(Q->g, C->ndim, C->shape, bi));
-        free(bi);
+        veil_free(bi);
     }
     if (node < 0) {
         ml_tensor_free(&wdq), ml_tensor_free(&cdq);
@@ -215,21 +215,21 @@ int mq_do_conv(qctx *Q, const ml_node *n)
     int64_t *wint = int_tensor(Q, W, &wq);
     if (!wint) return -1;
     int wnode = veil_graph_constant(Q->g, 4, W->shape, wint);
-    free(wint);
+    veil_free(wint);
     double sc = X->scale * wq.scale;
     ml_tensor wdq = {0}, bdq = {0};
     int bnode = -1;
     if (dequantized(Q, W, &wq, &wdq) != VEIL_OK) return -1;
     if (B) {
-        int64_t *bi = malloc(sizeof(int64_t) * (size_t)B->size + 1);
+        int64_t *bi = veil_malloc(sizeof(int64_t) * (size_t)B->size + 1);
         if (!bi || ml_tensor_copy(&bdq, B) != VEIL_OK) {
-            free(bi);
+            veil_free(bi);
             ml_tensor_free(&wdq);
             return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
         }
         for (int64_t i = 0; i < B->size; i++) bi[i] = (int64_t)nearbyint(B->data[i] / sc), bdq.data[i] = (double)bi[i] * sc;
         bnode = veil_graph_constant(Q->g, 1, (int64_t[]){B->size}, bi);
-        free(bi);
+        veil_free(bi);
     }
     int node = veil_graph_conv2d(Q->g, mq_centered(Q, X), wnode, bnode, &co);
     if (node < 0) {
@@ -288,11 +288,11 @@ int mq_do_pool(qctx *Q, const ml_node *n)
                                 "node '%s': AveragePool with padding needs count_include_pad=1 (a per-position divisor is not supported)",
                                 n->name), -1;
             /* sum pooling: a depthwise convolution with ones; the 1/(kh·kw) goes into the scale */
-            int64_t *ones = malloc(sizeof(int64_t) * (size_t)(C * kh * kw) + 1);
+            int64_t *ones = veil_malloc(sizeof(int64_t) * (size_t)(C * kh * kw) + 1);
             if (!ones) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
             for (int64_t i = 0; i < C * kh * kw; i++) ones[i] = 1;
             int w = veil_graph_constant(Q->g, 4, (int64_t[]){C, 1, kh, kw}, ones);
-            free(ones);
+            veil_free(ones);
             veil_conv2d_opts co = {{po.strides[0], po.strides[1]},
                                    {po.pads[0], po.pads[1], po.pads[2], po.pads[3]},
                                    {po.dilations[0], po.dilations[1]},
@@ -353,11 +353,11 @@ int mq_do_pad(qctx *Q, const ml_node *n)
             bs[d] = len;
             int64_t cnt = 1;
             for (int k = 0; k < X->ndim; k++) cnt *= bs[k];
-            int64_t *vals = malloc(sizeof(int64_t) * (size_t)cnt + 1);
+            int64_t *vals = veil_malloc(sizeof(int64_t) * (size_t)cnt + 1);
             if (!vals) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
             for (int64_t k = 0; k < cnt; k++) vals[k] = padv;
             int blk = veil_graph_constant(Q->g, X->ndim, bs, vals);
-            free(vals);
+            veil_free(vals);
             if (side == 0) parts[np++] = blk, parts[np++] = node;
             else parts[np++] = blk;
         }
@@ -490,7 +490,7 @@ static int fn_append2(qctx *Q, int qi, const ml_node *n, int pos, int other)
     qval *f = &Q->qv[r];
     f->base = base;
     f->nsteps = (v->kind == QV_FN ? v->nsteps : 0) + 1;
-    f->steps = malloc(sizeof(fn_step) * (size_t)f->nsteps);
+    f->steps = veil_malloc(sizeof(fn_step) * (size_t)f->nsteps);
     if (!f->steps) return mq_failf(Q, VEIL_ERR_NOMEM, "out of memory"), -1;
     if (v->kind == QV_FN) memcpy(f->steps, v->steps, sizeof(fn_step) * (size_t)v->nsteps);
     fn_step st = {(int)(n - Q->fg->nodes), pos, other, 1, 0};

@@ -46,8 +46,8 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     }
     /* internal nodes and leaves, numbered */
     int64_t ni = 0, nl = 0;
-    node_of = calloc((size_t)t.n + 1, sizeof(int64_t));
-    leaf_of = calloc((size_t)t.n + 1, sizeof(int64_t));
+    node_of = veil_calloc((size_t)t.n + 1, sizeof(int64_t));
+    leaf_of = veil_calloc((size_t)t.n + 1, sizeof(int64_t));
     if (!node_of || !leaf_of) goto nomem;
     for (int64_t i = 0; i < t.n; i++) {
         node_of[i] = leaf_of[i] = -1;
@@ -64,9 +64,9 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
                  "its GEMM form (at most 2^24 cells)", n->name, (long long)ni, (long long)nl);
         goto out;
     }
-    T = calloc((size_t)ni, sizeof(int64_t));
-    neg = calloc((size_t)ni, sizeof(int));
-    W = calloc((size_t)(nl * TT), sizeof(int64_t));
+    T = veil_calloc((size_t)ni, sizeof(int64_t));
+    neg = veil_calloc((size_t)ni, sizeof(int));
+    W = veil_calloc((size_t)(nl * TT), sizeof(int64_t));
     if (!T || !neg || !W || ml_tensor_alloc(&Wr, 2, (int64_t[]){nl, TT}) != VEIL_OK) goto nomem;
     for (int64_t i = 0; i < t.n; i++) {
         int64_t k = node_of[i];
@@ -80,9 +80,9 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     }
     /* the nodes with leaf children ("leaf parents", one column each) and each leaf's place: true
      * children first, then false ones */
-    parent = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
-    col_of = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
-    pos_of = malloc(sizeof(int64_t) * (size_t)(t.n + 1));
+    parent = veil_malloc(sizeof(int64_t) * (size_t)(t.n + 1));
+    col_of = veil_malloc(sizeof(int64_t) * (size_t)(t.n + 1));
+    pos_of = veil_malloc(sizeof(int64_t) * (size_t)(t.n + 1));
     if (!parent || !col_of || !pos_of) goto nomem;
     for (int64_t i = 0; i < t.n; i++) parent[i] = col_of[i] = pos_of[i] = -1;
     for (int64_t i = 0; i < t.n; i++)
@@ -101,8 +101,8 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     }
     for (int64_t i = 0, a = 0, b = ntrue; i < t.n; i++)
         if (leaf_of[i] >= 0) pos_of[i] = t.t[parent[i]] == i ? a++ : b++;
-    B = calloc((size_t)(ni * np), sizeof(int64_t));
-    Lc = calloc((size_t)np, sizeof(int64_t));
+    B = veil_calloc((size_t)(ni * np), sizeof(int64_t));
+    Lc = veil_calloc((size_t)np, sizeof(int64_t));
     if (!B || !Lc) goto nomem;
     for (int64_t i = 0; i < t.n; i++) {
         int64_t j = col_of[i];
@@ -134,10 +134,10 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     /* the integer graph */
     /* node k's comparison: a lookup of its feature's integer, its own table [q ≤ T_k] (so it reads
      * the feature's bits alone, not a difference one bit wider) */
-    int *parts = malloc(sizeof(int) * (size_t)ni + 1);
-    int64_t *tab = malloc(sizeof(int64_t) * (size_t)(M + 1));
+    int *parts = veil_malloc(sizeof(int) * (size_t)ni + 1);
+    int64_t *tab = veil_malloc(sizeof(int64_t) * (size_t)(M + 1));
     if (!parts || !tab) {
-        free(parts), free(tab);
+        veil_free(parts), veil_free(tab);
         goto nomem;
     }
     for (int64_t i = 0, k; i < t.n && Q->st == VEIL_OK; i++) {
@@ -148,14 +148,14 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
         table_ctx *tc = mq_new_table(Q, 0, 1, M + 1, tab);
         if (tc) parts[k] = veil_graph_apply(Q->g, part, mq_table_fn, tc, "tree_compare");
     }
-    free(tab);
+    veil_free(tab);
     int le = Q->st == VEIL_OK ? veil_graph_concatenate(Q->g, (int)ni, parts, 1) : -1;
-    free(parts);
+    veil_free(parts);
     if (Q->st != VEIL_OK) goto out;
     int v = veil_graph_sub(Q->g, veil_graph_matmul(Q->g, le, veil_graph_constant(Q->g, 2, (int64_t[]){ni, np}, B)),
                            veil_graph_constant(Q->g, 2, (int64_t[]){1, np}, Lc));
     /* each leaf reads its parent's column: [v == 1] for true children, [v == 0] for false ones */
-    leaf_parts = malloc(sizeof(int) * (size_t)nl + 1);
+    leaf_parts = veil_malloc(sizeof(int) * (size_t)nl + 1);
     if (!leaf_parts) goto nomem;
     for (int64_t i = 0; i < t.n; i++)
         if (leaf_of[i] >= 0) {
@@ -165,13 +165,13 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
         }
     /* the leaf lookups on v + off in [0, off + 1]: off + 1 reaches the true child, off the false one */
     table_ctx *tt = NULL, *tf = NULL;
-    int64_t *ltab = malloc(sizeof(int64_t) * (size_t)(off + 2));
+    int64_t *ltab = veil_malloc(sizeof(int64_t) * (size_t)(off + 2));
     if (!ltab) goto nomem;
     for (int64_t q = 0; q <= off + 1; q++) ltab[q] = q == off + 1;
     if (ntrue) tt = mq_new_table(Q, 0, 1, off + 2, ltab);
     for (int64_t q = 0; q <= off + 1; q++) ltab[q] = q == off;
     if (nfalse) tf = mq_new_table(Q, 0, 1, off + 2, ltab);
-    free(ltab);
+    veil_free(ltab);
     if (Q->st != VEIL_OK) goto out;
     int lt = ntrue ? veil_graph_apply(Q->g, veil_graph_concatenate(Q->g, (int)ntrue, leaf_parts, 1), mq_table_fn, tt,
                                       "tree_leaf") : -1;
@@ -187,13 +187,13 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     if (r < 0) goto out;
     /* calibration: the integer pipeline on each inputset sample */
     int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
-    int64_t *lev = malloc(sizeof(int64_t) * (size_t)(ni + nl + 1));
+    int64_t *lev = veil_malloc(sizeof(int64_t) * (size_t)(ni + nl + 1));
     if (!lev) goto nomem;
     for (size_t sm = 0; sm < Q->ns; sm++) {
         const double *xq = Q->qv[qx].cal[sm].data; /* scale 1, zero point 0: the integers */
         ml_tensor *c = &Q->qv[r].cal[sm];
         if (ml_tensor_alloc(c, 2, (int64_t[]){1, TT}) != VEIL_OK) {
-            free(lev);
+            veil_free(lev);
             goto nomem;
         }
         for (int64_t k = 0; k < ni; k++) lev[k] = 0;
@@ -218,13 +218,13 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
             c->data[k] = wq.scale * (double)acc;
         }
     }
-    free(lev);
+    veil_free(lev);
     mq_report_value(Q, n, "compare", lo[0], hi[0]);
     mq_report_value(Q, n, "leaves", lo[1], hi[1]);
 out:
     ml_trees_free(&t);
-    free(T), free(neg), free(B), free(Lc), free(W), free(node_of), free(leaf_of), free(parent);
-    free(col_of), free(pos_of), free(leaf_parts);
+    veil_free(T), veil_free(neg), veil_free(B), veil_free(Lc), veil_free(W), veil_free(node_of), veil_free(leaf_of), veil_free(parent);
+    veil_free(col_of), veil_free(pos_of), veil_free(leaf_parts);
     ml_tensor_free(&Wr);
     return Q->st == VEIL_OK ? r : -1;
 nomem:

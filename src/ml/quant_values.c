@@ -73,7 +73,7 @@ int mq_qv_new(qctx *Q, qv_kind kind)
 {
     if (Q->nqv == Q->cap) {
         int nc = Q->cap ? 2 * Q->cap : 64;
-        qval *n = realloc(Q->qv, sizeof(qval) * (size_t)nc);
+        qval *n = veil_realloc(Q->qv, sizeof(qval) * (size_t)Q->nqv, sizeof(qval) * (size_t)nc);
         if (!n) {
             mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
             return -1;
@@ -98,7 +98,7 @@ void mq_qv_set_shape(qval *v, int ndim, const int64_t *shape)
 
 ml_tensor *mq_cal_alloc(qctx *Q, qval *v)
 {
-    v->cal = calloc(Q->ns, sizeof(ml_tensor));
+    v->cal = veil_calloc(Q->ns, sizeof(ml_tensor));
     if (!v->cal) mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
     return v->cal;
 }
@@ -106,10 +106,10 @@ ml_tensor *mq_cal_alloc(qctx *Q, qval *v)
 void mq_qv_free(qctx *Q, qval *v)
 {
     ml_tensor_free(&v->c);
-    free(v->steps);
+    veil_free(v->steps);
     if (v->cal)
         for (size_t s = 0; s < Q->ns; s++) ml_tensor_free(&v->cal[s]);
-    free(v->cal);
+    veil_free(v->cal);
 }
 
 /* New QUANT value for integer node `node`; calibration filled by the caller. */

@@ -137,7 +137,7 @@ static int h_shape(qctx *Q, const ml_node *n, const walk_in *w)
         qval *f = &Q->qv[r];
         f->base = nb;
         f->nsteps = v->nsteps;
-        f->steps = malloc(sizeof(fn_step) * (size_t)v->nsteps + 1);
+        f->steps = veil_malloc(sizeof(fn_step) * (size_t)v->nsteps + 1);
         if (!f->steps) return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
         memcpy(f->steps, v->steps, sizeof(fn_step) * (size_t)v->nsteps);
         mq_qv_set_shape(f, Q->qv[nb].ndim, Q->qv[nb].shape);
@@ -245,7 +245,7 @@ static int h_add_sub(qctx *Q, const ml_node *n, const walk_in *w)
             /* a bias on a fine accumulator: add it on the accumulator's scale */
             ml_tensor cq;
             if (ml_tensor_copy(&cq, c) != VEIL_OK) return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
-            int64_t *ci = malloc(sizeof(int64_t) * (size_t)c->size + 1);
+            int64_t *ci = veil_malloc(sizeof(int64_t) * (size_t)c->size + 1);
             if (!ci) {
                 ml_tensor_free(&cq);
                 return FAIL(Q, VEIL_ERR_NOMEM, "out of memory");
@@ -253,7 +253,7 @@ static int h_add_sub(qctx *Q, const ml_node *n, const walk_in *w)
             for (int64_t i = 0; i < c->size; i++) ci[i] = (int64_t)nearbyint(c->data[i] / v->scale), cq.data[i] = (double)ci[i] * v->scale;
             int cn = veil_graph_constant(Q->g, c->ndim, c->shape, ci);
             int node = n->op == ML_OP_ADD ? veil_graph_add(Q->g, v->node, cn) : veil_graph_sub(Q->g, v->node, cn);
-            free(ci);
+            veil_free(ci);
             if (node < 0) {
                 ml_tensor_free(&cq);
                 return (mq_graph_fail(Q, n), -1);
@@ -445,11 +445,11 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     out->nin = fg->ninputs;
     out->nout = fg->noutputs;
     if (nsamples == 0) return mq_failf(&Q, VEIL_ERR_INVALID_ARG, "the inputset is empty");
-    int *absorbed = calloc((size_t)fg->nnodes + 1, sizeof(int));
-    Q.vmap = malloc(sizeof(int) * (size_t)fg->nvalues + 1);
+    int *absorbed = veil_calloc((size_t)fg->nnodes + 1, sizeof(int));
+    Q.vmap = veil_malloc(sizeof(int) * (size_t)fg->nvalues + 1);
     if (!absorbed || !Q.vmap || veil_graph_new(&Q.g) != VEIL_OK) {
-        free(absorbed);
-        free(Q.vmap);
+        veil_free(absorbed);
+        veil_free(Q.vmap);
         return mq_failf(&Q, VEIL_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < fg->nvalues; i++) Q.vmap[i] = -1;
@@ -520,7 +520,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     /* the inputs: quantized by the client, each with the model's own first Quant node when there is one */
     int64_t total = 0;
     for (int i = 0; i < fg->ninputs; i++) total += fg->input_shapes[i].size;
-    out->inputset_q = malloc(sizeof(int64_t) * nsamples * (size_t)total + 1);
+    out->inputset_q = veil_malloc(sizeof(int64_t) * nsamples * (size_t)total + 1);
     if (!out->inputset_q) mq_failf(&Q, VEIL_ERR_NOMEM, "out of memory");
     veil_sb_printf(&Q.rep, "%-28s %-18s %-10s %s", "node", "op", "what", "range");
     veil_sb_pad(&Q.rep, 88);
@@ -732,9 +732,9 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     out->max_bits = Q.max_bits;
     out->g = Q.g;
     for (int i = 0; i < Q.nqv; i++) mq_qv_free(&Q, &Q.qv[i]);
-    free(Q.qv);
-    free(Q.vmap);
-    free(absorbed);
+    veil_free(Q.qv);
+    veil_free(Q.vmap);
+    veil_free(absorbed);
     veil_sb_free(&Q.rep);
     veil_sb_free(&Q.rlog);
     if (Q.st != VEIL_OK) ml_quantized_free(out);
@@ -745,15 +745,15 @@ void ml_quantized_free(ml_quantized *q)
 {
     if (!q) return;
     veil_graph_free(q->g);
-    free(q->inputset_q);
+    veil_free(q->inputset_q);
     veil_free(q->report);
     veil_free(q->rounding_log);
     for (size_t i = 0; i < q->nctx; i++) {
         table_ctx *t = q->ctxs[i];
-        free(t->table);
-        free(t);
+        veil_free(t->table);
+        veil_free(t);
     }
-    free(q->ctxs);
+    veil_free(q->ctxs);
     memset(q, 0, sizeof *q);
 }
 

@@ -2,6 +2,7 @@
  * runtime.c so that the server links no secret-key code. */
 #include <string.h>
 
+#include "core/ct.h"
 #include "runtime_impl.h"
 
 veil_status veil_circuit_keygen(const veil_circuit *c, veil_rng *rng, veil_secret_key **sk, veil_eval_keys **ek)
@@ -95,7 +96,9 @@ veil_status veil_circuit_decrypt(const veil_circuit *c, const veil_secret_key *s
     for (size_t j = 0; j < p->noutputs; j++)
         for (int64_t e = 0; e < p->outputs[j].size; e++, k++) {
             uint64_t ph = veil_lwe_phase(sk, VEIL_KEY_BIG, v->data + k * v->lwe_size);
-            outputs[j][e] = veil_program_decode(p, &p->outputs[j], veil_rt_decode_m(p, ph));
+            uint64_t m = veil_rt_decode_m(p, ph); /* the noise is rounded away: what is left is the client's result */
+            VEIL_CT_PUBLIC(&m, sizeof m);
+            outputs[j][e] = veil_program_decode(p, &p->outputs[j], m);
         }
     return VEIL_OK;
 }

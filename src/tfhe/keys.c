@@ -1,9 +1,11 @@
 /* Key generation and encryption. Secret bits and noise come from the caller's CSPRNG; masks of
  * evaluation keys come from a seeded AES-CTR stream so the keys compress to seed + bodies. */
 #include <math.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 #include "../core/container.h"
+#include "../core/ct.h"
 #include "serialize.h"
 #include "tfhe_internal.h"
 
@@ -117,6 +119,7 @@ void veil_lwe_encrypt_core(const uint64_t *key, uint32_t dim, uint64_t pt, const
     uint64_t b = pt + (uint64_t)veil_noise_sample(z, noise_rng);
     for (uint32_t i = 0; i < dim; i++) b += ct[i] * key[i]; /* key bit as a 0/1 multiplier: no branch */
     ct[dim] = b;
+    VEIL_CT_PUBLIC(&ct[dim], sizeof ct[dim]); /* a ciphertext is public */
 }
 
 veil_status veil_lwe_encrypt(const veil_secret_key *sk, veil_key_choice which, uint64_t pt, veil_rng *rng,
@@ -178,6 +181,7 @@ void veil_glwe_encrypt_core(const veil_secret_key *sk, const uint64_t *pt, veil_
         veil_poly_mul_binary_exact(plan, ct + (size_t)c * N, sk->glwe_f + (size_t)c * N, prod, tmp);
         for (uint32_t t = 0; t < N; t++) body[t] += prod[t];
     }
+    VEIL_CT_PUBLIC(body, sizeof(uint64_t) * N); /* a ciphertext is public */
 }
 
 /* Adding g to the mask c would change the phase by -g·S_c; encrypting the plaintext -g·S_c
@@ -348,41 +352,26 @@ static void put_bits(veil_buf *b, const uint64_t *bits, uint32_t n)
     for (uint32_t i = 0; i < n; i++) d[i / 8] |= (uint8_t)(bits[i] << (i % 8));
 }
 
-veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len)
+/* The SKEY body: n (u32), big (u32), then the small key's bits and the big key's bits, packed. */
+static void put_skey(veil_buf *b, const veil_secret_key *sk)
 {
-    if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
-    veil_writer w;
-    veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
-    veil_params_write_section(&w, &sk->p);
-    veil_writer_section(&w, TAG_SKEY);
     uint32_t big = big_bits(&sk->p);
-    veil_buf_put_u32(&w.b, sk->p.n);
-    veil_buf_put_u32(&w.b, big);
-    put_bits(&w.b, sk->lwe, sk->p.n);
-    put_bits(&w.b, sk->glwe, big);
-    /* the writer wipes its intermediate buffers (veil_buf_* free secretly) */
-    return veil_writer_finish(&w, out, len);
+    veil_buf_put_u32(b, sk->p.n);
+    veil_buf_put_u32(b, big);
+    put_bits(b, sk->lwe, sk->p.n);
+    put_bits(b, sk->glwe, big);
 }
 
-veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
-                                        veil_secret_key **out)
+static veil_status get_skey(const uint8_t *d, size_t dl, const veil_params *p, veil_secret_key **out)
 {
-    if (!buf || !out) return VEIL_ERR_INVALID_ARG;
-    *out = NULL;
-    veil_container c;
-    veil_params p;
-    veil_status s = veil_open_object(buf, len, VEIL_KIND_SECRET_KEY, 0, expect, &c, &p);
-    if (s != VEIL_OK) return s;
-    const uint8_t *d;
-    size_t dl;
-    if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
     veil_cursor cur = {d, dl, 0};
     uint32_t n = veil_cursor_u32(&cur), big = veil_cursor_u32(&cur);
-    if (cur.bad || n != p.n || big != big_bits(&p)) return VEIL_ERR_MALFORMED;
+    if (cur.bad || n != p->n || big != big_bits(p)) return VEIL_ERR_MALFORMED;
     size_t nb = (n + 7) / 8, bb = (big + 7) / 8;
     if (cur.left != nb + bb) return VEIL_ERR_MALFORMED;
     veil_secret_key *sk = NULL;
-    if ((s = veil_secret_key_alloc(&p, &sk)) != VEIL_OK) return s;
+    veil_status s = veil_secret_key_alloc(p, &sk);
+    if (s != VEIL_OK) return s;
     for (uint32_t i = 0; i < n; i++) sk->lwe[i] = (cur.p[i / 8] >> (i % 8)) & 1;
     for (uint32_t i = 0; i < big; i++) sk->glwe[i] = (cur.p[nb + i / 8] >> (i % 8)) & 1;
     if ((s = veil_secret_key_finish(sk)) != VEIL_OK) {
@@ -391,5 +380,151 @@ veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const ve
     }
     *out = sk;
     return VEIL_OK;
+}
+
+veil_status veil_secret_key_serialize(const veil_secret_key *sk, uint8_t **out, size_t *len)
+{
+    if (!sk || !out || !len) return VEIL_ERR_INVALID_ARG;
+    veil_writer w;
+    veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, 0);
+    veil_params_write_section(&w, &sk->p);
+    veil_writer_section(&w, TAG_SKEY);
+    put_skey(&w.b, sk);
+    /* the writer wipes its intermediate buffers (veil_buf_* free secretly) */
+    return veil_writer_finish(&w, out, len);
+}
+
+veil_status veil_secret_key_deserialize(const uint8_t *buf, size_t len, const veil_params *expect,
+                                        veil_secret_key **out)
+{
+    return veil_secret_key_deserialize_sealed(buf, len, expect, NULL, 0, out);
+}
+
+/* ---- sealed under a passphrase ------------------------------------------------------------------ */
+#define TAG_KDFP VEIL_TAG('K', 'D', 'F', 'P')
+#define TAG_SEAL VEIL_TAG('S', 'E', 'A', 'L')
+enum { KDF_SCRYPT = 1, SALT_BYTES = 16, NONCE_BYTES = 12, TAG_BYTES = 16, AEAD_KEY_BYTES = 32 };
+enum { SCRYPT_LOG2_N = 17, SCRYPT_R = 8, SCRYPT_P = 1 };
+
+/* KDFP: algorithm (u32: 1 scrypt), log2 N, r, p (u32 each), salt (16 bytes) */
+static veil_status derive(const uint8_t *kdfp, size_t kl, const uint8_t *pass, size_t pass_len,
+                          uint8_t key[AEAD_KEY_BYTES])
+{
+    veil_cursor cur = {kdfp, kl, 0};
+    uint32_t alg = veil_cursor_u32(&cur), log2n = veil_cursor_u32(&cur), r = veil_cursor_u32(&cur),
+             par = veil_cursor_u32(&cur);
+    /* bounded so that a crafted file cannot ask for more than 2 GiB or hours of work */
+    if (cur.bad || cur.left != SALT_BYTES || alg != KDF_SCRYPT || log2n < 10 || log2n > 22 || r < 1 || r > 32 ||
+        par < 1 || par > 16 || ((uint64_t)128 * r << log2n) > ((uint64_t)1 << 31))
+        return VEIL_ERR_MALFORMED;
+    uint64_t maxmem = ((uint64_t)128 * r << log2n) + ((uint64_t)128 * r * par) + (1 << 20);
+    static const uint8_t empty = 0;
+    if (EVP_PBE_scrypt((const char *)(pass_len ? pass : &empty), pass_len, cur.p, SALT_BYTES, (uint64_t)1 << log2n, r,
+                       par, maxmem, key, AEAD_KEY_BYTES) != 1)
+        return VEIL_ERR_NOMEM;
+    return VEIL_OK;
+}
+
+/* AES-256-GCM over in (n bytes) into out, with aad; tag written (seal) or checked (open) */
+static int gcm(int seal, const uint8_t key[AEAD_KEY_BYTES], const uint8_t nonce[NONCE_BYTES], const uint8_t *aad,
+               size_t aad_len, const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[TAG_BYTES])
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int ok = x && EVP_CipherInit_ex(x, EVP_aes_256_gcm(), NULL, NULL, NULL, seal) == 1 &&
+             EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
+             EVP_CipherInit_ex(x, NULL, NULL, key, nonce, seal) == 1;
+    int l = 0;
+    ok = ok && EVP_CipherUpdate(x, NULL, &l, aad, (int)aad_len) == 1 && EVP_CipherUpdate(x, out, &l, in, (int)n) == 1;
+    if (ok && !seal) ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, tag) == 1;
+    ok = ok && EVP_CipherFinal_ex(x, out + l, &l) == 1;
+    if (ok && seal) ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag) == 1;
+    EVP_CIPHER_CTX_free(x);
+    return ok;
+}
+
+veil_status veil_secret_key_serialize_sealed(const veil_secret_key *sk, const uint8_t *pass, size_t pass_len,
+                                             uint8_t **out, size_t *len)
+{
+    if (!sk || (!pass && pass_len) || !out || !len || pass_len > (1u << 20)) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    uint8_t kdfp[16 + SALT_BYTES], nonce[NONCE_BYTES], key[AEAD_KEY_BYTES], tag[TAG_BYTES];
+    veil_rng *rng = NULL;
+    veil_status s = veil_rng_new_os(&rng);
+    if (s != VEIL_OK) return s;
+    const uint32_t f[4] = {KDF_SCRYPT, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P};
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 4; b++) kdfp[4 * i + b] = (uint8_t)(f[i] >> (8 * b));
+    veil_rng_bytes(rng, kdfp + 16, SALT_BYTES);
+    veil_rng_bytes(rng, nonce, NONCE_BYTES); /* one key per salt: a random nonce is never reused */
+    veil_rng_free(rng);
+    veil_buf plain = {0}, prms = {0};
+    put_skey(&plain, sk);
+    veil_params_put(&prms, &sk->p);
+    uint8_t *aad = veil_malloc(prms.len + sizeof kdfp), *sealed = veil_malloc(plain.len + 16);
+    if (plain.failed || prms.failed || !aad || !sealed) s = VEIL_ERR_NOMEM;
+    if (s == VEIL_OK) {
+        memcpy(aad, prms.data, prms.len);
+        memcpy(aad + prms.len, kdfp, sizeof kdfp);
+        s = derive(kdfp, sizeof kdfp, pass, pass_len, key);
+    }
+    if (s == VEIL_OK && !gcm(1, key, nonce, aad, prms.len + sizeof kdfp, plain.data, plain.len, sealed, tag))
+        s = VEIL_ERR_RNG;
+    if (s == VEIL_OK) {
+        veil_writer w;
+        veil_writer_begin(&w, VEIL_KIND_SECRET_KEY, VEIL_FLAG_SEALED);
+        veil_params_write_section(&w, &sk->p);
+        veil_writer_section(&w, TAG_KDFP);
+        veil_buf_put(&w.b, kdfp, sizeof kdfp);
+        veil_writer_section(&w, TAG_SEAL);
+        veil_buf_put(&w.b, nonce, NONCE_BYTES);
+        veil_buf_put(&w.b, sealed, plain.len);
+        veil_buf_put(&w.b, tag, TAG_BYTES);
+        s = veil_writer_finish(&w, out, len);
+    }
+    veil_memzero(key, sizeof key);
+    veil_buf_free(&plain); /* wiped */
+    veil_buf_free(&prms);
+    veil_free(aad);
+    veil_free(sealed);
+    return s;
+}
+
+veil_status veil_secret_key_deserialize_sealed(const uint8_t *buf, size_t len, const veil_params *expect,
+                                               const uint8_t *pass, size_t pass_len, veil_secret_key **out)
+{
+    if (!buf || !out || (!pass && pass_len)) return VEIL_ERR_INVALID_ARG;
+    *out = NULL;
+    veil_container c;
+    veil_params p;
+    veil_status s = veil_open_object(buf, len, VEIL_KIND_SECRET_KEY, VEIL_FLAG_SEALED, expect, &c, &p);
+    if (s != VEIL_OK) return s;
+    const uint8_t *d, *kd, *pr;
+    size_t dl, kl, pl;
+    if (!(c.flags & VEIL_FLAG_SEALED)) {
+        if ((s = veil_container_section(&c, TAG_SKEY, &d, &dl)) != VEIL_OK) return s;
+        return get_skey(d, dl, &p, out);
+    }
+    if (veil_container_section(&c, TAG_KDFP, &kd, &kl) != VEIL_OK || veil_container_section(&c, TAG_SEAL, &d, &dl) != VEIL_OK ||
+        veil_container_section(&c, TAG_PARAMS, &pr, &pl) != VEIL_OK || dl < NONCE_BYTES + TAG_BYTES + 8 ||
+        kl != 16 + SALT_BYTES)
+        return VEIL_ERR_MALFORMED;
+    if (!pass) return VEIL_ERR_PASSPHRASE;
+    size_t n = dl - NONCE_BYTES - TAG_BYTES;
+    uint8_t key[AEAD_KEY_BYTES], tag[TAG_BYTES];
+    uint8_t *plain = veil_malloc(n + 16), *aad = veil_malloc(pl + kl);
+    s = plain && aad ? VEIL_OK : VEIL_ERR_NOMEM;
+    if (s == VEIL_OK) {
+        memcpy(aad, pr, pl);
+        memcpy(aad + pl, kd, kl);
+        memcpy(tag, d + dl - TAG_BYTES, TAG_BYTES);
+        s = derive(kd, kl, pass, pass_len, key);
+    }
+    if (s == VEIL_OK && !gcm(0, key, d, aad, pl + kl, d + NONCE_BYTES, n, plain, tag))
+        s = VEIL_ERR_PASSPHRASE; /* a wrong passphrase, or altered bytes: GCM cannot tell them apart */
+    if (s == VEIL_OK) s = get_skey(plain, n, &p, out);
+    veil_memzero(key, sizeof key);
+    veil_free_secret(plain, n + 16);
+    veil_free(aad);
+    return s;
 }
 

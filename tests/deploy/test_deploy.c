@@ -140,6 +140,41 @@ int main(void)
     CHECK_OK(veil_client_deserialize_decrypt_dequantize(c2, resp, respl, y2));
     CHECK(memcmp(y, y2, sizeof(double) * (size_t)osz) == 0, "reloaded secret key decrypts the same");
 
+    /* sealed under a passphrase: unreadable without it or with another, the same key with it */
+    char sealed[640];
+    snprintf(sealed, sizeof sealed, "%s/sealed.key", dir);
+    static const char pass[] = "correct horse battery staple";
+    CHECK_OK(veil_client_set_passphrase(c, pass, strlen(pass)));
+    CHECK_OK(veil_client_save_secret_key(c, sealed));
+    CHECK_OK(veil_client_set_passphrase(c, NULL, 0));
+    CHECK(stat(sealed, &st) == 0 && (st.st_mode & 0777) == 0600, "sealed key mode %o", (unsigned)(st.st_mode & 0777));
+    uint8_t *plain_b = NULL, *sealed_b = NULL;
+    size_t plain_l = 0, sealed_l = 0;
+    CHECK_OK(veil_file_read_all(skp, 1 << 24, &plain_b, &plain_l));
+    CHECK_OK(veil_file_read_all(sealed, 1 << 24, &sealed_b, &sealed_l));
+    /* the key bits (the plain file's last bytes before its checksum) appear nowhere in the sealed one */
+    size_t kb = 64 < plain_l - 32 ? 64 : plain_l - 32;
+    int found = 0;
+    for (size_t i = 0; i + kb <= sealed_l; i++) found |= memcmp(sealed_b + i, plain_b + plain_l - 32 - kb, kb) == 0;
+    CHECK(!found, "the sealed file does not hold the key bits in the clear");
+    veil_free_secret(plain_b, plain_l), veil_free(sealed_b);
+    veil_client *c3 = NULL;
+    snprintf(path, sizeof path, "%s/client.veil", dir);
+    CHECK_OK(veil_client_load(path, &c3));
+    CHECK(veil_client_load_secret_key(c3, sealed) == VEIL_ERR_PASSPHRASE &&
+              has(veil_client_last_error(), "protected by a passphrase"),
+          "sealed key without a passphrase: %s", veil_client_last_error());
+    CHECK_OK(veil_client_set_passphrase(c3, "wrong", 5));
+    CHECK(veil_client_load_secret_key(c3, sealed) == VEIL_ERR_PASSPHRASE && has(veil_client_last_error(), "wrong passphrase"),
+          "sealed key with a wrong passphrase: %s", veil_client_last_error());
+    CHECK_OK(veil_client_set_passphrase(c3, pass, strlen(pass)));
+    CHECK_OK(veil_client_load_secret_key(c3, sealed));
+    CHECK_OK(veil_client_deserialize_decrypt_dequantize(c3, resp, respl, y2));
+    CHECK(memcmp(y, y2, sizeof(double) * (size_t)osz) == 0, "the unsealed key decrypts the same");
+    CHECK_OK(veil_client_load_secret_key(c3, skp)); /* a plain key reads with a passphrase set too */
+    veil_client_free(c3);
+    remove(sealed);
+
     /* refusals by the server */
     veil_eval_keys *bad = NULL;
     CHECK(veil_server_keys_load(s, ekb, ekl / 2, &bad) == VEIL_ERR_TRUNCATED &&

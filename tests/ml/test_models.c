@@ -3,7 +3,7 @@
  *    model's for the QONNX export) within 1e-4 on the whole test set;
  *  - quantized accuracy in clear is close to the float accuracy; simulate's accuracy is within one
  *    point of clear's on the whole test set;
- *  - execute (real TFHE) on the first samples predicts as clear and as simulate (approximate
+ *  - execute (real TFHE) on the first samples (at most VEIL_TEST_EXECUTE, default 4) predicts as clear and as simulate (approximate
  *    rounding lets values at a rounding midpoint go either way, so outputs may differ by one
  *    rounded step; predictions are compared).
  * Usage: ml_test_models [MODEL ...]; VEIL_MODELS_DIR overrides the models folder. */
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tfhe/serialize.h"
 #include "veil/client.h"
 #include "veil/model.h"
 #include "veil/server.h"
@@ -335,7 +336,7 @@ static void run_case(const char *root, const model_case *mc)
     CHECK(s.lookup_bits <= cap, "%s: lookups read %u bits", mc->name, s.lookup_bits);
     if (mc->execute_samples > 0 && !check_quick()) {
         CHECK_OK(veil_model_keygen(m, NULL));
-        int agree_c = 0, agree_s = 0, equal_c = 0, ne = mc->execute_samples;
+        int agree_c = 0, agree_s = 0, equal_c = 0, ne = check_execute_cap(mc->execute_samples);
         for (int i = 0; i < ne; i++) {
             const double *x = te.data + (int64_t)i * isz;
             CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
@@ -432,18 +433,25 @@ static void check_clear_input(const char *root)
     uint64_t bodies[30] = {0};
     int64_t clear[15] = {0};
     uint32_t dim = veil_params_big_lwe_dim(P);
-    CHECK_OK(veil_lwe_list_serialize_seeded(P, dim, seed, bodies, 30, &forged, &fl));
+    uint8_t id[VEIL_MODEL_ID_BYTES]; /* forged for this very model: the model id it checks first */
+    const char *hex = veil_client_model_id(cli);
+    for (int i = 0; i < VEIL_MODEL_ID_BYTES; i++) {
+        unsigned b = 0;
+        sscanf(hex + 2 * i, "%2x", &b);
+        id[i] = (uint8_t)b;
+    }
+    CHECK_OK(veil_lwe_list_write(P, dim, seed, bodies, 30, NULL, 0, id, &forged, &fl));
     veil_free(resp), resp = NULL;
     CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED &&
               strstr(veil_server_last_error(), "15 ciphertexts and 15 clear values"),
           "every input encrypted: %s", veil_server_last_error());
     veil_free(forged), forged = NULL;
-    CHECK_OK(veil_lwe_list_serialize_seeded_clear(P, dim, seed, bodies, 15, clear, 14, &forged, &fl));
+    CHECK_OK(veil_lwe_list_write(P, dim, seed, bodies, 15, clear, 14, id, &forged, &fl));
     CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED, "14 clear values: %s",
           veil_server_last_error());
     veil_free(forged), forged = NULL;
     clear[3] = (int64_t)1 << 40;
-    CHECK_OK(veil_lwe_list_serialize_seeded_clear(P, dim, seed, bodies, 15, clear, 15, &forged, &fl));
+    CHECK_OK(veil_lwe_list_write(P, dim, seed, bodies, 15, clear, 15, id, &forged, &fl));
     CHECK(veil_server_run(srv, sek, forged, fl, 0, &resp, &pl) == VEIL_ERR_MALFORMED, "a clear value of 2^40: %s",
           veil_server_last_error());
     /* saved and loaded, the mask stays */

@@ -6,8 +6,8 @@
  *  - clear and simulate accuracy (R^2 for a regressor) within one point of scikit-learn's own,
  *    simulate equal to clear on every sample (exact lookups at p_error 2^-40);
  *  - execute (real encryption) equals clear exactly: on 40 samples of a linear model, 20 of each
- *    tree model (VEIL_TREE_EXECUTE_SAMPLES=N runs N of each: a sample takes 0.4-2.5 s on 2
- *    threads);
+ *    tree model by default, capped at VEIL_TEST_EXECUTE (4 unless set; VEIL_TREE_EXECUTE_SAMPLES=N
+ *    runs N of each: a sample takes 0.4-2.5 s on 2 threads);
  *  - the bundles round-trip (labels, base values and post transforms included); the client and
  *    server objects of a deployment give clear's outputs (the linear models without evaluation
  *    keys; the decision tree with them).
@@ -165,7 +165,7 @@ static void run_case(const char *root, const sk_case *sc)
         CHECK_OK(veil_model_keygen(m, kseed));
         int ne = sc->execute ? sc->execute : 40, equal = 0;
         const char *env = getenv("VEIL_TREE_EXECUTE_SAMPLES");
-        if (env && sc->pbs) ne = atoi(env);
+        if (sc->pbs) ne = env ? atoi(env) : check_execute_cap(ne);
         if (check_quick()) ne = 1;
         if (ne > n) ne = (int)n;
         for (int i = 0; i < ne; i++) {

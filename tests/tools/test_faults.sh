@@ -106,7 +106,10 @@ check "after kill -9 during an upload: A's answer is right ($(tail -1 "$T/y1.npy
 check "after kill -9 during an upload: no second upload" sh -c "! grep -q 'evaluation keys uploaded' '$T/y1.npy.err'"
 
 # 2. kill -9 during a prediction; while its key set loads (seconds), the server answers others: the
-# /metrics answer that reports the loading was itself served during it
+# /metrics answer that reports the loading was itself served during it (a fresh start: no key set
+# is in memory yet)
+kill -TERM "$PID"; wait "$PID"; PID=
+start
 predict 2 "$T/y2.npy" &
 CL=$!
 check "metrics answered while a key set loads" waitfor 60 sh -c "curl -s --max-time 5 '$URL/metrics' | grep -q '^veil_keys_loading 1'"
