@@ -6,15 +6,20 @@ JOBS ?= $(shell nproc)
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build test demo bench load-check asan fuzz clean
+SOAK_MINUTES ?= 15
+
+.PHONY: all deps build test demo bench load-check asan fuzz soak clean
 
 all: build
 
 deps:
 	@./scripts/install-deps
 
+# CMAKE_FLAGS: more cmake options (CI: -DVEIL_WERROR=ON, zero warnings)
+CMAKE_FLAGS ?=
+
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
@@ -41,6 +46,10 @@ asan: deps
 # every fuzz target for FUZZ_SECONDS each (libFuzzer, clang, ASan+UBSan): executions, coverage, crashes
 fuzz: build
 	@./tests/fuzz/run.sh fuzz . $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# a local server under MINUTES of mixed traffic, restarts and faults: lost or wrong answers, 5xx, RSS and fds
+soak: build
+	@./bench/soak.sh $(BUILD) $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

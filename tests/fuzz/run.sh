@@ -19,7 +19,7 @@ TARGETS=(container npy onnx serve json)
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/install-deps installs it)" >&2; exit 1; }
 mkdir -p "$F"
 F=$(cd "$F" && pwd)
-cmake -S "$SRC" -B "$F" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVEIL_FUZZ=ON >"$F/configure.log" 2>&1 ||
+cmake -S "$SRC" -B "$F" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVEIL_FUZZ=ON -DVEIL_WERROR=ON >"$F/configure.log" 2>&1 ||
   { cat "$F/configure.log" >&2; exit 1; }
 cmake --build "$F" -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}" >"$F/build.log" 2>&1 || { tail -30 "$F/build.log" >&2; exit 1; }
 # the models the server targets serve: a logistic regression (leveled) and a two-input model
@@ -40,6 +40,7 @@ printf '%-10s %12s %8s %8s %8s %8s\n' target executions cov ft corpus crashes
 for t in "${TARGETS[@]}"; do
   work=$F/corpus/$t
   art=$F/artifacts/$t
+  rm -rf "$art" # a crash input of an earlier run was reported then
   mkdir -p "$work" "$art"
   dirs=("$work" "$SRC/tests/fuzz/corpus/$t")
   [ -d "$SRC/tests/fuzz/regress/$t" ] && dirs+=("$SRC/tests/fuzz/regress/$t")
