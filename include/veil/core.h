@@ -57,7 +57,10 @@ typedef enum veil_status {
 const char *veil_status_str(veil_status s);
 
 /* ---- allocator hooks ---------------------------------------------------------------------- */
-/* All library allocations go through these. Alignment is at least 64 bytes. */
+/* Every allocation of libveil's own code goes through these, and protobuf-c's and zlib's (they are
+ * given them); the other libraries veil calls keep their own allocators: jansson (JSON), libcurl,
+ * libmicrohttpd, OpenSSL, and libc's stdio buffers. Alignment is at least 64 bytes.
+ * tests/core/test_alloc_fail.c fails each allocation in turn. */
 typedef struct veil_allocator {
     void *(*alloc)(size_t size, size_t align, void *ctx); /* NULL on failure */
     void (*free)(void *ptr, void *ctx);                   /* accepts NULL */
