@@ -240,3 +240,22 @@ int cli_read_passphrase(const char *cmd, const char *file, char **pass, size_t *
     *len = keep;
     return 1;
 }
+
+int cli_open_client(const char *cmd, const char *path, const char *keys, const char *pfile, veil_client **out)
+{
+    char *pass = NULL;
+    size_t pl = 0;
+    *out = NULL;
+    if (pfile && !cli_read_passphrase(cmd, pfile, &pass, &pl)) return 0;
+    veil_client *c = NULL;
+    veil_status st = veil_client_load(path, &c);
+    if (st == VEIL_OK && pass) st = veil_client_set_passphrase(c, pass, pl);
+    veil_free_secret(pass, pl + 1);
+    if (st != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
+        fprintf(stderr, "veil %s: %s\n", cmd, veil_client_last_error());
+        veil_client_free(c);
+        return 0;
+    }
+    *out = c;
+    return 1;
+}

@@ -4,6 +4,7 @@
 #ifndef VEIL_TOOLS_CLI_IO_H
 #define VEIL_TOOLS_CLI_IO_H
 
+#include "veil/client.h"
 #include "veil/model.h"
 #include "veil/npy.h"
 
@@ -30,5 +31,8 @@ int64_t cli_predicted_class(const double *y, int64_t n);
 /* The passphrase in `file` (all of it, one trailing newline dropped; not empty): 1 with *pass
  * (free with veil_free_secret(*pass, *len + 1)), or 0 and one line on stderr. */
 int cli_read_passphrase(const char *cmd, const char *file, char **pass, size_t *len);
+/* The client of bundle `path` with the keys of `keys` (secret.key unsealed with the passphrase in
+ * `pfile` when given): 1 with *out (veil_client_free), or 0 and one line on stderr. */
+int cli_open_client(const char *cmd, const char *path, const char *keys, const char *pfile, veil_client **out);
 
 #endif

@@ -52,16 +52,7 @@ int veil_cmd_decrypt(int argc, char **argv)
     size_t len = 0;
     veil_array y = {0};
     int rc = 1;
-    char *pass = NULL;
-    size_t pl = 0;
-    if (pfile && !cli_read_passphrase("decrypt", pfile, &pass, &pl)) goto done;
-    veil_status lst = veil_client_load(path, &c);
-    if (lst == VEIL_OK && pass) lst = veil_client_set_passphrase(c, pass, pl);
-    veil_free_secret(pass, pl + 1);
-    if (lst != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
-        fprintf(stderr, "veil decrypt: %s\n", veil_client_last_error());
-        goto done;
-    }
+    if (!cli_open_client("decrypt", path, keys, pfile, &c)) goto done;
     if (veil_file_read_all(input, (size_t)1 << 30, &buf, &len) != VEIL_OK) {
         fprintf(stderr, "veil decrypt: cannot read %s\n", input);
         goto done;

@@ -56,16 +56,7 @@ int veil_cmd_encrypt(int argc, char **argv)
     uint8_t *ct = NULL;
     size_t len = 0;
     int rc = 1;
-    char *pass = NULL;
-    size_t pl = 0;
-    if (pfile && !cli_read_passphrase("encrypt", pfile, &pass, &pl)) goto done;
-    veil_status lst = veil_client_load(path, &c);
-    if (lst == VEIL_OK && pass) lst = veil_client_set_passphrase(c, pass, pl);
-    veil_free_secret(pass, pl + 1);
-    if (lst != VEIL_OK || veil_client_load_keys(c, keys) != VEIL_OK) {
-        fprintf(stderr, "veil encrypt: %s\n", veil_client_last_error());
-        goto done;
-    }
+    if (!cli_open_client("encrypt", path, keys, pfile, &c)) goto done;
     int64_t isz = veil_model_input_size(veil_client_model(c));
     if (cli_load_inputs("encrypt", input, nin, veil_client_model(c), NULL, &x) != VEIL_OK) goto done;
     if (sample >= x.shape[0]) {
