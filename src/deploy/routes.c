@@ -44,8 +44,6 @@ struct serve_request {
     int err_code;
 };
 
-int serve_request_route(const serve_request *r) { return r->route; }
-
 /* ---- answers ------------------------------------------------------------------------------------ */
 static void answer(serve_request *r, serve_resp *o, unsigned code, const char *type, void *data, size_t len,
                    void (*free_fn)(void *))

@@ -131,6 +131,5 @@ void serve_finish(serve_request *r, const serve_req_view *v, serve_resp *resp);
 void serve_answered(serve_request *r);
 /* The request is over (sent, or the connection ended early): metrics, log, temporaries, freed. */
 void serve_end(serve_request *r, int completed);
-int serve_request_route(const serve_request *r);
 
 #endif
