@@ -5,6 +5,7 @@
 
 #include "bench_util.h"
 #include "cli.h"
+#include "cli_mpi.h"
 #include "commands.h"
 #include "veil/server.h"
 
@@ -68,6 +69,7 @@ int veil_cmd_run(int argc, char **argv)
         fprintf(stderr, "veil run: %s: %s\n", keys, veil_server_last_error());
         goto done;
     }
+    cli_mpi_share_keys_file(ek, keys); /* under mpirun: the other ranks read the same file */
     double t0 = bench_now_s();
     if (veil_server_run(m, ek, in, il, (unsigned)threads, &res, &rl) != VEIL_OK) {
         fprintf(stderr, "veil run: %s: %s\n", input, veil_server_last_error());

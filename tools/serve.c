@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_mpi.h"
 #include "veil/server.h"
 #include "veil/tfhe.h"
 
@@ -32,7 +33,8 @@ static void usage(FILE *f)
             "  --body-timeout S      and its body within S seconds after them (default 300)\n"
             "  --grace S             on SIGTERM/SIGINT, requests in progress get S seconds to finish (default 30)\n"
             "  --allow-simulate      enable POST /v1/models/NAME/simulate (it sees clear data)\n"
-            "  --tls-cert PEM --tls-key PEM   serve HTTPS\n");
+            "  --tls-cert PEM --tls-key PEM   serve HTTPS\n"
+            "  --mpi                 spread each prediction's lookups over the MPI ranks (implied under mpirun)\n");
 }
 
 static int num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -48,13 +50,8 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
     return 1;
 }
 
-int main(int argc, char **argv)
+static int serve_main(int argc, char **argv)
 {
-    const char *kmsg;
-    if (veil_kernels_check(&kmsg) != VEIL_OK) {
-        fprintf(stderr, "veil serve: %s\n", kmsg);
-        return 2;
-    }
     veil_serve_config cfg;
     veil_serve_config_default(&cfg);
     const char *dirs[VEIL_SERVE_MAX_MODELS];
@@ -107,4 +104,17 @@ int main(int argc, char **argv)
         return 2;
     }
     return veil_serve(&cfg, dirs, ndirs);
+}
+
+int main(int argc, char **argv)
+{
+    const char *kmsg;
+    if (veil_kernels_check(&kmsg) != VEIL_OK) {
+        fprintf(stderr, "veil serve: %s\n", kmsg);
+        return 2;
+    }
+    /* under mpirun (or --mpi): rank 0 serves, the other ranks run its lookups */
+    int rc = 0;
+    if (!cli_mpi_begin(&argc, &argv, "veil serve", &rc)) return rc;
+    return cli_mpi_end(serve_main(argc, argv));
 }

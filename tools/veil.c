@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_mpi.h"
 #include "commands.h"
 #include "veil/core.h"
 #include "veil/tfhe.h"
@@ -25,7 +26,9 @@ static void usage(FILE *f)
                "  bench pbs   programmable-bootstrapping benchmark (veil bench pbs --help)\n"
                "  bench circuit  compile/keygen/encrypt/run/decrypt/simulate benchmark (veil bench circuit --help)\n"
                "  bench models   per-model compile, keygen, key size, execute latency (veil bench models --help)\n"
-               "  version     print the version\n");
+               "  version     print the version\n"
+               "Under mpirun (or with --mpi), predict --mode execute, run and bench spread their lookups over\n"
+               "the MPI ranks: rank 0 runs the command, the others bootstrap their share of every batch.\n");
 }
 
 /* `veil serve` runs the server binary beside this one: veil-serve links no secret-key code, which
@@ -48,21 +51,11 @@ static int exec_serve(char **argv)
     return 1;
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *kmsg;
-    if (veil_kernels_check(&kmsg) != VEIL_OK) {
-        fprintf(stderr, "veil: %s\n", kmsg);
-        return 2;
-    }
     if (strcmp(argv[1], "bench") == 0) return veil_cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "compile") == 0) return veil_cmd_compile(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return veil_cmd_info(argc - 2, argv + 2);
-    if (strcmp(argv[1], "serve") == 0) return exec_serve(argv);
     if (strcmp(argv[1], "client") == 0) return veil_cmd_client(argc - 2, argv + 2);
     if (strcmp(argv[1], "keygen") == 0) return veil_cmd_keygen(argc - 2, argv + 2);
     if (strcmp(argv[1], "encrypt") == 0) return veil_cmd_encrypt(argc - 2, argv + 2);
@@ -80,4 +73,27 @@ int main(int argc, char **argv)
     fprintf(stderr, "veil: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *kmsg;
+    if (veil_kernels_check(&kmsg) != VEIL_OK) {
+        fprintf(stderr, "veil: %s\n", kmsg);
+        return 2;
+    }
+    /* before MPI starts: veil-serve starts it itself (exec after MPI_Init is not allowed) */
+    if (strcmp(argv[1], "serve") == 0) return exec_serve(argv);
+    /* under mpirun (or --mpi): ranks > 0 run the lookups rank 0 sends them, whatever the command */
+    int rc = 0;
+    if (!cli_mpi_begin(&argc, &argv, "veil", &rc)) return rc;
+    if (argc < 2) {
+        usage(stderr);
+        return cli_mpi_end(2);
+    }
+    return cli_mpi_end(dispatch(argc, argv));
 }

@@ -50,6 +50,7 @@ typedef enum veil_status {
     VEIL_ERR_EVAL = 18,          /* evaluation failed on these inputs (e.g. table index out of range) */
     VEIL_ERR_MODEL_MISMATCH = 19, /* ciphertexts made for another model (model id differs, or none) */
     VEIL_ERR_PASSPHRASE = 20,     /* a sealed secret key: no passphrase given, or a wrong one */
+    VEIL_ERR_REMOTE = 21,         /* another process of a distributed run failed or stopped answering */
     VEIL_STATUS_COUNT
 } veil_status;
 
@@ -120,6 +121,8 @@ unsigned veil_cpu_features(void);
  * per-thread scratch; the returned count is min(threads, 256, n), at least 1. */
 unsigned veil_parallel_for(size_t n, unsigned threads, void (*fn)(void *ctx, size_t i, unsigned thread),
                            void *ctx);
+/* The threads "all cores" means: VEIL_THREADS when set (1..1024; other values are ignored), else
+ * the CPUs this process may run on (its affinity), read once per process. */
 unsigned veil_cpu_count(void);
 
 /* Whole files. read_all refuses files larger than max_bytes (*out: veil_free). write_atomic writes

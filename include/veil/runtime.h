@@ -55,6 +55,35 @@ VEIL_NODISCARD veil_status veil_circuit_encrypt_run_decrypt(const veil_circuit *
                                                             int64_t *const *outputs);
 void veil_ciphertexts_free(veil_ciphertexts *v); /* accepts NULL */
 
+/* ---- lookups run by other processes (src/dist/: veil under mpirun) ---------------------------- */
+/* One batch of lookups of one partition, as veil_circuit_run is about to run it, with what another
+ * process holding a copy of the evaluation keys needs to rebuild it: job j's polynomials come from
+ * the tables of instructions instr[o_j .. o_j + jobs[j].nout) (o_j: the sum of nout before j), a
+ * plain lookup's table (factor NULL) or each multi-value output's; tables[r] is instruction r's
+ * (2^bits integers, at scale 2^delta_log2; bits 0 for linear instructions). */
+typedef struct {
+    const int64_t *table;
+    unsigned bits;
+} veil_spread_table;
+typedef struct {
+    const veil_eval_keys *ek; /* every partition's keys; this batch runs on veil_eval_keys_part(ek, part) */
+    unsigned part;
+    unsigned delta_log2;
+    const veil_pbs_job *jobs;
+    size_t njobs;
+    const uint32_t *instr;
+    const veil_spread_table *tables;
+    size_t ntables;
+    unsigned threads; /* this process's threads (0: all cores) */
+} veil_spread_batch;
+/* fn runs (or has run) every job of the batch, writing each job's outputs as veil_ks_pbs_jobs
+ * would: bit for bit the same ciphertexts. */
+typedef veil_status (*veil_spread_fn)(void *ctx, const veil_spread_batch *batch);
+/* Process-wide: every later veil_circuit_run hands its lookup batches to fn (NULL: runs them
+ * here). Set it before any run starts, not while runs are in progress. */
+void veil_runtime_set_spread(veil_spread_fn fn, void *ctx);
+int veil_runtime_spread_active(void);
+
 /* ---- files ------------------------------------------------------------------------------------ */
 /* A compiled circuit in the container format (kind "circuit", docs/format.md): parameters,
  * interface, program and listing, so a server can run it without compiling. *out is allocated

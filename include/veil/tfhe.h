@@ -132,6 +132,9 @@ VEIL_NODISCARD veil_status veil_eval_keys_new_derand(const veil_secret_key *sk,
                                                      const uint8_t noise_seed[VEIL_SEED_BYTES],
                                                      veil_eval_keys **out);
 void veil_eval_keys_free(veil_eval_keys *ek); /* frees the appended parts too */
+/* A number that names this key set in this process (1, 2, ...; never reused, 0 for NULL): what
+ * other processes that hold a copy cache it by (src/dist/). */
+uint64_t veil_eval_keys_id(const veil_eval_keys *ek);
 /* The parameters of a single set's keys; for several sets, their veil_params_shared. */
 const veil_params *veil_eval_keys_params(const veil_eval_keys *ek);
 /* Evaluation keys of several parameter sets travel as one object: part 0, then the parts

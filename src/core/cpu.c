@@ -1,5 +1,8 @@
+#define _GNU_SOURCE
 #include <cpuid.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "veil/core.h"
@@ -39,8 +42,31 @@ unsigned veil_cpu_features(void)
     return features;
 }
 
+/* VEIL_THREADS when set (1..1024), else the CPUs this process may run on (its affinity: what
+ * taskset, cgroups or mpirun's binding leave it), else the online ones. Read once. */
+static unsigned cpus;
+static pthread_once_t cpus_once = PTHREAD_ONCE_INIT;
+
+static void count_cpus(void)
+{
+    const char *env = getenv("VEIL_THREADS");
+    char *end;
+    long v = env && *env ? strtol(env, &end, 10) : 0;
+    if (env && *env && *end == 0 && v >= 1 && v <= 1024) {
+        cpus = (unsigned)v;
+        return;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+        cpus = (unsigned)CPU_COUNT(&set);
+        return;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpus = n > 0 ? (unsigned)n : 1;
+}
+
 unsigned veil_cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    pthread_once(&cpus_once, count_cpus);
+    return cpus;
 }

@@ -22,6 +22,7 @@ static const char *const status_names[] = {
     [VEIL_ERR_EVAL] = "evaluation failed",
     [VEIL_ERR_MODEL_MISMATCH] = "made for another model (model id mismatch)",
     [VEIL_ERR_PASSPHRASE] = "sealed with a passphrase: none given, or a wrong one",
+    [VEIL_ERR_REMOTE] = "another process of the distributed run failed or stopped answering",
 };
 _Static_assert(sizeof(status_names) / sizeof(status_names[0]) == VEIL_STATUS_COUNT,
                "status_names must name every veil_status");

@@ -119,7 +119,9 @@ veil_status veil_server_keys_load(const veil_server_model *m, const uint8_t *buf
     veil_status st = veil_eval_keys_deserialize(buf, len, want, out);
     if (st != VEIL_OK) return veil_deploy_explain(buf, len, VEIL_KIND_EVAL_KEYS, want, st,
                                                   server_err, sizeof server_err);
-    veil_eval_keys_compact(*out); /* the server only evaluates: the Fourier key and the KSK remain */
+    /* the server only evaluates: the Fourier key and the KSK remain (kept whole when other ranks
+     * get the keys from this process, compressed: veil/dist.h) */
+    if (!veil_runtime_spread_active()) veil_eval_keys_compact(*out);
     return VEIL_OK;
 }
 

@@ -293,7 +293,19 @@ typedef struct {
     const uint32_t *dims;
     const size_t *off;
     unsigned threads;
+    const veil_spread_table *tables; /* when lookups are spread: every instruction's table */
 } wave;
+
+static veil_spread_fn spread_fn;
+static void *spread_ctx;
+
+void veil_runtime_set_spread(veil_spread_fn fn, void *ctx)
+{
+    spread_fn = fn;
+    spread_ctx = ctx;
+}
+
+int veil_runtime_spread_active(void) { return spread_fn != NULL; }
 
 /* stage[k] of every instruction; *nstages = the last stage + 1 */
 static veil_status instr_stages(const veil_program *p, uint32_t **stage_out, uint32_t *nstages)
@@ -352,7 +364,8 @@ static veil_status run_wave_part(const wave *w, const uint32_t *list, size_t nl,
     veil_pbs_job *jobs = veil_malloc(sizeof *jobs * n);
     uint64_t **outs = veil_malloc(sizeof(uint64_t *) * n);
     const veil_mv_factor **facs = veil_malloc(sizeof(veil_mv_factor *) * n);
-    veil_status st = it && jobs && outs && facs ? VEIL_OK : VEIL_ERR_NOMEM;
+    uint32_t *instr = w->tables ? veil_malloc(sizeof(uint32_t) * n) : NULL;
+    veil_status st = it && jobs && outs && facs && (instr || !w->tables) ? VEIL_OK : VEIL_ERR_NOMEM;
     size_t nj = 0;
     if (st == VEIL_OK) {
         size_t m = 0, nmv = 0;
@@ -373,14 +386,21 @@ static veil_status run_wave_part(const wave *w, const uint32_t *list, size_t nl,
                 const veil_instr *T = &p->instr[it[t].instr];
                 outs[t] = w->slots + w->off[T->out_base + it[t].o];
                 facs[t] = w->luts->factors[it[t].instr];
+                if (instr) instr[t] = it[t].instr;
             }
             jobs[nj++] = (veil_pbs_job){.in = w->slots + w->off[it[i].slot], .in_dim = w->dims[it[i].slot],
                                         .in_shift = it[i].up, .lut = I->mv ? w->luts->base[part] : w->luts->luts[it[i].instr],
                                         .nout = (uint32_t)(j - i), .out = outs + i, .factor = I->mv ? facs + i : NULL};
             i = j;
         }
-        st = veil_ks_pbs_jobs(veil_eval_keys_part(w->ek, part), jobs, nj, w->threads);
+        if (w->tables) {
+            const veil_spread_batch b = {w->ek, part, veil_rt_delta_shift(p), jobs, nj, instr, w->tables, p->ninstr,
+                                         w->threads};
+            st = spread_fn(spread_ctx, &b);
+        } else
+            st = veil_ks_pbs_jobs(veil_eval_keys_part(w->ek, part), jobs, nj, w->threads);
     }
+    veil_free(instr);
     veil_free(it);
     veil_free(jobs);
     veil_free(outs);
@@ -447,6 +467,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
      * program of its own */
     const lut_set *luts = NULL;
     lut_set *own_luts = NULL;
+    veil_spread_table *tables = NULL;
     if (!off || !res) {
         st = VEIL_ERR_NOMEM;
         goto done;
@@ -489,7 +510,15 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
         for (size_t q = 0; q < p->ninstr; q++) order[at[stage[q]]++] = (uint32_t)q; /* stable: program order */
         veil_free(at);
     }
-    wave w = {c, p, ek, luts, slots, dims, off, threads};
+    if (spread_fn && p->n_tlu) { /* the tables another process rebuilds the polynomials from */
+        if (!(tables = veil_calloc(p->ninstr, sizeof *tables))) {
+            st = VEIL_ERR_NOMEM;
+            goto done;
+        }
+        for (size_t q = 0; q < p->ninstr; q++)
+            if (p->instr[q].kind == VEIL_INSTR_TLU) tables[q] = (veil_spread_table){p->instr[q].table, p->instr[q].bits};
+    }
+    wave w = {c, p, ek, luts, slots, dims, off, threads, tables};
     for (uint32_t t = 0; t < nstages && st == VEIL_OK; t++) {
         size_t nl = 0, nlin = 0;
         /* this stage's entries of order[]: lookups moved to its front, linear ones after, each
@@ -517,6 +546,7 @@ veil_status veil_circuit_run(const veil_circuit *c, const veil_eval_keys *ek, co
     *out = res;
     res = NULL;
 done:
+    veil_free(tables);
     veil_program_free(tmp);
     veil_free(slots);
     veil_free(off);

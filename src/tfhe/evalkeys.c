@@ -95,6 +95,8 @@ veil_status veil_eval_keys_append(veil_eval_keys *ek, veil_eval_keys *next)
     return VEIL_OK;
 }
 
+uint64_t veil_eval_keys_id(const veil_eval_keys *ek) { return ek ? ek->id : 0; }
+
 void veil_eval_keys_compact(veil_eval_keys *ek)
 {
     for (; ek; ek = ek->next) {
@@ -113,9 +115,11 @@ veil_status veil_eval_keys_from_fourier(const veil_params *p, double *bsk_f, uin
         veil_free(ksk);
         return st == VEIL_OK ? VEIL_ERR_NOMEM : st;
     }
+    static uint64_t next_id;
     ek->p = *p;
     ek->bsk_f = bsk_f;
     ek->ksk = ksk;
+    ek->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     *out = ek;
     return VEIL_OK;
 }

@@ -29,6 +29,7 @@ struct veil_eval_keys {
     struct veil_eval_keys *next; /* the next parameter set's keys (veil_eval_keys_append) */
     veil_params shared;          /* the first of several (is_head): veil_params_shared of all */
     int is_head;
+    uint64_t id; /* veil_eval_keys_id: process-unique, never reused */
 };
 
 struct veil_lut {
