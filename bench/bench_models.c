@@ -244,18 +244,21 @@ out:
     return rc;
 }
 
+static int bench_ranks(const char *root, const char *only, int samples, unsigned threads, int R, char **argv0);
+
 int veil_bench_models(int argc, char **argv)
 {
     const char *root = VEIL_SOURCE_DIR "/models", *only = NULL;
-    int samples = 5;
+    int samples = 5, ranks = 0;
     unsigned threads = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: veil bench models [--model NAME] [--samples S] [--threads T] [--models DIR]\n"
+            printf("usage: veil bench models [--model NAME] [--samples S] [--threads T] [--models DIR] [--ranks R]\n"
                    "  NAME: breast_cancer_mlp, digits_cnn, digits_pool, digits_qat, digits_qat_exact,\n"
                    "  logreg_breast_cancer, logreg_digits, linreg_diabetes, dt_breast_cancer, rf_breast_cancer,\n"
                    "  gb_breast_cancer, xgb_breast_cancer, rf_diabetes (default: all); S: test samples per model (default 5); T: threads for execute (default: all\n"
-                   "  cores)\n");
+                   "  cores); R: spread over R MPI ranks (runs itself under mpirun -np R): per model the run on rank 0\n"
+                   "  alone against the spread one, bytes moved per inference and per batch, projected speedups\n");
             return 0;
         }
         if (i + 1 >= argc) {
@@ -266,6 +269,7 @@ int veil_bench_models(int argc, char **argv)
         else if (!strcmp(argv[i], "--models")) root = argv[++i];
         else if (!strcmp(argv[i], "--samples")) samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads")) threads = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ranks")) ranks = atoi(argv[++i]);
         else {
             fprintf(stderr, "veil bench models: unknown option '%s'\n", argv[i]);
             return 2;
@@ -275,6 +279,13 @@ int veil_bench_models(int argc, char **argv)
         fprintf(stderr, "veil bench models: --samples must be at least 1\n");
         return 2;
     }
+    if (ranks) {
+        if (ranks < 1 || ranks > 1024) {
+            fprintf(stderr, "veil bench models: --ranks must be in 1..1024\n");
+            return 2;
+        }
+        return bench_ranks(root, only, samples, threads, ranks, argv);
+    }
     int rc = 0, ran = 0;
     for (size_t k = 0; k < sizeof MODELS / sizeof *MODELS; k++)
         if (!only || !strcmp(only, MODELS[k].name)) rc |= bench_one(root, &MODELS[k], samples, threads), ran++;
@@ -283,4 +294,203 @@ int veil_bench_models(int argc, char **argv)
         return 2;
     }
     return rc;
+}
+
+/* ---- veil bench models --ranks R: one inference spread over MPI ranks (src/dist/) -------------
+ * Re-runs itself under `mpirun --oversubscribe -np R` when not already under MPI. For each model
+ * with lookups (partitioned form only), sample by sample in turn in this process: the run on rank
+ * 0 alone (spreading switched off, same threads) and the run spread over the R ranks, whose output
+ * ciphertexts must be the same bytes. One line per model:
+ *   model ranks pbs batches execute_1_s execute_R_s speedup identical bytes_per_inference
+ *   bytes_per_lookup key_bytes_once widest_batch rank_lookups rank_compute_s (per rank, a/b/...)
+ *   pbs_ms (rank 0's time per lookup on its threads) other_ms (rank 0's time outside batches)
+ * then one line per batch of the last inference (lookups, bytes sent and received, ms), and the
+ * speedup projected for 8, 32 and 128 ranks from these figures: each batch's lookups cut in R
+ * equal shares at the time per lookup rank 0 measured on its share of that batch, rank 0 sending the shares in turn and receiving
+ * them at BW (1 GB/s: a 10 Gb/s link) with LAT (50 µs) per message each way, and rank 0's other
+ * time, which does not spread. Keys are sent once per rank and left out of it. */
+#ifdef VEIL_HAVE_MPI
+#include "cli_mpi.h"
+#include "veil/dist.h"
+
+static double projected(const veil_dist_stats *s, double other_s, double bytes_per_lookup, int R, double pbs_avg)
+{
+    const double bw = 1e9, lat = 50e-6;
+    double t = other_s;
+    for (uint32_t k = 0; k < s->nlog; k++) {
+        /* this batch's time per lookup, as rank 0 measured its share (its partition's cost) */
+        const double pbs_s = s->log[k].rank0_lookups ? s->log[k].rank0_s / s->log[k].rank0_lookups : pbs_avg;
+        const double n = s->log[k].lookups, share = (double)((s->log[k].lookups + (uint32_t)R - 1) / (uint32_t)R);
+        const double moved = n * (R - 1) / R * bytes_per_lookup;
+        t += share * pbs_s + (R > 1 ? moved / bw + 2.0 * (R - 1) * lat : 0);
+    }
+    return t;
+}
+
+static int ranks_one(const char *root, const bench_model *bm, int samples, unsigned threads, int R)
+{
+    veil_array tr = {0}, te = {0}, lab = {0};
+    form f;
+    memset(&f, 0, sizeof f);
+    int rc = 1, made = 0;
+    int64_t *q = NULL;
+    double *t1 = NULL, *tR = NULL;
+    veil_dist *d = cli_mpi_dist();
+    if (!load(root, bm->dir, "train.npy", &tr) || !load(root, bm->dir, "test.npy", &te) ||
+        !load(root, bm->dir, "labels.npy", &lab))
+        goto out;
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.qat = bm->qat;
+    o.n_bits.op_inputs = o.n_bits.op_weights = bm->n_bits;
+    o.rounding_bits = bm->rounding;
+    o.rounding_method = bm->exact ? VEIL_ROUNDING_EXACT : VEIL_ROUNDING_APPROXIMATE;
+    if (bm->qat) o.n_bits.model_inputs = o.n_bits.model_outputs = 4;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s/model.onnx", root, bm->dir);
+    int n = samples < te.shape[0] ? samples : (int)te.shape[0];
+    if (!form_new(&f, p, &tr, &o, n)) goto out;
+    made = 1;
+    if (f.st.pbs_count == 0) { /* leveled: nothing to spread */
+        rc = 0;
+        goto out;
+    }
+    if (!f.run) {
+        printf("model=%s ranks=%d skipped (its keys would not fit in memory)\n", bm->name, R);
+        rc = 0;
+        goto out;
+    }
+    const veil_circuit *c = veil_model_circuit(f.m);
+    int64_t isz = tr.size / tr.shape[0], qsz = veil_model_input_size(f.m) + veil_model_quantized_output_size(f.m);
+    q = malloc(sizeof(int64_t) * (size_t)qsz);
+    t1 = malloc(sizeof(double) * (size_t)n);
+    tR = malloc(sizeof(double) * (size_t)n);
+    if (!q || !t1 || !tR) goto out;
+    int identical = 1;
+    veil_dist_stats s;
+    uint64_t bytes = 0, key_bytes = 0;
+    double wall = 0, batch_wall = 0;
+    for (int i = -1; i < n; i++) { /* i = -1: a warm-up spread run, which sends the keys */
+        int64_t *in[VEIL_MODEL_MAX_IO];
+        veil_circuit_io_split(c, 0, q, in, VEIL_MODEL_MAX_IO);
+        veil_ciphertexts *ct = NULL, *r1 = NULL, *r2 = NULL;
+        veil_status st = veil_model_quantize_input(f.m, te.data + (i < 0 ? 0 : i) * isz, q);
+        if (st == VEIL_OK) st = veil_circuit_encrypt(c, f.sk, (const int64_t *const *)in, NULL, &ct);
+        double a = bench_now_s();
+        if (st == VEIL_OK && i >= 0) {
+            veil_runtime_set_spread(NULL, NULL); /* rank 0 alone */
+            st = veil_circuit_run(c, f.ek, ct, threads, &r1);
+            veil_dist_install(d);
+        }
+        double b = bench_now_s();
+        veil_dist_reset_stats(d);
+        if (st == VEIL_OK) st = veil_circuit_run(c, f.ek, ct, threads, &r2);
+        double e = bench_now_s();
+        veil_dist_get_stats(d, &s);
+        if (st == VEIL_OK && i >= 0) {
+            uint8_t *b1 = NULL, *b2 = NULL;
+            size_t l1 = 0, l2 = 0;
+            if (veil_ciphertexts_serialize(c, r1, &b1, &l1) != VEIL_OK || veil_ciphertexts_serialize(c, r2, &b2, &l2) != VEIL_OK ||
+                l1 != l2 || memcmp(b1, b2, l1) != 0)
+                identical = 0;
+            veil_free(b1), veil_free(b2);
+            t1[i] = b - a, tR[i] = e - b;
+            bytes += s.bytes_sent + s.bytes_received - s.key_bytes;
+            wall += e - b, batch_wall += s.wall_s;
+        } else if (st == VEIL_OK)
+            key_bytes = s.key_bytes;
+        veil_ciphertexts_free(ct), veil_ciphertexts_free(r1), veil_ciphertexts_free(r2);
+        if (st != VEIL_OK) {
+            fprintf(stderr, "veil bench models: %s: %s%s%s\n", bm->name, veil_status_str(st),
+                    veil_dist_failure(d) ? ": " : "", veil_dist_failure(d) ? veil_dist_failure(d) : "");
+            goto out;
+        }
+    }
+    /* s: the last inference's */
+    uint32_t widest = 0;
+    uint64_t remote = 0;
+    for (uint32_t k = 0; k < s.nlog; k++)
+        if (s.log[k].lookups > widest) widest = s.log[k].lookups;
+    for (int r = 1; r < s.ranks; r++) remote += s.rank_lookups[r];
+    const double m1 = bench_median(t1, n), mR = bench_median(tR, n);
+    const double pbs_s = s.rank_lookups[0] ? s.rank_compute_s[0] / (double)s.rank_lookups[0] : 0;
+    const double per_inf = (double)bytes / n, bpl = remote ? (double)(s.bytes_sent + s.bytes_received) / (double)remote : 0;
+    const double other_s = wall / n - batch_wall / n > 0 ? wall / n - batch_wall / n : 0;
+    printf("model=%s ranks=%d pbs=%zu batches=%u execute_1_s=%.4f execute_%d_s=%.4f speedup=%.2f identical=%s "
+           "bytes_per_inference=%.0f bytes_per_lookup=%.0f key_bytes_once=%llu widest_batch=%u rank_lookups=",
+           bm->name, R, f.st.pbs_count, s.nlog, m1, R, mR, m1 / mR, identical ? "yes" : "NO", per_inf, bpl,
+           (unsigned long long)key_bytes, widest);
+    for (int r = 0; r < s.ranks; r++) printf("%s%llu", r ? "/" : "", (unsigned long long)s.rank_lookups[r]);
+    printf(" rank_compute_s=");
+    for (int r = 0; r < s.ranks; r++) printf("%s%.3f", r ? "/" : "", s.rank_compute_s[r]);
+    printf(" pbs_ms=%.2f other_ms=%.1f samples=%d\n", pbs_s * 1e3, other_s * 1e3, n);
+    for (uint32_t k = 0; k < s.nlog; k++)
+        printf("  batch %u: partition %u, %u lookups, sent %llu bytes, received %llu bytes, %.1f ms (%.1f waiting)\n", k,
+               s.log[k].part, s.log[k].lookups, (unsigned long long)s.log[k].sent, (unsigned long long)s.log[k].received,
+               s.log[k].wall_s * 1e3, s.log[k].wait_s * 1e3);
+    const double base = projected(&s, other_s, bpl, 1, pbs_s);
+    printf("  projected (1 thread per rank, 1 GB/s, 50 us): time_1=%.3f s", base);
+    const int Rs[5] = {2, 8, 32, 128, 1024};
+    for (int k = 0; k < 5; k++) {
+        double tk = projected(&s, other_s, bpl, Rs[k], pbs_s);
+        printf(" R=%d: %.3f s (x%.1f)", Rs[k], tk, base / tk);
+    }
+    printf("; limit: widest batch %u lookups, so at most x%.1f from spreading alone\n", widest,
+           base / projected(&s, other_s, 0, (int)widest, pbs_s));
+    fflush(stdout);
+    rc = identical ? 0 : 1;
+out:
+    free(q), free(t1), free(tR);
+    if (made) form_free(&f);
+    veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab);
+    return rc;
+}
+#endif
+
+/* under MPI: every model with lookups; not under MPI: this command again under mpirun -np R */
+static int bench_ranks(const char *root, const char *only, int samples, unsigned threads, int R, char **argv0)
+{
+#ifndef VEIL_HAVE_MPI
+    (void)root, (void)only, (void)samples, (void)threads, (void)R, (void)argv0;
+    fprintf(stderr, "veil bench models: --ranks needs MPI, which this build lacks (scripts/install-deps)\n");
+    return 2;
+#else
+    if (!cli_mpi_active()) {
+        char self[4096], rs[16], ss[16], ts[16];
+        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (k <= 0) return 1;
+        self[k] = 0;
+        snprintf(rs, sizeof rs, "%d", R), snprintf(ss, sizeof ss, "%d", samples), snprintf(ts, sizeof ts, "%u", threads);
+        char *args[32];
+        int a = 0;
+        args[a++] = "mpirun", args[a++] = "--oversubscribe", args[a++] = "-np", args[a++] = rs, args[a++] = self;
+        args[a++] = "bench", args[a++] = "models", args[a++] = "--ranks", args[a++] = rs, args[a++] = "--samples";
+        args[a++] = ss, args[a++] = "--threads", args[a++] = ts, args[a++] = "--models", args[a++] = (char *)root;
+        if (only) args[a++] = "--model", args[a++] = (char *)only;
+        args[a] = NULL;
+        if (geteuid() == 0) { /* Open MPI refuses root unless told twice */
+            setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+            setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+        }
+        fprintf(stderr, "veil bench models: running under mpirun --oversubscribe -np %d\n", R);
+        execvp("mpirun", args);
+        fprintf(stderr, "veil bench models: cannot run mpirun (scripts/install-deps installs openmpi-bin)\n");
+        return 2;
+    }
+    (void)argv0;
+    veil_dist *d = cli_mpi_dist();
+    if (veil_dist_size(d) != R) {
+        fprintf(stderr, "veil bench models: --ranks %d, but mpirun started %d\n", R, veil_dist_size(d));
+        return 2;
+    }
+    int rc = 0, ran = 0;
+    for (size_t k = 0; k < sizeof MODELS / sizeof *MODELS; k++)
+        if ((!only || !strcmp(only, MODELS[k].name)) && !strstr(MODELS[k].name, "_auto"))
+            rc |= ranks_one(root, &MODELS[k], samples, threads, R), ran++;
+    if (!ran) {
+        fprintf(stderr, "veil bench models: unknown model '%s'\n", only);
+        return 2;
+    }
+    return rc;
+#endif
 }

@@ -54,6 +54,10 @@ int cli_mpi_begin(int *argc, char ***argv, const char *prog, int *rc)
 #endif
 }
 
+#ifdef VEIL_HAVE_MPI
+veil_dist *cli_mpi_dist(void) { return dist; }
+#endif
+
 int cli_mpi_active(void)
 {
 #ifdef VEIL_HAVE_MPI
@@ -89,10 +93,7 @@ int cli_mpi_end(int rc)
                 (unsigned long long)s.rank_lookups[r], s.rank_compute_s[r], s.rank_rate[r],
                 s.rank_dead[r] ? " (left out: did not answer)" : "");
     const char *why = veil_dist_failure(dist);
-    if (why) {
-        fprintf(stderr, "%s: MPI: %s\n", prog_name, why);
-        if (rc == 0) rc = 1;
-    }
+    if (why && rc == 0) rc = 1; /* printed when it happened */
     veil_dist_finish(dist);
     dist = NULL;
 #endif

@@ -11,6 +11,10 @@ int cli_mpi_begin(int *argc, char ***argv, const char *prog, int *rc);
  * command's status, returned, or 1 when a spread batch failed. */
 int cli_mpi_end(int rc);
 int cli_mpi_active(void);
+#ifdef VEIL_HAVE_MPI
+/* Rank 0's handle (NULL when not under MPI). */
+struct veil_dist *cli_mpi_dist(void);
+#endif
 /* Rank 0: the workers load these evaluation keys from `path` themselves, now (a no-op when not
  * under MPI). */
 struct veil_eval_keys;

@@ -63,9 +63,21 @@ typedef struct {
     int ranks;
     uint64_t rank_lookups[VEIL_DIST_MAX_RANKS];
     double rank_compute_s[VEIL_DIST_MAX_RANKS]; /* each rank's bootstrapping time, as it measured it */
-    double rank_rate[VEIL_DIST_MAX_RANKS];      /* lookups per second: the weights of the next split */
+    double rank_rate[VEIL_DIST_MAX_RANKS];      /* lookups per second on partition 0's: the next split's weights */
     int rank_dead[VEIL_DIST_MAX_RANKS];
+    /* the first VEIL_DIST_LOG batches since the reset, each: its lookups, what rank 0 sent and
+     * received for it, its time on rank 0 and the part of it spent waiting, rank 0's own share and
+     * the time it took */
+    uint32_t nlog;
+    struct {
+        uint32_t lookups, part;
+        uint64_t sent, received;
+        double wall_s, wait_s;
+        uint32_t rank0_lookups;
+        double rank0_s;
+    } log[256];
 } veil_dist_stats;
+#define VEIL_DIST_LOG 256
 void veil_dist_get_stats(const veil_dist *d, veil_dist_stats *s);
 void veil_dist_reset_stats(veil_dist *d);
 

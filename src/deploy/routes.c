@@ -255,6 +255,10 @@ static void do_metrics(serve_request *r, serve_resp *o)
 
 /* The upload is complete in r->up_path: check it fully, store it under a fresh key id. The file is
  * renamed or removed on every path. */
+/* a failed run: the server's trouble (memory, a rank of an MPI run gone) is 503, try again; the
+ * request's is 400 */
+static unsigned run_code(veil_status st) { return st == VEIL_ERR_NOMEM || st == VEIL_ERR_REMOTE ? 503 : 400; }
+
 static void store_upload(serve_request *r, serve_resp *o)
 {
     serve_state *s = r->s;
@@ -279,7 +283,7 @@ static void store_upload(serve_request *r, serve_resp *o)
     munmap(d, len);
     if (st != VEIL_OK) {
         unlink(r->up_path);
-        answer_error(r, o, st == VEIL_ERR_NOMEM ? 503 : 400, "%s", veil_server_last_error());
+        answer_error(r, o, run_code(st), "%s", veil_server_last_error());
         return;
     }
     char id[ID_HEX + 1], err[200];
@@ -308,7 +312,7 @@ static void do_predict(serve_request *r, serve_resp *o, const char *key_id)
     size_t olen = 0;
     if (!key_id && m->pbs == 0) { /* a leveled model: no evaluation keys */
         veil_status st = veil_server_run(m->sm, NULL, in, r->len, (unsigned)s->cfg.threads, &out, &olen);
-        if (st != VEIL_OK) answer_error(r, o, st == VEIL_ERR_NOMEM ? 503 : 400, "%s", veil_server_last_error());
+        if (st != VEIL_OK) answer_error(r, o, run_code(st), "%s", veil_server_last_error());
         else answer(r, o, 200, "application/octet-stream", out, olen, veil_free);
         return;
     }
@@ -331,7 +335,7 @@ static void do_predict(serve_request *r, serve_resp *o, const char *key_id)
     if (st != VEIL_OK) snprintf(err, sizeof err, "%s", veil_server_last_error());
     ks_release(s, k);
     if (st != VEIL_OK) {
-        answer_error(r, o, st == VEIL_ERR_NOMEM ? 503 : 400, "%s", err);
+        answer_error(r, o, run_code(st), "%s", err);
         return;
     }
     s->m_pbs += m->pbs;

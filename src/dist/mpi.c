@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "dist_impl.h"
@@ -18,6 +19,7 @@ enum { K_BATCH = 1, K_RESULT = 2, K_KEYS = 3, K_STOP = 4 };
 enum { NEED_KEYS = -1 }; /* a result's status: this rank does not hold the batch's key set */
 #define CHUNK ((size_t)1 << 30)
 #define MAX_KEYSETS 64
+#define RATE_PARTS 8 /* partitions past the 8th share the 8th's rates */
 
 typedef struct {
     uint32_t kind;
@@ -33,8 +35,11 @@ struct veil_dist {
     char host[MPI_MAX_PROCESSOR_NAME + 1];
     double timeout_s;
     pthread_mutex_t lock;
-    double rate[VEIL_DIST_MAX_RANKS];     /* lookups per second, 0 until measured */
+    /* lookups per second of each rank on each partition's lookups (their costs differ by the
+     * partition's N), 0 until measured */
+    double rate[RATE_PARTS][VEIL_DIST_MAX_RANKS];
     int dead[VEIL_DIST_MAX_RANKS];
+    double load_until[VEIL_DIST_MAX_RANKS]; /* a rank loading keys may be silent until then */
     uint64_t sent_keys[VEIL_DIST_MAX_RANKS][4]; /* key sets each worker was last sent (a hint) */
     uint64_t key_cache_id;                  /* rank 0: the last key set serialized, kept to send */
     uint8_t *key_cache;
@@ -200,7 +205,7 @@ void veil_dist_get_stats(const veil_dist *d, veil_dist_stats *s)
     pthread_mutex_lock((pthread_mutex_t *)&d->lock);
     *s = d->stats;
     for (int r = 0; r < d->size; r++) {
-        s->rank_rate[r] = d->rate[r];
+        s->rank_rate[r] = d->rate[0][r];
         s->rank_dead[r] = d->dead[r];
     }
     pthread_mutex_unlock((pthread_mutex_t *)&d->lock);
@@ -215,6 +220,16 @@ void veil_dist_reset_stats(veil_dist *d)
 }
 
 /* ---- rank 0 ---------------------------------------------------------------------------------- */
+/* How long rank r may stay silent from now: the timeout, past the end of a key load it was given
+ * (a minute plus a minute per GB of keys: reading, expanding the masks, the FFTs) */
+static double deadline(const veil_dist *d, int r, double extra)
+{
+    double t = now_s(), from = d->load_until[r] > t ? d->load_until[r] : t;
+    return from + d->timeout_s + extra;
+}
+
+static void loading(veil_dist *d, int r, size_t bytes) { d->load_until[r] = now_s() + 60 + 60 * (double)bytes / 1e9; }
+
 static int has_keys(const veil_dist *d, int r, uint64_t id)
 {
     for (int i = 0; i < 4; i++)
@@ -244,7 +259,7 @@ static veil_status send_keys(veil_dist *d, int r, const veil_eval_keys *ek, uint
         d->key_cache_id = id;
     }
     msg_hdr h = {K_KEYS, 0, d->key_cache_len, id, 0};
-    if (!send_msg(d, r, h, d->key_cache, now_s() + d->timeout_s)) {
+    if (!send_msg(d, r, h, d->key_cache, deadline(d, r, 0))) {
         bury(d, d->key_cache); /* MPI may still read it */
         d->key_cache = NULL;
         d->key_cache_id = 0;
@@ -255,13 +270,14 @@ static veil_status send_keys(veil_dist *d, int r, const veil_eval_keys *ek, uint
     d->stats.key_bytes += d->key_cache_len;
     d->stats.bytes_sent += d->key_cache_len;
     note_keys(d, r, id, 1);
+    loading(d, r, d->key_cache_len);
     return VEIL_OK;
 }
 
 static veil_status send_batch(veil_dist *d, int r, const dist_buf *msg, uint64_t id)
 {
     msg_hdr h = {K_BATCH, 0, msg->len, id, 0};
-    if (!send_msg(d, r, h, msg->p, now_s() + d->timeout_s)) {
+    if (!send_msg(d, r, h, msg->p, deadline(d, r, 0))) {
         d->dead[r] = 1;
         return fail(VEIL_ERR_REMOTE, "rank %d of %d did not take its lookups within %.0f s: left out from now on", r, d->size,
                     d->timeout_s);
@@ -277,8 +293,9 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
     if (!part) return VEIL_ERR_INVALID_ARG;
     pthread_mutex_lock(&d->lock);
     const double t_start = now_s();
-    const uint64_t id = veil_eval_keys_id(b->ek);
+    const uint64_t id = veil_eval_keys_id(b->ek), sent0 = d->stats.bytes_sent, recv0 = d->stats.bytes_received;
     const int R = d->size;
+    double *rate = d->rate[b->part < RATE_PARTS ? b->part : RATE_PARTS - 1];
     double w[VEIL_DIST_MAX_RANKS];
     size_t first[VEIL_DIST_MAX_RANKS + 1];
     /* weights: the measured rates; a rank not measured yet counts as fast as the average of those
@@ -286,13 +303,13 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
     double sum = 0;
     int nm = 0;
     for (int r = 0; r < R; r++)
-        if (!d->dead[r] && d->rate[r] > 0) sum += d->rate[r], nm++;
-    for (int r = 0; r < R; r++) w[r] = d->dead[r] ? 0 : d->rate[r] > 0 ? d->rate[r] : nm ? sum / nm : 1;
+        if (!d->dead[r] && rate[r] > 0) sum += rate[r], nm++;
+    for (int r = 0; r < R; r++) w[r] = d->dead[r] ? 0 : rate[r] > 0 ? rate[r] : nm ? sum / nm : 1;
     dist_split(b->njobs, R, w, first);
     dist_buf msg[VEIL_DIST_MAX_RANKS];
     memset(msg, 0, sizeof(dist_buf) * (size_t)R);
     veil_status st = VEIL_OK;
-    double wait = 0, t;
+    double wait = 0, t, r0_s = 0;
     /* the workers' shares out first, so that they compute while rank 0 does its own */
     for (int r = 1; r < R && st == VEIL_OK; r++) {
         if (first[r + 1] == first[r]) continue;
@@ -308,9 +325,10 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
         st = veil_ks_pbs_jobs(part, b->jobs + first[0], first[1] - first[0], b->threads);
         double dt = now_s() - t;
         if (st == VEIL_OK && dt > 0) {
-            double rate = (double)(first[1] - first[0]) / dt;
-            d->rate[0] = d->rate[0] > 0 ? 0.5 * d->rate[0] + 0.5 * rate : rate;
+            double now_rate = (double)(first[1] - first[0]) / dt;
+            rate[0] = rate[0] > 0 ? 0.5 * rate[0] + 0.5 * now_rate : now_rate;
         }
+        r0_s = dt;
         d->stats.rank_lookups[0] += first[1] - first[0];
         d->stats.rank_compute_s[0] += dt;
     }
@@ -318,20 +336,22 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
     for (int r = 1; r < R; r++) {
         if (first[r + 1] == first[r]) continue;
         const size_t n = first[r + 1] - first[r], words = dist_out_words(b, first[r], first[r + 1]);
-        const double expect = d->rate[r] > 0 ? (double)n / d->rate[r] : 0;
+        const double expect = rate[r] > 0 ? (double)n / rate[r] : 0;
         msg_hdr h;
         uint8_t *body = NULL;
         int tries = 0;
         t = now_s();
         for (;;) {
-            if (!recv_msg(r, &h, &body, now_s() + d->timeout_s + 20 * expect, words * 8 + 64) || h.kind != K_RESULT) {
+            const double until = deadline(d, r, 20 * expect);
+            if (!recv_msg(r, &h, &body, until, words * 8 + 64) || h.kind != K_RESULT) {
                 free(body);
                 d->dead[r] = 1;
                 if (st == VEIL_OK)
                     st = fail(VEIL_ERR_REMOTE, "rank %d of %d did not answer within %.0f s: left out from now on", r, d->size,
-                              d->timeout_s + 20 * expect);
+                              until - t);
                 break;
             }
+            d->load_until[r] = 0; /* it answered: whatever it loaded is loaded */
             if (h.status == NEED_KEYS && tries++ == 0) { /* it dropped them: again, with the keys */
                 free(body);
                 body = NULL;
@@ -364,8 +384,8 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
             d->stats.rank_lookups[r] += n;
             d->stats.rank_compute_s[r] += h.seconds;
             if (h.seconds > 0) {
-                double rate = (double)n / h.seconds;
-                d->rate[r] = d->rate[r] > 0 ? 0.5 * d->rate[r] + 0.5 * rate : rate;
+                double now_rate = (double)n / h.seconds;
+                rate[r] = rate[r] > 0 ? 0.5 * rate[r] + 0.5 * now_rate : now_rate;
             }
             free(body);
             break;
@@ -376,7 +396,21 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
         if (d->dead[r] && msg[r].p) bury(d, msg[r].p); /* MPI may still read it */
         else dist_buf_free(&msg[r]);
     }
-    if (st != VEIL_OK && !d->failure[0]) snprintf(d->failure, sizeof d->failure, "%s", last_error);
+    if (st != VEIL_OK) {
+        fprintf(stderr, "veil: MPI: %s\n", last_error); /* the server's log; the command's last words */
+        if (!d->failure[0]) snprintf(d->failure, sizeof d->failure, "%s", last_error);
+    }
+    if (d->stats.nlog < VEIL_DIST_LOG) {
+        __typeof__(d->stats.log[0]) *L = &d->stats.log[d->stats.nlog++];
+        L->lookups = (uint32_t)b->njobs;
+        L->part = b->part;
+        L->sent = d->stats.bytes_sent - sent0;
+        L->received = d->stats.bytes_received - recv0;
+        L->wall_s = now_s() - t_start;
+        L->wait_s = wait;
+        L->rank0_lookups = (uint32_t)(first[1] - first[0]);
+        L->rank0_s = r0_s;
+    }
     d->stats.batches++;
     d->stats.lookups += b->njobs;
     d->stats.wait_s += wait;
@@ -390,18 +424,22 @@ veil_status veil_dist_share_keys_file(veil_dist *d, const veil_eval_keys *ek, co
     if (!d || !ek || !path) return VEIL_ERR_INVALID_ARG;
     if (d->rank != 0 || d->size < 2) return VEIL_OK;
     char abs[4096];
-    if (!realpath(path, abs)) return fail(VEIL_ERR_IO, "%s: cannot resolve the path", path);
+    struct stat sb;
+    if (!realpath(path, abs) || stat(abs, &sb) != 0) return fail(VEIL_ERR_IO, "%s: cannot resolve the path", path);
+    const off_t size = sb.st_size;
     pthread_mutex_lock(&d->lock);
     const uint64_t id = veil_eval_keys_id(ek);
     veil_status st = VEIL_OK;
     for (int r = 1; r < d->size && st == VEIL_OK; r++) {
         if (d->dead[r]) continue;
         msg_hdr h = {K_KEYS, 1, strlen(abs) + 1, id, 0};
-        if (!send_msg(d, r, h, (const uint8_t *)abs, now_s() + d->timeout_s)) {
+        if (!send_msg(d, r, h, (const uint8_t *)abs, deadline(d, r, 0))) {
             d->dead[r] = 1;
             st = fail(VEIL_ERR_REMOTE, "rank %d of %d did not take the key file's name: left out from now on", r, d->size);
-        } else
+        } else {
             note_keys(d, r, id, 1); /* a hint: a rank that cannot read it asks for the bytes */
+            loading(d, r, (size_t)size);
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return st;
@@ -425,8 +463,9 @@ void veil_dist_finish(veil_dist *d)
     }
     int dead = 0;
     for (int r = 0; r < d->size; r++) dead |= d->dead[r];
-    if (dead) MPI_Abort(MPI_COMM_WORLD, 1); /* MPI_Finalize would wait for the rank that left */
-    MPI_Finalize();
+    /* MPI_Finalize would wait for a rank that left: without it, this process's exit status is
+     * what mpirun reports */
+    if (!dead) MPI_Finalize();
     veil_free(d->key_cache);
     for (size_t i = 0; i < d->ngrave; i++) free(d->graveyard[i]);
     free(d->graveyard);
