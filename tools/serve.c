@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "  --body-timeout S      and its body within S seconds after them (default 300)\n"
             "  --grace S             on SIGTERM/SIGINT, requests in progress get S seconds to finish (default 30)\n"
             "  --allow-simulate      enable POST /v1/models/NAME/simulate (it sees clear data)\n"
+            "  --shared-store        --data is shared with other servers (several veil serve behind one\n"
+            "                        address): keys uploaded, used or deleted through any count for all\n"
             "  --tls-cert PEM --tls-key PEM   serve HTTPS\n"
             "  --mpi                 spread each prediction's lookups over the MPI ranks (implied under mpirun)\n");
 }
@@ -88,6 +90,7 @@ static int serve_main(int argc, char **argv)
         else if (strcmp(a, "--header-timeout") == 0) VAL(cfg.header_timeout_s, 0.1, 86400);
         else if (strcmp(a, "--body-timeout") == 0) VAL(cfg.body_timeout_s, 0.1, 86400);
         else if (strcmp(a, "--grace") == 0) VAL(cfg.grace_s, 0, 86400);
+        else if (strcmp(a, "--shared-store") == 0) cfg.shared_store = 1;
         else if (a[0] == '-') {
             fprintf(stderr, "veil serve: unknown option '%s' (or it lacks its value)\n", a);
             usage(stderr);

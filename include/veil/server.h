@@ -66,6 +66,9 @@ typedef struct {
     double header_timeout_s; /* a connection's request headers must be in within this (default 10) */
     double body_timeout_s;   /* and its body within this once the headers are in (default 300) */
     double grace_s;          /* on SIGTERM/SIGINT, requests in progress get this long to finish (default 30) */
+    int shared_store;        /* the data directory is shared with other servers (a network file system):
+                              * keys uploaded, used or deleted through any of them count for all; files
+                              * of interrupted writes are swept only once older than body_timeout_s + 60 s */
 } veil_serve_config;
 void veil_serve_config_default(veil_serve_config *c);
 /* Loads the models of `dirs` (client.veil + server.veil, each named after its directory), then

@@ -81,6 +81,58 @@ key_entry *ks_find_locked(const serve_state *s, const char *id)
     return k;
 }
 
+/* The model a stored pair ID.meta names, when this server serves it as compiled then (-1: no, -2:
+ * no meta) */
+static int meta_model(const serve_state *s, const char *meta_path)
+{
+    char name[64] = "", mid[ID_HEX + 1] = "";
+    FILE *f = fopen(meta_path, "r");
+    if (!f) return -2;
+    if (fscanf(f, "model %63s\nmodel_id %32s", name, mid) != 2) name[0] = 0;
+    fclose(f);
+    int mi = find_model(s, name);
+    return mi >= 0 && strcmp(mid, veil_server_model_id(s->models[mi].sm)) == 0 ? mi : -1;
+}
+
+static key_entry *adopt_locked(serve_state *s, const char *id, int mi, const struct stat *keys_st)
+{
+    key_entry *k = veil_calloc(1, sizeof *k);
+    if (!k) return NULL;
+    memcpy(k->id, id, sizeof k->id);
+    k->model = mi;
+    k->bytes = (uint64_t)keys_st->st_size;
+    k->last_used = keys_st->st_mtime;
+    k->next = s->keys;
+    s->keys = k;
+    return k;
+}
+
+key_entry *ks_lookup_locked(serve_state *s, const char *id)
+{
+    key_entry *k = ks_find_locked(s, id);
+    if (!s->cfg.shared_store) return k;
+    char mp[PATH_MAX + 64], kp[PATH_MAX + 64];
+    ks_path(s, mp, sizeof mp, id, "meta");
+    ks_path(s, kp, sizeof kp, id, "keys");
+    struct stat ms, st;
+    int there = stat(mp, &ms) == 0 && stat(kp, &st) == 0;
+    if (k && !there && k->refs == 0 && !k->loading) { /* deleted (or expired) through another server */
+        for (key_entry **pp = &s->keys; *pp; pp = &(*pp)->next)
+            if (*pp == k) {
+                *pp = k->next;
+                break;
+            }
+        veil_eval_keys_free(k->ek);
+        veil_free(k);
+        return NULL;
+    }
+    if (!k && there) { /* uploaded through another server */
+        int mi = meta_model(s, mp);
+        if (mi >= 0) k = adopt_locked(s, id, mi, &st);
+    }
+    return k;
+}
+
 void ks_remove_locked(serve_state *s, key_entry *k)
 {
     char p[PATH_MAX + 64];
@@ -104,6 +156,12 @@ void ks_sweep_locked(serve_state *s)
     time_t now = time(NULL);
     for (key_entry *k = s->keys, *next; k; k = next) {
         next = k->next;
+        if (s->cfg.shared_store && k->refs == 0 && !k->loading && difftime(now, k->last_used) > s->cfg.expiry_s) {
+            char p[PATH_MAX + 64]; /* another server may have used it since: its mtime says */
+            struct stat st;
+            ks_path(s, p, sizeof p, k->id, "keys");
+            if (stat(p, &st) == 0 && st.st_mtime > k->last_used) k->last_used = st.st_mtime;
+        }
         if (k->refs == 0 && !k->loading && difftime(now, k->last_used) > s->cfg.expiry_s) {
             serve_log(s, "key %.8s… expired (idle %.0f s)", k->id, difftime(now, k->last_used));
             ks_remove_locked(s, k);
@@ -127,7 +185,7 @@ int ks_acquire(serve_state *s, const char *id, int model, key_entry **out, char 
 {
     *out = NULL;
     pthread_mutex_lock(&s->keys_lock);
-    key_entry *k = ks_find_locked(s, id);
+    key_entry *k = ks_lookup_locked(s, id);
     if (!k) {
         pthread_mutex_unlock(&s->keys_lock);
         snprintf(err, cap, "unknown key id (expired, deleted, or never uploaded)");
@@ -250,18 +308,27 @@ static int has_suffix(const char *name, const char *suf)
     return n == ID_HEX + m && strcmp(name + ID_HEX, suf) == 0;
 }
 
-void ks_scan(serve_state *s)
+/* Start-up (refresh 0) or, for a shared store, before a quota check (refresh 1): temporaries of
+ * interrupted writes and half pairs are removed (in a shared store only once older than the body
+ * deadline and a minute: another server may be writing them), complete pairs of the models served
+ * here join the index, and (refresh) entries whose files are gone leave it. */
+static void scan(serve_state *s, int refresh)
 {
     DIR *d = opendir(s->keys_dir);
     if (!d) return;
     struct dirent *e;
-    int kept = 0, dropped = 0, swept = 0;
+    int kept = 0, dropped = 0, swept = 0, young = 0;
+    const time_t now = time(NULL);
+    const double guard = s->cfg.shared_store ? s->cfg.body_timeout_s + 60 : -1;
     char p[PATH_MAX + 300], q[PATH_MAX + 300];
     while ((e = readdir(d))) {
         const char *n = e->d_name;
         snprintf(p, sizeof p, "%s/%s", s->keys_dir, n);
+        struct stat own;
+        int stale = guard < 0 || (lstat(p, &own) == 0 && difftime(now, own.st_mtime) > guard);
         if (strncmp(n, ".upload-", 8) == 0 || strstr(n, ".tmp.")) { /* an upload or a write cut short */
-            swept += unlink(p) == 0;
+            if (stale) swept += unlink(p) == 0;
+            else young++;
             continue;
         }
         char id[ID_HEX + 1];
@@ -273,36 +340,46 @@ void ks_scan(serve_state *s)
         struct stat st;
         ks_path(s, q, sizeof q, id, is_meta ? "keys" : "meta");
         if (stat(q, &st) != 0) { /* half stored or half deleted: never acknowledged, or gone */
-            swept += unlink(p) == 0;
+            if (stale) swept += unlink(p) == 0;
+            else young++;
             continue;
         }
-        if (is_keys) continue; /* listed through its meta */
-        char name[64] = "", mid[ID_HEX + 1] = "";
-        FILE *f = fopen(p, "r");
-        if (f) {
-            if (fscanf(f, "model %63s\nmodel_id %32s", name, mid) != 2) name[0] = 0;
-            fclose(f);
-        }
-        int mi = find_model(s, name);
-        if (mi < 0 || strcmp(mid, veil_server_model_id(s->models[mi].sm)) != 0) {
+        if (is_keys || ks_find_locked(s, id)) continue; /* listed through its meta; known */
+        int mi = meta_model(s, p);
+        if (mi < 0) {
             dropped++; /* another model, or a recompiled one: these keys cannot serve */
             continue;
         }
-        key_entry *k = veil_calloc(1, sizeof *k);
-        if (!k) break;
-        memcpy(k->id, id, sizeof k->id);
-        k->model = mi;
-        k->bytes = (uint64_t)st.st_size;
-        k->last_used = st.st_mtime;
-        k->next = s->keys;
-        s->keys = k;
+        if (!adopt_locked(s, id, mi, &st)) break;
         kept++;
     }
     closedir(d);
     if (swept) sync_dir(s->keys_dir);
+    if (refresh) { /* what another server deleted */
+        for (key_entry **pp = &s->keys; *pp;) {
+            key_entry *k = *pp;
+            ks_path(s, p, sizeof p, k->id, "meta");
+            struct stat st;
+            if (k->refs == 0 && !k->loading && stat(p, &st) != 0) {
+                *pp = k->next;
+                veil_eval_keys_free(k->ek);
+                veil_free(k);
+            } else
+                pp = &k->next;
+        }
+        return;
+    }
     serve_log(s, "data %s: %d stored key set(s) kept, %d for models not served here left alone, %d leftover file(s) of "
-                 "interrupted writes removed",
-              s->cfg.data, kept, dropped, swept);
+                 "interrupted writes removed%s",
+              s->cfg.data, kept, dropped, swept,
+              young ? " (some recent ones left: the store is shared, another server may be writing them)" : "");
+}
+
+void ks_scan(serve_state *s) { scan(s, 0); }
+
+void ks_refresh_locked(serve_state *s)
+{
+    if (s->cfg.shared_store) scan(s, 1);
 }
 
 void ks_free_all(serve_state *s)

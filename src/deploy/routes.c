@@ -467,6 +467,7 @@ serve_request *serve_begin(serve_state *s, const serve_req_view *v, serve_resp *
     r->slot = 1;
     if (r->route == R_KEYS_POST) {
         pthread_mutex_lock(&s->keys_lock);
+        ks_refresh_locked(s); /* a shared store: what the other servers hold counts too */
         ks_sweep_locked(s);
         uint64_t held = ks_bytes_held_locked(s, NULL, NULL);
         pthread_mutex_unlock(&s->keys_lock);
@@ -573,7 +574,7 @@ void serve_finish(serve_request *r, const serve_req_view *v, serve_resp *o)
             return;
         }
         pthread_mutex_lock(&s->keys_lock);
-        key_entry *k = ks_find_locked(s, r->part2);
+        key_entry *k = ks_lookup_locked(s, r->part2);
         if (r->get) { /* does the server still hold it, and for which model */
             json_t *j = k ? json_pack("{s:s, s:s, s:I, s:I}", "key_id", k->id, "model", s->models[k->model].name, "bytes",
                                       (json_int_t)k->bytes, "idle_s", (json_int_t)difftime(time(NULL), k->last_used))

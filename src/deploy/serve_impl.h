@@ -86,6 +86,10 @@ void ks_path(const serve_state *s, char *out, size_t cap, const char *id, const 
 /* Reads DATA/keys at start-up: temporaries of interrupted writes and half-stored sets are removed
  * (they were never acknowledged), sets of models served here are listed. */
 void ks_scan(serve_state *s);
+/* a shared store (cfg.shared_store): the index brought up to date with the directory (no-op otherwise) */
+void ks_refresh_locked(serve_state *s);
+/* ks_find_locked, and in a shared store: adopts a pair another server stored, forgets one it deleted */
+key_entry *ks_lookup_locked(serve_state *s, const char *id);
 void ks_sweep_locked(serve_state *s);
 uint64_t ks_bytes_held_locked(const serve_state *s, int *count, int *loaded);
 key_entry *ks_find_locked(const serve_state *s, const char *id);
