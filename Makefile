@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 600
 
 SOAK_MINUTES ?= 15
 
-.PHONY: all deps build test demo bench load-check asan fuzz soak clean
+.PHONY: all deps build test demo bench bench-ranks load-check asan fuzz soak test-distributed clean
 
 all: build
 
@@ -33,6 +33,16 @@ bench: build
 	@./$(BUILD)/veil bench kernels
 	@./$(BUILD)/veil bench circuit
 	@./$(BUILD)/veil bench models
+
+# one inference spread over MPI ranks on this machine: rank 0 alone against R ranks, per model
+RANKS ?= 2
+bench-ranks: build
+	@VEIL_THREADS=1 ./$(BUILD)/veil bench models --ranks $(RANKS) --samples 3 --threads 1
+
+# MPI over two "hosts" (network namespaces) and two servers behind nginx with one key store (root)
+test-distributed: build
+	@./tests/dist/test_mpi.sh $(BUILD) .
+	@./tests/dist/test_hosts.sh $(BUILD) .
 
 # a local server under concurrent encrypted requests: throughput, latency percentiles, none lost or wrong
 load-check: build

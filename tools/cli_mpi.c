@@ -48,7 +48,9 @@ int cli_mpi_begin(int *argc, char ***argv, const char *prog, int *rc)
         *rc = st == VEIL_OK ? 0 : 1;
         return 0;
     }
-    fprintf(stderr, "%s: MPI: %d ranks; lookups spread over all of them\n", prog, veil_dist_size(dist));
+    fprintf(stderr, "%s: MPI: %d ranks; lookups spread over all of them; hosts:", prog, veil_dist_size(dist));
+    for (int r = 0; r < veil_dist_size(dist) && r < 64; r++) fprintf(stderr, " %d@%s", r, veil_dist_rank_host(dist, r));
+    fprintf(stderr, "%s\n", veil_dist_size(dist) > 64 ? " ..." : "");
     veil_dist_install(dist);
     return 1;
 #endif

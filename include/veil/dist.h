@@ -38,6 +38,8 @@ int veil_dist_rank(const veil_dist *d);
 int veil_dist_size(const veil_dist *d);
 /* The host name of this rank (MPI_Get_processor_name). */
 const char *veil_dist_host(const veil_dist *d);
+/* Rank 0: the host name of rank r ("" elsewhere). */
+const char *veil_dist_rank_host(const veil_dist *d, int r);
 /* Ranks > 0: receive and run batches until rank 0 calls veil_dist_finish; threads 0: all cores
  * (veil_cpu_count). Returns VEIL_OK on a normal stop. */
 VEIL_NODISCARD veil_status veil_dist_worker(veil_dist *d, unsigned threads);

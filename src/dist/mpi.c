@@ -33,6 +33,7 @@ _Static_assert(sizeof(msg_hdr) == 32, "msg_hdr is 32 bytes on the wire");
 struct veil_dist {
     int rank, size;
     char host[MPI_MAX_PROCESSOR_NAME + 1];
+    char (*hosts)[64]; /* rank 0: every rank's host name */
     double timeout_s;
     pthread_mutex_t lock;
     /* lookups per second of each rank on each partition's lookups (their costs differ by the
@@ -185,6 +186,14 @@ veil_status veil_dist_init(int *argc, char ***argv, veil_dist **out)
     }
     int hl = 0;
     MPI_Get_processor_name(d->host, &hl);
+    char mine[64];
+    snprintf(mine, sizeof mine, "%.63s", d->host);
+    if (d->rank == 0 && !(d->hosts = calloc((size_t)d->size, sizeof *d->hosts))) {
+        free(d);
+        MPI_Finalize();
+        return VEIL_ERR_NOMEM;
+    }
+    MPI_Gather(mine, 64, MPI_CHAR, d->rank == 0 ? (void *)d->hosts : NULL, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
     const char *t = getenv("VEIL_MPI_TIMEOUT");
     char *end;
     d->timeout_s = t && *t ? strtod(t, &end) : 120;
@@ -198,6 +207,10 @@ veil_status veil_dist_init(int *argc, char ***argv, veil_dist **out)
 int veil_dist_rank(const veil_dist *d) { return d ? d->rank : 0; }
 int veil_dist_size(const veil_dist *d) { return d ? d->size : 1; }
 const char *veil_dist_host(const veil_dist *d) { return d ? d->host : ""; }
+const char *veil_dist_rank_host(const veil_dist *d, int r)
+{
+    return d && d->hosts && r >= 0 && r < d->size ? d->hosts[r] : "";
+}
 const char *veil_dist_failure(const veil_dist *d) { return d && d->failure[0] ? d->failure : NULL; }
 
 void veil_dist_get_stats(const veil_dist *d, veil_dist_stats *s)
@@ -469,6 +482,7 @@ void veil_dist_finish(veil_dist *d)
     veil_free(d->key_cache);
     for (size_t i = 0; i < d->ngrave; i++) free(d->graveyard[i]);
     free(d->graveyard);
+    free(d->hosts);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
