@@ -2,9 +2,10 @@
 # One inference spread over MPI ranks (src/dist/), on this machine: `mpirun --oversubscribe -np 2`,
 # one thread per rank (VEIL_THREADS=1).
 #  - veil run on bundled models (the QAT digits model with exact rounding: two precision
-#    partitions; a random forest: comparisons, multi-value lookups; a two-input model with one input
-#    sent in the clear: a program of its own per request) gives the single process's output
-#    ciphertexts byte for byte, the evaluation keys read by each rank from the shared file;
+#    partitions; a two-input model with one input sent in the clear: a program of its own per
+#    request) gives the single process's output ciphertexts byte for byte, the evaluation keys
+#    read by each rank from the shared file (multi-value lookups: tests/dist/test_wave.c, and
+#    `veil bench models --ranks 2` checks every bundled model so);
 #  - veil predict --mode execute (keys made by rank 0 and sent to rank 1 compressed) gives the
 #    single process's outputs value for value, and both ranks did lookups;
 #  - a rank killed (kill -9) during a prediction: plain mpirun ends the job with an error; under
@@ -62,11 +63,9 @@ rank1_did_lookups() { grep -Eq "rank 1: lookups=[1-9]" "$1"; }
 D=$SRC/models/digits_qat
 "$V" compile "$D/model.onnx" --inputset "$D/train.npy" --qat --n-bits-json '{"model_inputs": 4, "model_outputs": 4}' \
   --rounding-bits 6 --rounding-method exact -o "$T/qx" >/dev/null
-R=$SRC/models/rf_breast_cancer
-"$V" compile "$R/model.onnx" --inputset "$R/train.npy" -o "$T/rf" >/dev/null
 W=$SRC/models/breast_cancer_two
 "$V" compile "$W/model.onnx" --inputset "$W/train.npz" --rounding-bits 5 --clear-input b -o "$T/two" >/dev/null
-for m in qx:"$D/test.npy" rf:"$R/test.npy" two:"$W/test.npz"; do
+for m in qx:"$D/test.npy" two:"$W/test.npz"; do
   name=${m%%:*}
   input=${m#*:}
   "$V" keygen "$T/$name" --keys "$T/k_$name" >/dev/null
