@@ -18,7 +18,11 @@ SIM_SEED = bytes(range(16))
 
 
 def fit(model, xs, y, epochs, lr):
+    """model: a module, or a function making it once the seed is set (its initial weights then do
+    not depend on what ran before in the process: CI runs the whole file, a local -k one test)"""
     torch.manual_seed(SEED)
+    if not isinstance(model, nn.Module):
+        model = model()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xs = [torch.tensor(x, dtype=torch.float32) for x in (xs if isinstance(xs, tuple) else (xs,))]
     yt = torch.tensor(y, dtype=torch.int64)
@@ -67,21 +71,23 @@ def check(qm, model, x_te, y_te, tol=0.01):
 
 def test_float_mlp_post_training_quantization():
     x_tr, x_te, y_tr, y_te = breast_cancer()
-    model = fit(nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2)),
+    model = fit(lambda: nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2)),
                 x_tr, y_tr, epochs=60, lr=1e-3)
     qm = compile_torch_model(model, torch.tensor(x_tr), n_bits=8)
     assert qm.torch_model is model
     assert 8 <= qm.fhe_circuit.graph.maximum_integer_bit_width() <= 24  # its leveled accumulators count too
     q = qm.quantize_input(x_te[:4])
     assert np.array_equal(qm.dequantize_output(qm.quantized_forward(q, fhe="disable")), qm.forward(x_te[:4]))
-    # 2 points: automatic rounding is approximate (an off-by-one now and then in simulation); CI saw
-    # 0.971 against torch's 0.982 (2 of the 171 test samples)
+    # 2 points: automatic rounding is approximate (an off-by-one now and then in simulation); over
+    # seeds 0..39 of this training the widest gap was 1.1 points. (CI once met, with other initial
+    # weights, a model whose logits on benign samples were the bias alone, rounded to a tie: 0.374;
+    # models/breast_cancer_dead keeps that model for ml_test_models.)
     check(qm, model, x_te, y_te, tol=0.02)
 
 
 def test_cnn():
     x_tr, x_te, y_tr, y_te = digits()
-    model = fit(nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 10)),
+    model = fit(lambda: nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 10)),
                 x_tr, y_tr, epochs=30, lr=3e-3)
     qm = compile_torch_model(model, x_tr)
     assert qm.fhe_circuit.statistics["pbs_count"] >= 36  # a lookup per ReLU
@@ -115,13 +121,21 @@ class Two(nn.Module):
 def test_several_inputs_and_a_clear_one():
     x_tr, x_te, y_tr, y_te = breast_cancer()
     split = lambda x: (x[:, :15], x[:, 15:])  # noqa: E731
-    model = fit(Two(), split(x_tr), y_tr, epochs=40, lr=1e-3)
+    model = fit(Two, split(x_tr), y_tr, epochs=40, lr=1e-3)
     qm = compile_torch_model(model, split(x_tr))
     assert [n for n, _ in qm.model.inputs] == ["input_0", "input_1"]
     y = qm.forward(*split(x_te))
     assert float(np.mean(y.argmax(1) == y_te)) >= torch_acc(model, split(x_te), y_te) - 0.01
     qc = compile_torch_model(model, split(x_tr), inputs_encryption_status=["encrypted", "clear"])
-    assert np.array_equal(qc.forward(*split(x_te[:3]), fhe="execute"), qc.forward(*split(x_te[:3])))
+    # the clear input travels in the clear and runs as trivial ciphertexts: execute predicts as clear
+    # does, each output at most one rounding step away (approximate rounding lets a value at the edge
+    # of its box land in the next one); the step is what the clear outputs of the test set vary by
+    q = qc.quantize_input(*split(x_te[:3]))
+    ex, cl = qc.quantized_forward(*q, fhe="execute"), qc.quantized_forward(*q)
+    allq = qc.quantized_forward(*qc.quantize_input(*split(x_te)))
+    step = np.gcd.reduce(np.abs(allq - allq[:1]), axis=0)
+    assert (step > 1).all() and (np.abs(ex - cl) <= step).all(), (ex, cl, step)
+    assert np.array_equal(ex.argmax(1), cl.argmax(1)), (ex, cl)
     with pytest.raises(ValueError, match="2 entries for a model of 1 inputs"):
         compile_torch_model(nn.Linear(30, 2), x_tr, inputs_encryption_status=["clear", "encrypted"])
 

@@ -373,6 +373,18 @@ static form **emit_tlu(lower_ctx *L, int origin, int input_node, form *const *in
 {
     form **out = alloc(L, sizeof(form *) * count);
     if (!out || L->st != VEIL_OK) return NULL;
+    /* constants added before a rounding go to the linear side (free there), so that the rounding
+     * leads the chain and the bootstrapping reads only the kept bits */
+    int nadd = 0;
+    int64_t kadd = 0;
+    while (nadd < nsteps && steps[nadd].kind == ST_ADDK) kadd = veil_wadd(kadd, steps[nadd].k), nadd++;
+    if (nadd > 0 && nadd < nsteps && steps[nadd].kind == ST_NODE &&
+        (steps[nadd].node->op == VEIL_OP_ROUND || steps[nadd].node->op == VEIL_OP_TRUNC)) {
+        form **moved = alloc(L, sizeof(form *) * count);
+        if (!moved) return NULL;
+        for (size_t e = 0; e < count && L->st == VEIL_OK; e++) moved[e] = combine(L, in[e], 1, NULL, 0, kadd);
+        in = moved, lo += kadd, hi += kadd, steps += nadd, nsteps -= nadd;
+    }
     int sg;
     unsigned width = veil_ir_bits(lo, hi, &sg), bits = width, shift = 0;
     int64_t off = sg ? (int64_t)1 << (width - 1) : 0, half = 0;

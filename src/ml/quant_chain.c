@@ -152,7 +152,73 @@ static void make_grid(unsigned R, int64_t lo, int64_t hi, int widen, grid *gr)
     gr->K = (round_to(whi, gr->step) - gr->lo) / gr->step + 1;
 }
 
-static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
+/* The grid's K with l (and so step) kept and the range shifted by off: the lookup then reads
+ * round(x - off), and x's nearest multiple of step is moved to off + a multiple. */
+static void shift_grid(int64_t off, int64_t lo, int64_t hi, int widen, grid *gr)
+{
+    int64_t wlo = lo, whi = hi;
+    if (widen) wlo = lo - (hi - lo) / 32, whi = hi + (hi - lo) / 32;
+    gr->off = off;
+    gr->lo = round_to(wlo - off, gr->step);
+    gr->K = (round_to(whi - off, gr->step) - gr->lo) / gr->step + 1;
+}
+
+/* sum over the samples of channel c's elements of (rounded - exact)^2, the lookup reading
+ * round(q - off) */
+static double offset_error(qctx *Q, const qval *B, int64_t inner, int64_t nch, int64_t c, int64_t step, int64_t off)
+{
+    double err = 0;
+    for (size_t s = 0; s < Q->ns; s++)
+        for (int64_t e = c * inner; e < B->size; e += inner * nch)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t q = (int64_t)nearbyint(B->cal[s].data[e + i] / B->scale + B->zp);
+                double d = (double)(round_to(q - off, step) + off - q);
+                err += d * d;
+            }
+    return err;
+}
+
+/* A rounded identity lookup (a wide linear output keeping its high bits): each channel's grid is
+ * shifted so that its inputset values land nearest to the grid, sampled candidates being the
+ * offsets that make one calibration value exact (a value the inputset takes often, such as a
+ * bias alone behind dead ReLUs, then decrypts exactly rather than rounded to the grid: two
+ * logits of one bias rounded to the same multiple would tie). A shift that would widen the
+ * table is not taken. */
+static void fit_offsets(qctx *Q, const qval *B, grid *gr, const int64_t *clo, const int64_t *chi, int widen)
+{
+    int axis = B->ndim >= 2 ? 1 : 0;
+    int64_t inner = 1, nch = B->ndim ? B->shape[axis] : 1;
+    for (int d = axis + 1; d < B->ndim; d++) inner *= B->shape[d];
+    if (B->size == 0 || Q->ns == 0) return;
+    for (int64_t c = 0; c < nch; c++) {
+        const grid g0 = gr[c * inner];
+        if (g0.l == 0) continue;
+        int64_t lo = clo ? clo[c] : INT64_MAX, hi = clo ? chi[c] : INT64_MIN;
+        if (!clo) {
+            mq_quant_range(Q, B, &lo, &hi);
+        }
+        int64_t best = 0;
+        double best_err = offset_error(Q, B, inner, nch, c, g0.step, 0);
+        /* about 64 candidates, spread over the samples and the channel's elements */
+        int64_t per = (B->size / nch), total = (int64_t)Q->ns * per, stride = total / 64 > 0 ? total / 64 : 1;
+        for (int64_t t = 0; t < total && best_err > 0; t += stride) {
+            size_t s = (size_t)(t / per);
+            int64_t k = t % per, e = (k / inner) * inner * nch + c * inner + k % inner;
+            int64_t q = (int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp);
+            int64_t off = q - round_to(q, g0.step); /* in [-step/2, step/2] */
+            grid g = g0;
+            shift_grid(off, lo, hi, widen, &g);
+            if (off == best || g.K > g0.K) continue;
+            double err = offset_error(Q, B, inner, nch, c, g0.step, off);
+            if (err < best_err) best_err = err, best = off;
+        }
+        if (best == 0) continue;
+        for (int64_t e = c * inner; e < B->size; e += inner * nch)
+            for (int64_t i = 0; i < inner; i++) shift_grid(best, lo, hi, widen, &gr[e + i]);
+    }
+}
+
+static veil_status element_grids(qctx *Q, const qval *B, grid *gr, int identity)
 {
     int64_t lo, hi, size = B->size;
     mq_quant_range(Q, B, &lo, &hi);
@@ -161,6 +227,7 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
         grid g1;
         make_grid(R, lo, hi, 0, &g1);
         for (int64_t e = 0; e < size; e++) gr[e] = g1;
+        if (identity) fit_offsets(Q, B, gr, NULL, NULL, 0);
         return VEIL_OK;
     }
     int axis = B->ndim >= 2 ? 1 : 0;
@@ -183,6 +250,7 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr)
         int64_t c = (e / inner) % nch;
         make_grid(R, clo[c], chi[c], 1, &gr[e]);
     }
+    if (identity) fit_offsets(Q, B, gr, clo, chi, 1);
     veil_free(clo);
     veil_free(chi);
     return VEIL_OK;
@@ -208,7 +276,7 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
         mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
         return -1;
     }
-    if (element_grids(Q, B, gr) != VEIL_OK) {
+    if (element_grids(Q, B, gr, forced && nsteps == 0) != VEIL_OK) {
         veil_free(gr);
         return -1;
     }

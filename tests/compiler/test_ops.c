@@ -328,6 +328,18 @@ int main(int argc, char **argv)
         run_case("round_exact_wide", g, SH(-170), SH(165), 3);
         lookup_bits_max = 0;
     }
+    CASE("shift_then_round") {
+        /* a constant added before a rounding (the shifted grid of a rounded model output) goes to
+         * the linear side, so the rounding still leads the lookup: 6 kept bits and their overflow
+         * are read, not the 12 of x - 37 */
+        g = G();
+        x = ENC(g, "x", 1, 3);
+        int r = veil_graph_round_bit_pattern(g, veil_graph_sub(g, x, veil_graph_scalar(g, 37)), 6);
+        OUT(g, veil_graph_relu(g, veil_graph_sub(g, r, veil_graph_scalar(g, 64))));
+        lookup_bits_max = 7;
+        run_case("shift_then_round", g, SH(-2000), SH(2000), 2);
+        lookup_bits_max = 0;
+    }
     CASE("max_pool_of_lookup") {
         /* a max pool of a non-decreasing lookup commutes with it: the comparisons read the
          * rounded indices (5 bits, their differences 6), not the table's values (11 bits) */
