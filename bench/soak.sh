@@ -144,8 +144,12 @@ sample() {
   while [ "$(date +%s)" -lt "$END" ]; do
     local p
     p=$(cat "$T/pid")
-    if [ -r "/proc/$p/status" ]; then
-      echo "$(awk '/^VmRSS/ {print $2}' "/proc/$p/status") $(ls "/proc/$p/fd" 2>/dev/null | wc -l) $(date +%s)" >>"$T/samples"
+    # a server that is exiting (a restart) has no VmRSS line and no descriptors left: no sample
+    local rss fds
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    fds=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+    if [ -n "$rss" ] && [ "$fds" -gt 0 ] && kill -0 "$p" 2>/dev/null; then
+      echo "$rss $fds $(date +%s)" >>"$T/samples"
     fi
     sleep 5
   done
