@@ -140,27 +140,31 @@ static int shifted(qctx *Q, int node, int64_t off)
 
 static int64_t round_to(int64_t x, int64_t step) { return (int64_t)floor((double)x / (double)step + 0.5) * step; }
 
-static void make_grid(unsigned R, int64_t lo, int64_t hi, int widen, grid *gr)
+static void widened(int64_t lo, int64_t hi, int widen, int64_t *wlo, int64_t *whi)
 {
-    int64_t wlo = lo, whi = hi;
-    gr->off = 0;
-    if (widen) wlo = lo - (hi - lo) / 32, whi = hi + (hi - lo) / 32;
-    unsigned bb = mq_bits_of(wlo, whi);
-    gr->l = R > 0 && bb > R ? bb - R : 0;
-    gr->step = (int64_t)1 << gr->l;
-    gr->lo = round_to(wlo, gr->step);
-    gr->K = (round_to(whi, gr->step) - gr->lo) / gr->step + 1;
+    *wlo = widen ? lo - (hi - lo) / 32 : lo;
+    *whi = widen ? hi + (hi - lo) / 32 : hi;
 }
 
-/* The grid's K with l (and so step) kept and the range shifted by off: the lookup then reads
- * round(x - off), and x's nearest multiple of step is moved to off + a multiple. */
+/* The grid's lo and K with l (and so step) kept and the range shifted by off: the lookup then
+ * reads round(x - off), and x's nearest multiple of step is moved to off + a multiple. */
 static void shift_grid(int64_t off, int64_t lo, int64_t hi, int widen, grid *gr)
 {
-    int64_t wlo = lo, whi = hi;
-    if (widen) wlo = lo - (hi - lo) / 32, whi = hi + (hi - lo) / 32;
+    int64_t wlo, whi;
+    widened(lo, hi, widen, &wlo, &whi);
     gr->off = off;
     gr->lo = round_to(wlo - off, gr->step);
     gr->K = (round_to(whi - off, gr->step) - gr->lo) / gr->step + 1;
+}
+
+static void make_grid(unsigned R, int64_t lo, int64_t hi, int widen, grid *gr)
+{
+    int64_t wlo, whi;
+    widened(lo, hi, widen, &wlo, &whi);
+    unsigned bb = mq_bits_of(wlo, whi);
+    gr->l = R > 0 && bb > R ? bb - R : 0;
+    gr->step = (int64_t)1 << gr->l;
+    shift_grid(0, lo, hi, widen, gr);
 }
 
 /* sum over the samples of channel c's elements of (rounded - exact)^2, the lookup reading
@@ -184,7 +188,8 @@ static double offset_error(qctx *Q, const qval *B, int64_t inner, int64_t nch, i
  * bias alone behind dead ReLUs, then decrypts exactly rather than rounded to the grid: two
  * logits of one bias rounded to the same multiple would tie). A shift that would widen the
  * table is not taken. */
-static void fit_offsets(qctx *Q, const qval *B, grid *gr, const int64_t *clo, const int64_t *chi, int widen)
+static void fit_offsets(qctx *Q, const qval *B, grid *gr, const int64_t *clo, const int64_t *chi, int64_t wlo,
+                        int64_t whi, int widen)
 {
     int axis = B->ndim >= 2 ? 1 : 0;
     int64_t inner = 1, nch = B->ndim ? B->shape[axis] : 1;
@@ -193,10 +198,7 @@ static void fit_offsets(qctx *Q, const qval *B, grid *gr, const int64_t *clo, co
     for (int64_t c = 0; c < nch; c++) {
         const grid g0 = gr[c * inner];
         if (g0.l == 0) continue;
-        int64_t lo = clo ? clo[c] : INT64_MAX, hi = clo ? chi[c] : INT64_MIN;
-        if (!clo) {
-            mq_quant_range(Q, B, &lo, &hi);
-        }
+        int64_t lo = clo ? clo[c] : wlo, hi = chi ? chi[c] : whi; /* the channel's range, or the tensor's */
         int64_t best = 0;
         double best_err = offset_error(Q, B, inner, nch, c, g0.step, 0);
         /* about 64 candidates, spread over the samples and the channel's elements */
@@ -227,7 +229,7 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr, int identity)
         grid g1;
         make_grid(R, lo, hi, 0, &g1);
         for (int64_t e = 0; e < size; e++) gr[e] = g1;
-        if (identity) fit_offsets(Q, B, gr, NULL, NULL, 0);
+        if (identity) fit_offsets(Q, B, gr, NULL, NULL, lo, hi, 0);
         return VEIL_OK;
     }
     int axis = B->ndim >= 2 ? 1 : 0;
@@ -250,7 +252,7 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr, int identity)
         int64_t c = (e / inner) % nch;
         make_grid(R, clo[c], chi[c], 1, &gr[e]);
     }
-    if (identity) fit_offsets(Q, B, gr, clo, chi, 1);
+    if (identity) fit_offsets(Q, B, gr, clo, chi, 0, 0, 1);
     veil_free(clo);
     veil_free(chi);
     return VEIL_OK;
