@@ -3,9 +3,10 @@
  *    model's for the QONNX export) within 1e-4 on the whole test set;
  *  - quantized accuracy in clear is close to the float accuracy; simulate's accuracy is within one
  *    point of clear's on the whole test set;
- *  - execute (real TFHE) on the first samples (at most VEIL_TEST_EXECUTE, default 4) predicts as clear and as simulate (approximate
- *    rounding lets values at a rounding midpoint go either way, so outputs may differ by one
- *    rounded step; predictions are compared).
+ *  - execute (real TFHE) on a few samples (at most VEIL_TEST_EXECUTE, default 4) predicts as clear
+ *    and as simulate; approximate rounding lets values at a rounding midpoint go either way, so
+ *    outputs may differ by one rounded step and predictions are compared, on the first samples
+ *    whose prediction no simulation moves (stable.h).
  * Usage: ml_test_models [MODEL ...]; VEIL_MODELS_DIR overrides the models folder. */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "stable.h"
 #include "tfhe/serialize.h"
 #include "veil/client.h"
 #include "veil/model.h"
@@ -277,8 +279,10 @@ static void run_case(const char *root, const model_case *mc)
             CHECK_OK(veil_client_keygen(cli, kseed));
             CHECK_OK(veil_client_eval_keys(cli, &ekb, &ekl));
             CHECK_OK(veil_server_keys_load(srv, ekb, ekl, &sek));
-            int agree = 0;
-            for (int64_t i = 0; i < 2 && sek; i++) {
+            int agree = 0, two[2], ns = stable_samples(m, te.data, te.shape[0], isz, osz, 2, two);
+            CHECK(ns == 2, "%s: 2 samples no simulation moves (%d)", mc->name, ns);
+            for (int j = 0; j < ns && sek; j++) {
+                const int64_t i = two[j];
                 CHECK_OK(veil_client_quantize_encrypt_serialize(cli, te.data + i * isz, &req, &rl));
                 CHECK(veil_server_run(srv, sek, req, rl, 0, &resp, &pl) == VEIL_OK, "%s: server run: %s", mc->name,
                       veil_server_last_error());
@@ -336,9 +340,13 @@ static void run_case(const char *root, const model_case *mc)
     CHECK(s.lookup_bits <= cap, "%s: lookups read %u bits", mc->name, s.lookup_bits);
     if (mc->execute_samples > 0 && !check_quick()) {
         CHECK_OK(veil_model_keygen(m, NULL));
-        int agree_c = 0, agree_s = 0, equal_c = 0, ne = check_execute_cap(mc->execute_samples);
-        for (int i = 0; i < ne; i++) {
-            const double *x = te.data + (int64_t)i * isz;
+        int agree_c = 0, agree_s = 0, equal_c = 0, want = check_execute_cap(mc->execute_samples);
+        int *idx = malloc(sizeof(int) * (size_t)want);
+        int ne = idx ? stable_samples(m, te.data, te.shape[0], isz, osz, want, idx) : -1;
+        CHECK(ne == want, "%s: %d of %d samples to execute predict as clear in %d simulations", mc->name, ne, want,
+              STABLE_RUNS);
+        for (int j = 0; j < ne; j++) {
+            const double *x = te.data + (int64_t)idx[j] * isz;
             CHECK_OK(veil_model_forward(m, VEIL_MODE_EXECUTE, x, y));
             CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, x, yc));
             CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, x, ys));
@@ -346,11 +354,13 @@ static void run_case(const char *root, const model_case *mc)
             agree_s += argmax(y, osz) == argmax(ys, osz);
             equal_c += memcmp(y, yc, sizeof(double) * (size_t)osz) == 0;
         }
-        printf("%s: execute on %d samples: prediction equal to clear on %d, to simulate on %d\n",
-               mc->name, ne, agree_c, agree_s);
-        /* automatic rounding keeps narrow channels' low bits, where approximate rounding's
-         * midpoints flip more often than with one step for the whole tensor: 80% there */
-        int need = mc->defaults ? (ne * 80 + 99) / 100 : (ne * 95 + 99) / 100;
+        printf("%s: execute on %d samples (the first %d whose prediction no simulation moved: up to sample %d): "
+               "prediction equal to clear on %d, to simulate on %d\n",
+               mc->name, ne, ne, ne > 0 ? idx[ne - 1] : -1, agree_c, agree_s);
+        free(idx);
+        /* on samples no simulation moved, execute predicts as clear (stable.h bounds a false
+         * failure below 1e-4 per sample); one miss in twenty is let through when more are run */
+        int need = ne > 0 ? (ne * 95 + 99) / 100 : 1;
         CHECK(agree_c >= need, "%s: execute agrees with clear on %d/%d", mc->name, agree_c, ne);
         CHECK(agree_s >= need, "%s: execute agrees with simulate on %d/%d", mc->name, agree_s, ne);
         if (mc->exact) CHECK(equal_c == ne, "%s: execute outputs equal clear's on %d/%d", mc->name, equal_c, ne);
