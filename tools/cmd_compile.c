@@ -29,6 +29,9 @@ static void usage(FILE *f)
             "  --no-auto-rounding     no rounding unless --rounding-bits (default: automatic rounding where\n"
             "                         a lookup would need parameters past the ceiling)\n"
             "  --max-log2-n L         automatic rounding's ceiling: parameters at N <= 2^L (default 13)\n"
+            "  --raise-log2-n L       when the compiled model misses --min-agreement on the inputset,\n"
+            "                         compile again with the ceiling one step higher, up to N = 2^L\n"
+            "                         (each step about doubles the keys); keeps the first that meets it\n"
             "  --max-lookup-bits B    automatic rounding's ceiling in bits instead (2..8)\n"
             "  --min-agreement A      warn when the compiled model agrees with the float one on less than\n"
             "                         this fraction of the inputset (default 0.98)\n"
@@ -132,6 +135,9 @@ int veil_cmd_compile(int argc, char **argv)
             } else if (!strcmp(a, "--max-log2-n")) {
                 if (!cli_int("compile", a, val, 10, 17, &v)) return 2;
                 o.max_log2_N = (int)v;
+            } else if (!strcmp(a, "--raise-log2-n")) {
+                if (!cli_int("compile", a, val, 10, 17, &v)) return 2;
+                o.raise_log2_N = (int)v;
             } else if (!strcmp(a, "--max-lookup-bits")) {
                 if (!cli_int("compile", a, val, 2, 8, &v)) return 2;
                 o.max_lookup_bits = (int)v;

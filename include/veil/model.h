@@ -74,6 +74,12 @@ typedef struct {
      * allows (the server sees its values; the others stay encrypted). The circuit is the same: the
      * server runs a clear input as trivial (noiseless) ciphertexts. Default 0. */
     uint32_t clear_inputs;
+    /* 0 (default): off. Else, with automatic rounding on max_log2_N's ceiling: when the compiled
+     * model misses min_agreement on the inputset, compile again with the ceiling one step higher,
+     * up to N = 2^raise_log2_N; the first that meets it is kept, else the one that agreed best (the
+     * lower ceiling on a tie). Each step roughly doubles the evaluation keys; the compile log names
+     * each ceiling tried and its agreement. */
+    int raise_log2_N;
 } veil_model_options;
 
 void veil_model_options_default(veil_model_options *o);

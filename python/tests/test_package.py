@@ -109,3 +109,20 @@ def test_errors_are_one_line_veil_errors(tmp_path):
         veil.load(str(tmp_path / "nothing-here"))
     with pytest.raises(ValueError, match="seed"):
         m.keygen(b"short")
+
+
+def test_raise_log2_n_recovers_a_model_the_default_ceiling_loses():
+    # the MLP trained hard (models/train.py breast_cancer_heavy): at N <= 2^13 its 6 rounded bits
+    # lose a quarter of the answers; raise_log2_n=15 compiles it again at 2^14 and 2^15
+    train, test, labels = data("breast_cancer_heavy", "train.npy", "test.npy", "labels.npy")
+    onnx = os.path.join(MODELS, "breast_cancer_heavy", "model.onnx")
+    fl = float(np.loadtxt(os.path.join(MODELS, "breast_cancer_heavy", "float_accuracy.txt")))
+    acc = lambda m: float(np.mean(m.forward(test).argmax(1) == labels))  # noqa: E731
+    low = veil.compile(onnx, train)
+    assert "warning:" in low.compile_log() and acc(low) < fl - 0.05
+    qm = compile_onnx_model(onnx, train, raise_log2_n=15)
+    log = qm.model.compile_log()
+    assert "met at N <= 2^15, kept" in log and "warning:" not in log, log
+    assert acc(qm.model) >= fl - 0.02
+    with pytest.raises(veil.VeilError, match="raise_log2_N must be 0 or in max_log2_N"):
+        veil.compile(onnx, train, raise_log2_n=12)

@@ -19,7 +19,7 @@ _MODES = ("clear", "simulate", "execute")
 
 
 def _options(n_bits=None, rounding_threshold_bits=None, p_error=None, global_p_error=None, qat=False,
-             auto_rounding=True, max_log2_n=None, clear_inputs=()):
+             auto_rounding=True, max_log2_n=None, raise_log2_n=None, min_agreement=None, clear_inputs=()):
     o = {}
     if isinstance(n_bits, int):
         o["op_inputs"] = o["op_weights"] = n_bits
@@ -47,6 +47,10 @@ def _options(n_bits=None, rounding_threshold_bits=None, p_error=None, global_p_e
     o["auto_rounding"] = int(bool(auto_rounding))
     if max_log2_n is not None:
         o["max_log2_N"] = int(max_log2_n)
+    if raise_log2_n is not None:
+        o["raise_log2_N"] = int(raise_log2_n)
+    if min_agreement is not None:
+        o["min_agreement"] = float(min_agreement)
     mask = 0
     for i in clear_inputs:
         mask |= 1 << int(i)
@@ -162,7 +166,10 @@ class Model:
 def compile(onnx, *inputset, **options):
     """Compile an ONNX model (a path, the bytes of one, or an onnx.ModelProto) on an inputset (one
     array per model input, samples along the first axis). Options: n_bits, rounding_threshold_bits,
-    p_error, global_p_error, qat, auto_rounding, max_log2_n, clear_inputs (indices)."""
+    p_error, global_p_error, qat, auto_rounding, max_log2_n, raise_log2_n (when the compiled model
+    agrees with the float one on less than min_agreement, default 0.98, of the inputset: compile
+    again with the ceiling N <= 2^max_log2_n one step higher, up to 2^raise_log2_n), min_agreement,
+    clear_inputs (indices)."""
     if hasattr(onnx, "SerializeToString"):
         onnx = onnx.SerializeToString()
     elif not isinstance(onnx, (bytes, bytearray, memoryview)):

@@ -72,6 +72,9 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
     if (o->clear_inputs >> 16)
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "clear_inputs: bit %d set, past the %d inputs a model may have",
                              31 - __builtin_clz(o->clear_inputs), VEIL_MODEL_MAX_IO);
+    if (o->raise_log2_N != 0 && (o->raise_log2_N < o->max_log2_N || o->raise_log2_N > 17))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "raise_log2_N must be 0 or in max_log2_N..17 (got %d, max_log2_N %d)",
+                             o->raise_log2_N, o->max_log2_N);
     if (!(o->min_agreement >= 0 && o->min_agreement <= 1))
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "min_agreement must be in [0, 1]");
     if ((unsigned)o->rounding_method >= VEIL_ROUNDING_COUNT)
@@ -291,8 +294,8 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
     return st;
 }
 
-veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
-                                      size_t sample_size, const veil_model_options *opts, veil_model **out)
+static veil_status compile_once(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
+                                size_t sample_size, const veil_model_options *opts, veil_model **out)
 {
     model_err[0] = 0;
     if (!out) return ml_model_fail(VEIL_ERR_INVALID_ARG, "no output pointer");
@@ -407,11 +410,11 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
                            100 * ac->rel_error, ac->samples);
         if (ac->classifier && ac->agreement < o.min_agreement)
             veil_sb_printf(&log, "warning: the compiled model agrees with the float model on only %.1f%% of the "
-                                 "inputset (threshold %.1f%%): raise max_log2_N (--max-log2-n), n_bits or p_error\n",
+                                 "inputset (threshold %.1f%%): raise max_log2_N (--max-log2-n, or let --raise-log2-n do it), n_bits or p_error\n",
                            100 * ac->agreement, 100 * o.min_agreement);
         else if (!ac->classifier && ac->rel_error > 1 - o.min_agreement)
             veil_sb_printf(&log, "warning: the compiled model's relative error against the float model is %.2f%% "
-                                 "(threshold %.1f%%): raise max_log2_N (--max-log2-n), n_bits or p_error\n",
+                                 "(threshold %.1f%%): raise max_log2_N (--max-log2-n, or let --raise-log2-n do it), n_bits or p_error\n",
                            100 * ac->rel_error, 100 * (1 - o.min_agreement));
         veil_sb_printf(&rep, "%s", log.len ? log.s : "");
     }
@@ -420,6 +423,85 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
     ml_quantized_free(&a.q);
     m->max_bits = veil_circuit_max_bit_width(m->circuit);
     *out = m;
+    return VEIL_OK;
+}
+
+/* Whether the model's check against the float one meets min_agreement, and a score to pick the
+ * best of several ceilings by (higher is better). */
+static int meets(const veil_model *m, double min_agreement, double *score)
+{
+    const veil_model_accuracy *a = &m->acc;
+    *score = a->classifier ? a->agreement : -a->rel_error;
+    return a->classifier ? a->agreement >= min_agreement : a->rel_error <= 1 - min_agreement;
+}
+
+/* The compile log and the report start with what the ceiling's raising tried. */
+static veil_status prepend_log(veil_model *m, const char *text)
+{
+    veil_sb log = {0}, rep = {0};
+    veil_sb_printf(&log, "%s%s", text, m->compile_log ? m->compile_log : "");
+    const char *r = m->report ? m->report : "", *at = m->compile_log ? strstr(r, m->compile_log) : NULL;
+    if (at) veil_sb_printf(&rep, "%.*s%s%s", (int)(at - r), r, text, at);
+    else veil_sb_printf(&rep, "%s%s", r, text);
+    if (!log.s || !rep.s) {
+        veil_sb_free(&log);
+        veil_sb_free(&rep);
+        return ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    }
+    veil_free(m->compile_log);
+    veil_free(m->report);
+    m->compile_log = veil_sb_take(&log);
+    m->report = veil_sb_take(&rep);
+    return VEIL_OK;
+}
+
+veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
+                                      size_t sample_size, const veil_model_options *opts, veil_model **out)
+{
+    veil_status st = compile_once(onnx, len, inputset, nsamples, sample_size, opts, out);
+    double best_score, score;
+    if (st != VEIL_OK || !opts || !opts->raise_log2_N || !(*out)->opts.auto_rounding || opts->max_lookup_bits ||
+        opts->raise_log2_N <= opts->max_log2_N || !(*out)->acc.checked ||
+        meets(*out, opts->min_agreement, &best_score))
+        return st;
+    /* below min_agreement: the ceiling one step higher at a time */
+    veil_model *best = *out;
+    *out = NULL;
+    veil_sb tried = {0};
+    const veil_model_accuracy *a0 = &best->acc;
+    veil_sb_printf(&tried, "raise_log2_N: at N <= 2^%d %s %.2f%%", opts->max_log2_N,
+                   a0->classifier ? "agreement" : "relative error",
+                   100 * (a0->classifier ? a0->agreement : a0->rel_error));
+    int met = 0;
+    for (int L = opts->max_log2_N + 1; L <= opts->raise_log2_N && !met; L++) {
+        veil_model_options o = *opts;
+        o.max_log2_N = L;
+        o.raise_log2_N = 0;
+        veil_model *m = NULL;
+        if (compile_once(onnx, len, inputset, nsamples, sample_size, &o, &m) != VEIL_OK) {
+            veil_sb_printf(&tried, ", at 2^%d no compile (%s)", L, veil_model_last_error());
+            break;
+        }
+        met = meets(m, opts->min_agreement, &score);
+        veil_sb_printf(&tried, ", at 2^%d %.2f%%", L, 100 * (m->acc.classifier ? m->acc.agreement : m->acc.rel_error));
+        if (score > best_score) {
+            veil_model_free(best);
+            best = m, best_score = score;
+        } else {
+            veil_model_free(m);
+        }
+    }
+    veil_sb_printf(&tried, " (%s %.1f%%): ", best->acc.classifier ? "wanted" : "wanted at most",
+                   100 * (best->acc.classifier ? opts->min_agreement : 1 - opts->min_agreement));
+    if (met) veil_sb_printf(&tried, "met at N <= 2^%d, kept\n", best->opts.max_log2_N);
+    else veil_sb_printf(&tried, "not met up to 2^%d; kept the best, N <= 2^%d\n", opts->raise_log2_N, best->opts.max_log2_N);
+    st = tried.s && !tried.failed ? prepend_log(best, tried.s) : ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_sb_free(&tried);
+    if (st != VEIL_OK) {
+        veil_model_free(best);
+        return st;
+    }
+    *out = best;
     return VEIL_OK;
 }
 

@@ -484,6 +484,99 @@ static void check_clear_input(const char *root)
     veil_array_free(&tr), veil_array_free(&te);
 }
 
+/* clear accuracy on the test set, simulate's too */
+static void accuracies(veil_model *m, const veil_array *te, const veil_array *lab, double *ac, double *as)
+{
+    int64_t n = te->shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);
+    double y[16];
+    int okc = 0, oks = 0;
+    for (int64_t i = 0; i < n && osz <= 16; i++) {
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, te->data + i * isz, y));
+        okc += argmax(y, osz) == (int)lab->data[i];
+        CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, te->data + i * isz, y));
+        oks += argmax(y, osz) == (int)lab->data[i];
+    }
+    *ac = (double)okc / (double)n, *as = (double)oks / (double)n;
+}
+
+/* raise_log2_N: the MLP trained hard misses min_agreement at the default ceiling (N <= 2^13) and
+ * says so; raised up to 2^15 it is compiled again at 2^14 and 2^15, keeps the first that meets it,
+ * and its accuracy comes back within 2 points of float; raised only to 2^14 it keeps the better of
+ * the two, with the warning; a raise below the ceiling is refused. Compile and clear/simulate only
+ * (its keys at 2^15 are 7.5 GB). */
+static void check_raise(const char *root)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/breast_cancer_heavy", root);
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    veil_array tr, te, lab;
+    load(dir, "train.npy", &tr);
+    load(dir, "test.npy", &te);
+    load(dir, "labels.npy", &lab);
+    double af = 0;
+    FILE *f = NULL;
+    char fa[600];
+    snprintf(fa, sizeof fa, "%s/float_accuracy.txt", dir);
+    CHECK((f = fopen(fa, "r")) != NULL && fscanf(f, "%lf", &af) == 1, "%s", fa);
+    if (f) fclose(f);
+    const size_t ns = (size_t)tr.shape[0], sz = (size_t)(tr.size / tr.shape[0]);
+    veil_model_options o;
+    veil_model_options_default(&o);
+    veil_model *m13 = NULL, *m15 = NULL, *m14 = NULL, *bad = NULL;
+    veil_model_accuracy a13 = {0}, a15 = {0}, a14 = {0};
+    double ac, as;
+    CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, &o, &m13));
+    if (m13) {
+        veil_model_get_accuracy(m13, &a13);
+        accuracies(m13, &te, &lab, &ac, &as);
+        printf("breast_cancer_heavy: defaults (N <= 2^13): agreement %.4f, accuracy float %.4f clear %.4f simulate "
+               "%.4f\n%s", a13.agreement, af, ac, as, veil_model_compile_log(m13));
+        CHECK(a13.agreement < 0.98 && strstr(veil_model_compile_log(m13), "warning:") &&
+                  strstr(veil_model_compile_log(m13), "--raise-log2-n") && !strstr(veil_model_compile_log(m13), "raise_log2_N:"),
+              "the defaults miss 98%% agreement (%.4f) and the log warns, naming --raise-log2-n", a13.agreement);
+        CHECK(ac < af - 0.05, "at 2^13 clear accuracy falls (%.4f against float %.4f): the case raising is for", ac, af);
+    }
+    o.raise_log2_N = 15;
+    CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, &o, &m15));
+    if (m15) {
+        veil_model_get_accuracy(m15, &a15);
+        accuracies(m15, &te, &lab, &ac, &as);
+        const char *log = veil_model_compile_log(m15);
+        printf("breast_cancer_heavy: raise_log2_N 15: agreement %.4f, accuracy clear %.4f simulate %.4f\n%s",
+               a15.agreement, ac, as, log);
+        const veil_circuit *c = veil_model_circuit(m15);
+        unsigned top = 0;
+        for (size_t j = 0; j < veil_circuit_partition_count(c); j++) {
+            veil_partition_stats ps;
+            CHECK_OK(veil_circuit_get_partition(c, j, &ps));
+            if (ps.params.log2_N > top) top = ps.params.log2_N;
+        }
+        CHECK(a15.agreement >= 0.98 && !strstr(log, "warning:"), "raised: agreement %.4f, no warning", a15.agreement);
+        CHECK(strstr(log, "raise_log2_N: at N <= 2^13 agreement") && strstr(log, ", at 2^14 ") &&
+                  strstr(log, ", at 2^15 ") && strstr(log, "met at N <= 2^15, kept") &&
+                  strstr(veil_model_report(m15), "raise_log2_N: at N <= 2^13"),
+              "the log and the report name each ceiling tried and the one kept");
+        CHECK(top == 15, "the kept model's parameters reach N = 2^15 (2^%u)", top);
+        CHECK(ac >= af - 0.02 && fabs(as - ac) <= 0.01, "raised: clear %.4f, simulate %.4f, float %.4f", ac, as, af);
+    }
+    o.raise_log2_N = 14;
+    CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, &o, &m14));
+    if (m14) {
+        veil_model_get_accuracy(m14, &a14);
+        const char *log = veil_model_compile_log(m14);
+        printf("breast_cancer_heavy: raise_log2_N 14: agreement %.4f\n%s", a14.agreement, log);
+        CHECK(a14.agreement > a13.agreement && a14.agreement < 0.98 &&
+                  strstr(log, "not met up to 2^14; kept the best, N <= 2^14") && strstr(log, "warning:"),
+              "raised to 2^14 only: the better of the two (%.4f), the warning kept", a14.agreement);
+    }
+    o.raise_log2_N = 12;
+    CHECK(veil_model_compile_file(path, tr.data, ns, sz, &o, &bad) == VEIL_ERR_INVALID_ARG && !bad &&
+              strstr(veil_model_last_error(), "raise_log2_N must be 0 or in max_log2_N..17"),
+          "a raise below the ceiling is refused: %s", veil_model_last_error());
+    veil_model_free(m13), veil_model_free(m14), veil_model_free(m15);
+    veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = getenv("VEIL_MODELS_DIR");
@@ -534,5 +627,8 @@ int main(int argc, char **argv)
     int clear = argc < 2;
     for (int a = 1; a < argc; a++) clear |= strcmp(argv[a], "clear_input") == 0;
     if (clear && !check_quick()) check_clear_input(root);
+    int raise = argc < 2;
+    for (int a = 1; a < argc; a++) raise |= strcmp(argv[a], "raise") == 0;
+    if (raise) check_raise(root);
     return check_done("ml_test_models");
 }
