@@ -111,24 +111,35 @@ def breast_cancer_mlp():
     save_set("breast_cancer_mlp", x_tr, x_te, y_te, torch_export(model))
 
 
+def breast_cancer_scaled():
+    """breast_cancer_mlp's split, standardized on the training part, as float32."""
+    data = load_breast_cancer()
+    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
+                                              random_state=SEED, stratify=data.target)
+    sc = StandardScaler().fit(x_tr)
+    return sc.transform(x_tr).astype(np.float32), sc.transform(x_te).astype(np.float32), y_tr, y_te
+
+
+def mlp_one_thread(name, seed, lr, epochs):
+    """breast_cancer_mlp's layers trained on one thread (the float sums' order, and so the weights,
+    depend on the thread count) with their own seed, learning rate and epochs."""
+    x_tr, x_te, y_tr, y_te = breast_cancer_scaled()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    fit(model, x_tr, y_tr, epochs=epochs, lr=lr, seed=seed)
+    torch.set_num_threads(threads)
+    save_set(name, x_tr, x_te, y_te, torch_export(model))
+
+
 def breast_cancer_dead():
     """breast_cancer_mlp's layers trained otherwise (seed 511, lr 3e-3, one thread): on most
     benign samples every second-layer ReLU is 0, so the logits are the last Gemm's bias alone
     (-1.6, 1.5). Rounded to the 6 bits of a 2^18-wide range, both bias values used to land on the
     same multiple and tie, and argmax read class 0: clear accuracy 0.374 against the float 0.971
     (CI met a model like it). The output lookup's grid is now shifted to hold such values."""
-    data = load_breast_cancer()
-    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
-                                              random_state=SEED, stratify=data.target)
-    sc = StandardScaler().fit(x_tr)
-    x_tr, x_te = sc.transform(x_tr).astype(np.float32), sc.transform(x_te).astype(np.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the float sums' order, and so the weights, depend on it
-    torch.manual_seed(511)
-    model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
-    fit(model, x_tr, y_tr, epochs=60, lr=3e-3, seed=511)
-    torch.set_num_threads(threads)
-    save_set("breast_cancer_dead", x_tr, x_te, y_te, torch_export(model))
+    mlp_one_thread("breast_cancer_dead", seed=511, lr=3e-3, epochs=60)
 
 
 def breast_cancer_heavy():
@@ -137,18 +148,7 @@ def breast_cancer_heavy():
     bits (the default ceiling, N <= 2^13) leave the common values a few levels: clear accuracy 0.74
     against the float 0.988, agreement with float 76% on the inputset. raise_log2_N
     (--raise-log2-n 15) compiles it again at 2^14 and 2^15, where it agrees on 98.2%."""
-    data = load_breast_cancer()
-    x_tr, x_te, y_tr, y_te = train_test_split(data.data, data.target, test_size=0.3,
-                                              random_state=SEED, stratify=data.target)
-    sc = StandardScaler().fit(x_tr)
-    x_tr, x_te = sc.transform(x_tr).astype(np.float32), sc.transform(x_te).astype(np.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(30)
-    model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
-    fit(model, x_tr, y_tr, epochs=60, lr=3e-2, seed=30)
-    torch.set_num_threads(threads)
-    save_set("breast_cancer_heavy", x_tr, x_te, y_te, torch_export(model))
+    mlp_one_thread("breast_cancer_heavy", seed=30, lr=3e-2, epochs=60)
 
 
 class TwoInputMLP(nn.Module):
