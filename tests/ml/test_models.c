@@ -484,7 +484,7 @@ static void check_clear_input(const char *root)
     veil_array_free(&tr), veil_array_free(&te);
 }
 
-/* clear accuracy on the test set, simulate's too */
+/* clear accuracy on the test set, and simulate's (the mean of 40 seeded runs) */
 static void accuracies(veil_model *m, const veil_array *te, const veil_array *lab, double *ac, double *as)
 {
     int64_t n = te->shape[0], isz = veil_model_input_size(m), osz = veil_model_output_size(m);
@@ -493,10 +493,19 @@ static void accuracies(veil_model *m, const veil_array *te, const veil_array *la
     for (int64_t i = 0; i < n && osz <= 16; i++) {
         CHECK_OK(veil_model_forward(m, VEIL_MODE_CLEAR, te->data + i * isz, y));
         okc += argmax(y, osz) == (int)lab->data[i];
-        CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, te->data + i * isz, y));
-        oks += argmax(y, osz) == (int)lab->data[i];
     }
-    *ac = (double)okc / (double)n, *as = (double)oks / (double)n;
+    /* simulate's accuracy is a random variable: its mean over 40 seeded runs (0.2 s). One
+     * unseeded run of 171 samples fell 1.2 points below clear in CI; the mean of 40 sits 0.5
+     * below, and its standard deviation is near 0.1 point */
+    for (uint8_t r = 0; r < 40; r++) {
+        uint8_t sd[VEIL_SEED_BYTES] = {42, r};
+        CHECK_OK(veil_model_seed_simulation(m, sd));
+        for (int64_t i = 0; i < n && osz <= 16; i++) {
+            CHECK_OK(veil_model_forward(m, VEIL_MODE_SIMULATE, te->data + i * isz, y));
+            oks += argmax(y, osz) == (int)lab->data[i];
+        }
+    }
+    *ac = (double)okc / (double)n, *as = (double)oks / (40.0 * (double)n);
 }
 
 /* raise_log2_N: the MLP trained hard misses min_agreement at the default ceiling (N <= 2^13) and
