@@ -7,6 +7,7 @@
 
 #include "../core/strbuf.h"
 #include "quant.h"
+#include "tree.h"
 
 #define MAX_TABLE_ENTRIES ((int64_t)1 << 17)
 #define MAX_TABLE_CELLS ((int64_t)1 << 26)
@@ -61,6 +62,8 @@ typedef struct {
     veil_sb rlog; /* one line per rounded lookup */
     int whole_range; /* 1: automatic rounding over the whole tensor's range, not per channel */
     unsigned max_bits;
+    const double *inputset; /* the float inputset, ns rows of `stride` (every input's values) */
+    size_t stride;
     char *err;
     size_t errlen;
     veil_status st;
@@ -100,5 +103,6 @@ int mq_fn_append(qctx *Q, int qi, const ml_node *n, int pos);
 int mq_binary_dyn(qctx *Q, const ml_node *n);
 int mq_tree_bits(int n);
 int mq_do_trees(qctx *Q, const ml_node *n, int ii);
+size_t mq_tree_grid(const ml_trees *tr, int64_t f, double *xs, size_t n, double M, double *lo, double *scale, size_t *even);
 
 #endif

@@ -14,6 +14,96 @@
  * op_weights, 6 each (Concrete ML's tree default) while n_bits is left at veil's default 8. */
 int mq_tree_bits(int n) { return n == 8 ? 6 : n; }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* samples of sorted xs[0..n) below v (strictly, or at most v when `le`) */
+static size_t count_below(const double *xs, size_t n, double v, int le)
+{
+    size_t a = 0, b = n;
+    while (a < b) {
+        size_t c = a + (b - a) / 2;
+        if (le ? xs[c] <= v : xs[c] < v) a = c + 1;
+        else b = c;
+    }
+    return a;
+}
+
+/* Where the grid (q = round((x − lo)·s) in [0, M]) puts a threshold t: the samples of the bin
+ * holding t are all sent one way, its table reading q ≤ T with T that bin (q_t) or the one below.
+ * T goes with the bin's inputset samples: `below` of them on the float test's true side (x ≤ t,
+ * or x < t when strict), `above` on its false side; with as many each way (none, say), the
+ * nearest edge: T = round(t') (strict: ceil(t' + 1/2) − 1), t' = (t − lo)·s, within [−1, M].
+ * A strict threshold at a value samples take (XGBoost splits at x < x_i) sends them to the false
+ * side; the nearest edge would send every one of them the wrong way. */
+static int64_t tree_T(double t, int strict, double lo, double s, double M, size_t below, size_t above)
+{
+    double tq = (t - lo) * s, qt = fmin(fmax(floor(tq + 0.5), 0), M);
+    if (below != above) return (int64_t)(below > above ? qt : qt - 1);
+    double T = strict ? ceil(tq + 0.5) - 1 : floor(tq + 0.5);
+    return (int64_t)(T < -1 ? -1 : T > M ? M : T);
+}
+
+/* Comparisons of feature f that its grid decides otherwise than the float model on the sorted
+ * samples xs: at each node, the fewer of its bin's samples on either side of its threshold (the
+ * bins below and above it are decided right). */
+static size_t grid_mismatches(const ml_trees *tr, int64_t f, const double *xs, size_t n, double M, double lo, double s)
+{
+    size_t miss = 0;
+    for (int64_t i = 0; i < tr->n; i++) {
+        if (tr->mode[i] == ML_TREE_LEAF || tr->feature[i] != f) continue;
+        double t = tr->value[i], qt = fmin(fmax(floor((t - lo) * s + 0.5), 0), M);
+        int strict = tr->mode[i] == ML_TREE_LT || tr->mode[i] == ML_TREE_GTE;
+        size_t b0 = qt > 0 ? count_below(xs, n, lo + (qt - 0.5) / s, 0) : 0;
+        size_t b1 = qt < M ? count_below(xs, n, lo + (qt + 0.5) / s, 0) : n;
+        size_t bt = count_below(xs, n, t, !strict);
+        bt = bt < b0 ? b0 : bt > b1 ? b1 : bt;
+        miss += bt - b0 < b1 - bt ? bt - b0 : b1 - bt;
+    }
+    return miss;
+}
+
+/* The client's grid of one tree-ensemble feature: q = round((x − lo)·scale), clamped to [0, M].
+ * Beyond its lowest and highest thresholds a feature decides nothing more, so the grid spans the
+ * thresholds (one step of margin each side) within the inputset's range. A threshold inside a bin
+ * sends part of that bin's samples the wrong way (tree_T): among grids whose M + 1 bins still span
+ * that range (M − 6 to M − 1 steps between its ends, shifted by fractions of a step), the one that
+ * decides the fewest of the inputset's comparisons otherwise than the float model is kept.
+ * xs: the feature's n inputset values (sorted here). Returns those comparisons; *even: as many on
+ * the grid spread evenly over the span. */
+size_t mq_tree_grid(const ml_trees *tr, int64_t f, double *xs, size_t n, double M, double *lo_out, double *scale_out,
+                    size_t *even)
+{
+    double lo = INFINITY, hi = -INFINITY, tlo = INFINITY, thi = -INFINITY;
+    for (size_t j = 0; j < n; j++) lo = fmin(lo, xs[j]), hi = fmax(hi, xs[j]);
+    for (int64_t i = 0; i < tr->n; i++)
+        if (tr->mode[i] != ML_TREE_LEAF && tr->feature[i] == f) tlo = fmin(tlo, tr->value[i]), thi = fmax(thi, tr->value[i]);
+    double a = fmax(lo, tlo), b = fmin(hi, thi);
+    if (tlo <= thi) {
+        double h = thi > tlo ? (thi - tlo) / (M - 2) : fmax(fabs(tlo), 1) * 1e-3;
+        lo = fmax(lo, tlo - h), hi = fmin(hi, thi + h);
+        if (!(hi > lo)) lo = tlo - h, hi = thi + h;
+    }
+    *lo_out = isfinite(lo) ? lo : 0;
+    *scale_out = isfinite(lo) && isfinite(hi) && hi > lo ? M / (hi - lo) : 1;
+    qsort(xs, n, sizeof *xs, cmp_double);
+    size_t best = grid_mismatches(tr, f, xs, n, M, *lo_out, *scale_out);
+    *even = best;
+    if (!(tlo <= thi) || !(b > a) || M < 8) return best;
+    for (int ik = 0; ik <= 40 && best > 0; ik++) {
+        double k = (M - 1) - 5.0 * ik / 40, step = (b - a) / k;
+        for (int ia = 0; ia < 40 && best > 0; ia++) {
+            double l = a - step * (0.5 + (M - k - 0.5) * ia / 40.0);
+            size_t c = grid_mismatches(tr, f, xs, n, M, l, 1 / step);
+            if (c < best) best = c, *lo_out = l, *scale_out = 1 / step;
+        }
+    }
+    return best;
+}
+
 /* TreeScores on model input `ii`, which the client quantizes per feature to [0, M] (its Scaler-like
  * pre-transform maps each feature's inputset range there). Each internal node i compares
  * q[feature_i] with its quantized threshold T_i: one lookup with a table of its own, [q ≤ T_i] (a
@@ -68,15 +158,24 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     neg = veil_calloc((size_t)ni, sizeof(int));
     W = veil_calloc((size_t)(nl * TT), sizeof(int64_t));
     if (!T || !neg || !W || ml_tensor_alloc(&Wr, 2, (int64_t[]){nl, TT}) != VEIL_OK) goto nomem;
+    size_t xoff = 0; /* input ii's first value in an inputset row */
+    for (int j = 0; j < ii; j++) xoff += (size_t)Q->fg->input_shapes[j].size;
     for (int64_t i = 0; i < t.n; i++) {
         int64_t k = node_of[i];
         if (k < 0) continue;
         int64_t f = t.feature[i];
-        double tq = (t.value[i] - in->pre_off[f]) * in->pre_scale[f]; /* the threshold on the client's grid */
-        int strict = t.mode[i] == ML_TREE_LT || t.mode[i] == ML_TREE_GTE; /* x < t is q ≤ ceil(t' + 1/2) − 1 */
-        double Tq = strict ? ceil(tq + 0.5) - 1 : floor(tq + 0.5);
+        double lo = in->pre_off[f], s = in->pre_scale[f], tv = t.value[i];
+        double qt = fmin(fmax(floor((tv - lo) * s + 0.5), 0), (double)M); /* the bin holding the threshold */
+        int strict = t.mode[i] == ML_TREE_LT || t.mode[i] == ML_TREE_GTE; /* GTE and GT: negations of LT and LEQ */
+        size_t below = 0, above = 0;
+        for (size_t sm = 0; sm < Q->ns; sm++) {
+            if (X->cal[sm].data[f] != qt) continue;
+            double x = Q->inputset[sm * Q->stride + xoff + (size_t)f];
+            if (strict ? x < tv : x <= tv) below++;
+            else above++;
+        }
         neg[k] = t.mode[i] == ML_TREE_GTE || t.mode[i] == ML_TREE_GT;
-        T[k] = Tq < -1 ? -1 : Tq > (double)M ? M : (int64_t)Tq;
+        T[k] = tree_T(tv, strict, lo, s, (double)M, below, above);
     }
     /* the nodes with leaf children ("leaf parents", one column each) and each leaf's place: true
      * children first, then false ones */

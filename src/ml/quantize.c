@@ -520,6 +520,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
     /* the inputs: quantized by the client, each with the model's own first Quant node when there is one */
     int64_t total = 0;
     for (int i = 0; i < fg->ninputs; i++) total += fg->input_shapes[i].size;
+    Q.inputset = inputset, Q.stride = (size_t)total;
     out->inputset_q = veil_malloc(sizeof(int64_t) * nsamples * (size_t)total + 1);
     if (!out->inputset_q) mq_failf(&Q, VEIL_ERR_NOMEM, "out of memory");
     veil_sb_printf(&Q.rep, "%-28s %-18s %-10s %s", "node", "op", "what", "range");
@@ -535,9 +536,9 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
         pre_node[ii] = -1;
         tree_in[ii] = 0;
         if (use_count(fg, fg->inputs[ii]) != 1 || F > ML_PRE_MAX) continue;
-        /* an input that only a tree ensemble reads: quantized per feature, each feature's inputset
-         * range mapped to [0, 2^bits − 1] on the client (Concrete ML quantizes tree inputs per
-         * feature) */
+        /* an input that only a tree ensemble reads: quantized per feature on the client, each
+         * feature on a grid of 2^bits levels chosen for its thresholds (mq_tree_grid; Concrete ML
+         * quantizes tree inputs per feature over their range) */
         for (int k = 0; k < fg->nnodes && ish->size == F; k++) {
             const ml_node *n = &fg->nodes[k];
             if (n->op != ML_OP_TREE_SCORES || n->in[0] != fg->inputs[ii]) continue;
@@ -546,24 +547,26 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             double M = ldexp(1, mq_tree_bits(o->n_bits.op_inputs)) - 1;
             ml_trees tr;
             if (ml_trees_parse(n, &tr, err, errlen) != VEIL_OK) break; /* refused again, with its reason, by the walk */
-            for (int64_t f = 0; f < F; f++) {
-                double lo = INFINITY, hi = -INFINITY, tlo = INFINITY, thi = -INFINITY;
-                for (size_t sm = 0; sm < nsamples; sm++) {
-                    double v = inputset[sm * (size_t)total_in + (size_t)off + (size_t)f];
-                    lo = fmin(lo, v), hi = fmax(hi, v);
-                }
-                for (int64_t i = 0; i < tr.n; i++)
-                    if (tr.mode[i] != ML_TREE_LEAF && tr.feature[i] == f) tlo = fmin(tlo, tr.value[i]), thi = fmax(thi, tr.value[i]);
-                /* beyond its lowest and highest thresholds a feature decides nothing more: the
-                 * grid spans the thresholds (one step of margin each side) within the inputset's range */
-                if (tlo <= thi) {
-                    double h = thi > tlo ? (thi - tlo) / (M - 2) : fmax(fabs(tlo), 1) * 1e-3;
-                    lo = fmax(lo, tlo - h), hi = fmin(hi, thi + h);
-                    if (!(hi > lo)) lo = tlo - h, hi = thi + h;
-                }
-                in->pre_off[f] = isfinite(lo) ? lo : 0;
-                in->pre_scale[f] = isfinite(lo) && isfinite(hi) && hi > lo ? M / (hi - lo) : 1;
+            double *xs = veil_malloc(sizeof(double) * nsamples + 1);
+            if (!xs) {
+                ml_trees_free(&tr);
+                mq_failf(&Q, VEIL_ERR_NOMEM, "out of memory");
+                break;
             }
+            size_t miss = 0, even = 0, ncmp = 0;
+            for (int64_t f = 0; f < F; f++) {
+                size_t e = 0;
+                for (size_t sm = 0; sm < nsamples; sm++) xs[sm] = inputset[sm * (size_t)total_in + (size_t)off + (size_t)f];
+                miss += mq_tree_grid(&tr, f, xs, nsamples, M, &in->pre_off[f], &in->pre_scale[f], &e);
+                even += e;
+            }
+            for (int64_t i = 0; i < tr.n; i++) ncmp += tr.mode[i] != ML_TREE_LEAF;
+            veil_sb_printf(&Q.rlog,
+                           "input '%s': %lld features on %d-bit grids aligned to the trees' thresholds: %zu of %zu "
+                           "inputset comparisons go the other way than in the float model (%zu on even grids)\n",
+                           fg->values[fg->inputs[ii]].name, (long long)F, mq_tree_bits(o->n_bits.op_inputs), miss,
+                           ncmp * nsamples, even);
+            veil_free(xs);
             ml_trees_free(&tr);
             in->npre = (int)F;
             tree_in[ii] = (int)M;
