@@ -34,18 +34,17 @@ def r2(y, p):
 
 # (class, parameters, tolerance below the float model's score). Classifiers: accuracy within 1
 # point. Regressors: R² within 1 point (the tree ensembles at Concrete ML's default of 6 bits lost
-# 1.3 and 2.7 points on grids spread evenly over each feature; on grids aligned to their thresholds,
-# each threshold's bin sent the way most of its samples go, +0.2 and -0.2); except the QAT MLP
-# classifier, whose accumulators veil rounds approximately to 6 bits by default: its
-# simulated accuracy over 5 seeds is 0.930-0.953 against the float model's 0.947 (one of the 171
-# test samples is 0.58 points).
+# 1.3 and 3.0 points on grids spread evenly over each feature; on grids aligned to their thresholds,
+# each threshold's bin sent the way most of its samples go, +0.2 and -0.2). The QAT MLP classifier's
+# accumulators are rounded approximately to 6 bits by default, so its simulated accuracy is a random
+# variable: over 20 seeds 0.9474-0.9532 (mean 0.9506) against the float model's 0.9474.
 CASES = [
     (S.LogisticRegression, {}, 0.01),
     (S.DecisionTreeClassifier, {"max_depth": 5, "random_state": 7}, 0.01),
     (S.RandomForestClassifier, {"n_estimators": 20, "max_depth": 4, "random_state": 7}, 0.01),
     (S.XGBClassifier, {"n_estimators": 20, "max_depth": 3, "random_state": 7, "n_jobs": 1}, 0.01),
     (S.NeuralNetClassifier, {"n_hidden_neurons_multiplier": 1, "max_epochs": 60, "lr": 0.01, "random_state": 7},
-     0.02),
+     0.01),
     (S.LinearRegression, {}, 0.01),
     (S.Ridge, {"alpha": 1.0}, 0.01),
     (S.DecisionTreeRegressor, {"max_depth": 4, "random_state": 7}, 0.01),
