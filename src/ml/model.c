@@ -363,6 +363,8 @@ static veil_status compile_once(const uint8_t *onnx, size_t len, const double *i
         veil_circuit_bind_model(m->circuit, id);
     m->nin = a.q.nin;
     m->nout = a.q.nout;
+    m->tree_bits = a.q.tree_bits;
+    m->nrounded = a.q.nrounded;
     memcpy(m->in, a.q.in, sizeof m->in);
     memcpy(m->out, a.q.out, sizeof m->out);
     ml_model_totals(m);
@@ -408,14 +410,22 @@ static veil_status compile_once(const uint8_t *onnx, size_t len, const double *i
             veil_sb_printf(&log, "; clear outputs' relative error against the float model's: %.2f%% of their spread "
                                  "(RMS, %zu samples of the inputset)\n",
                            100 * ac->rel_error, ac->samples);
+        /* what would help: a ceiling raised for wider roundings, or for a tree ensemble (nothing to
+         * round) wider comparisons, which need the ceiling raised too */
+        char fix[200];
+        if (m->tree_bits && !nr)
+            snprintf(fix, sizeof fix, "give the trees' comparisons more bits (--n-bits %d, whose lookups need a higher "
+                                      "--max-log2-n; or let --raise-log2-n do both)", m->tree_bits + 1);
+        else
+            snprintf(fix, sizeof fix, "raise max_log2_N (--max-log2-n, or let --raise-log2-n do it), n_bits or p_error");
         if (ac->classifier && ac->agreement < o.min_agreement)
             veil_sb_printf(&log, "warning: the compiled model agrees with the float model on only %.1f%% of the "
-                                 "inputset (threshold %.1f%%): raise max_log2_N (--max-log2-n, or let --raise-log2-n do it), n_bits or p_error\n",
-                           100 * ac->agreement, 100 * o.min_agreement);
+                                 "inputset (threshold %.1f%%): %s\n",
+                           100 * ac->agreement, 100 * o.min_agreement, fix);
         else if (!ac->classifier && ac->rel_error > 1 - o.min_agreement)
             veil_sb_printf(&log, "warning: the compiled model's relative error against the float model is %.2f%% "
-                                 "(threshold %.1f%%): raise max_log2_N (--max-log2-n, or let --raise-log2-n do it), n_bits or p_error\n",
-                           100 * ac->rel_error, 100 * (1 - o.min_agreement));
+                                 "(threshold %.1f%%): %s\n",
+                           100 * ac->rel_error, 100 * (1 - o.min_agreement), fix);
         veil_sb_printf(&rep, "%s", log.len ? log.s : "");
     }
     m->report = veil_sb_take(&rep);
@@ -473,17 +483,23 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
                    a0->classifier ? "agreement" : "relative error",
                    100 * (a0->classifier ? a0->agreement : a0->rel_error));
     int met = 0;
-    for (int L = opts->max_log2_N + 1; L <= opts->raise_log2_N && !met; L++) {
+    /* a tree ensemble has nothing to round: a higher ceiling serves its comparisons one more bit
+     * when n_bits was left to the default (6 bits, 7 at N = 2^14 for the bundled ones; 9 needs
+     * 2^16 and 20 GB of keys, and brought rf_diabetes no closer to float than 7) */
+    int tree = best->tree_bits && !best->nrounded && opts->n_bits.op_inputs == 8 && opts->n_bits.op_weights == 8;
+    for (int L = opts->max_log2_N + 1; L <= opts->raise_log2_N && !met && (!tree || L == opts->max_log2_N + 1); L++) {
         veil_model_options o = *opts;
         o.max_log2_N = L;
         o.raise_log2_N = 0;
+        if (tree) o.n_bits.op_inputs = o.n_bits.op_weights = best->tree_bits + 1;
         veil_model *m = NULL;
         if (compile_once(onnx, len, inputset, nsamples, sample_size, &o, &m) != VEIL_OK) {
             veil_sb_printf(&tried, ", at 2^%d no compile (%s)", L, veil_model_last_error());
             break;
         }
         met = meets(m, opts->min_agreement, &score);
-        veil_sb_printf(&tried, ", at 2^%d %.2f%%", L, 100 * (m->acc.classifier ? m->acc.agreement : m->acc.rel_error));
+        veil_sb_printf(&tried, ", at 2^%d%s %.2f%%", L, tree ? " (the trees' comparisons at one more bit)" : "",
+                       100 * (m->acc.classifier ? m->acc.agreement : m->acc.rel_error));
         if (score > best_score) {
             veil_model_free(best);
             best = m, best_score = score;

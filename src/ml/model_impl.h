@@ -17,6 +17,8 @@ struct veil_model {
     char *compile_log;       /* automatic rounding's lines (NULL for a loaded model) */
     veil_model_accuracy acc; /* its check against the float model */
     unsigned max_bits;
+    int tree_bits; /* compiled: a tree ensemble's input bits, 0 without one (or loaded) */
+    int nrounded;  /* compiled: accumulators automatic rounding rounded */
     veil_secret_key *sk;
     veil_eval_keys *ek;
     veil_rng *rng; /* simulation noise */

@@ -67,6 +67,7 @@ typedef struct {
     /* automatic rounding (rounding_bits with auto_rounding): one line per rounded lookup */
     char *rounding_log;
     int nrounded;
+    int tree_bits; /* a tree ensemble's input bits (its comparisons' lookups), 0 without one */
     /* an output is a linear form wider than rounding_bits: it can be decrypted at full precision
      * (output_lookup 0) or rounded to its high bits by one lookup per element (output_lookup 1) */
     int output_choice;

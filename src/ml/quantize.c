@@ -570,6 +570,7 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
             ml_trees_free(&tr);
             in->npre = (int)F;
             tree_in[ii] = (int)M;
+            out->tree_bits = mq_tree_bits(o->n_bits.op_inputs);
             break;
         }
         if (tree_in[ii]) continue;

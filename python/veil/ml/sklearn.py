@@ -191,7 +191,9 @@ class _Wrapped(_FHEModel, BaseEstimator):
 
 
 class _Tree(_Wrapped):
-    _default_n_bits = {"op_inputs": 6, "op_leaves": 6}
+    # veil's default, which gives trees Concrete ML's {"op_inputs": 6, "op_leaves": 6}, and one bit
+    # more when compile(X, raise_log2_n=14) must raise the ceiling to meet min_agreement
+    _default_n_bits = 8
 
 
 class _XGB(_Tree):
