@@ -374,6 +374,7 @@ veil_status veil_compile(veil_graph *g, const int64_t *const *inputset, size_t n
         }
         for (size_t i = 0; i < g->count; i++) {
             veil_node_rec *n = &g->nodes[i];
+            if (n->op == VEIL_OP_CONST && n->has_bounds) continue; /* its bounds are its values' */
             for (int64_t e = 0; e < n->size; e++) {
                 int64_t v = vals[i][e];
                 if (!n->has_bounds) n->lo = n->hi = v, n->has_bounds = 1;

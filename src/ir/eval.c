@@ -240,7 +240,7 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
     int64_t *ia = NULL, *ib = NULL;
     switch (n->op) {
     case VEIL_OP_INPUT: return VEIL_OK; /* filled by the caller */
-    case VEIL_OP_CONST: memcpy(out, n->data, sizeof(int64_t) * (size_t)n->size); return VEIL_OK;
+    case VEIL_OP_CONST: return VEIL_OK; /* vals[id] is the node's own data (eval_some) */
     case VEIL_OP_ADD: case VEIL_OP_SUB: case VEIL_OP_MUL: case VEIL_OP_LT: case VEIL_OP_LE: case VEIL_OP_GT:
     case VEIL_OP_GE: case VEIL_OP_EQ: case VEIL_OP_NE: case VEIL_OP_MIN: case VEIL_OP_MAX:
         ia = veil_malloc(sizeof(int64_t) * (size_t)n->size);
@@ -264,12 +264,17 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
     case VEIL_OP_MATMUL: case VEIL_OP_DOT: {
         const veil_node_rec *x = &g->nodes[n->in[0]], *y = &g->nodes[n->in[1]];
         int64_t M = x->ndim == 2 ? x->shape[0] : 1, K = y->shape[0], P = y->ndim == 2 ? y->shape[1] : 1;
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < P; j++) {
-                int64_t acc = 0;
-                for (int64_t k = 0; k < K; k++) acc = veil_wadd(acc, veil_wmul(a[i * K + k], b[k * P + j]));
-                out[i * P + j] = acc;
+        /* row by row of b, skipping a's zeros (a tree ensemble's comparisons and leaves are mostly
+         * 0): the same wrapping sums in another order */
+        for (int64_t i = 0; i < M; i++) {
+            int64_t *o = out + i * P;
+            for (int64_t j = 0; j < P; j++) o[j] = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t v = a[i * K + k], *row = b + k * P;
+                if (v == 0) continue;
+                for (int64_t j = 0; j < P; j++) o[j] = veil_wadd(o[j], veil_wmul(v, row[j]));
             }
+        }
         break;
     }
     case VEIL_OP_SUM: {
@@ -304,7 +309,8 @@ static veil_status eval_node(const veil_graph *g, int id, int64_t **vals)
 void veil_ir_vals_free(const veil_graph *g, int64_t **vals)
 {
     if (!vals) return;
-    for (size_t i = 0; i < g->count; i++) veil_free(vals[i]);
+    for (size_t i = 0; i < g->count; i++)
+        if (vals[i] != g->nodes[i].data) veil_free(vals[i]); /* a constant's values are borrowed */
     veil_free(vals);
 }
 
@@ -316,8 +322,13 @@ static veil_status eval_some(const veil_graph *g, const int64_t *const *inputs, 
     int64_t **vals = veil_calloc(g->count ? g->count : 1, sizeof *vals);
     if (!vals) return VEIL_ERR_NOMEM;
     veil_status st = VEIL_OK;
-    for (size_t i = 0; i < g->count && st == VEIL_OK; i++)
-        if (!(vals[i] = veil_calloc((size_t)g->nodes[i].size, sizeof(int64_t)))) st = VEIL_ERR_NOMEM;
+    /* a constant is not copied for each evaluation (a tree ensemble's matrices reach 10^7 entries):
+     * its values are the node's own, read only */
+    for (size_t i = 0; i < g->count && st == VEIL_OK; i++) {
+        const veil_node_rec *n = &g->nodes[i];
+        if (n->op == VEIL_OP_CONST && n->data) vals[i] = n->data;
+        else if (!(vals[i] = veil_calloc((size_t)n->size, sizeof(int64_t)))) st = VEIL_ERR_NOMEM;
+    }
     for (size_t i = 0; i < g->ninputs && st == VEIL_OK; i++) {
         const veil_node_rec *n = &g->nodes[g->inputs[i]];
         if (clear_only && n->enc) continue;

@@ -128,7 +128,8 @@ VEIL_NODISCARD veil_status veil_ir_clone(const veil_graph *g, veil_graph **out);
 VEIL_NODISCARD veil_status veil_ir_eval_clear(const veil_graph *g, const int64_t *const *inputs, int64_t ***vals,
                                               int *bad_node);
 
-/* Evaluate every node; vals[i] (caller frees each with veil_free, then the array) has size nodes[i].
+/* Evaluate every node; vals[i] has size nodes[i] (veil_ir_vals_free frees them: a constant's are its
+ * own data, read only).
  * On VEIL_ERR_EVAL, *bad_node names the failing node. */
 VEIL_NODISCARD veil_status veil_ir_eval_all(const veil_graph *g, const int64_t *const *inputs, int64_t ***vals,
                                             int *bad_node);

@@ -47,19 +47,18 @@ static int64_t tree_T(double t, int strict, double lo, double s, double M, size_
     return (int64_t)(T < -1 ? -1 : T > M ? M : T);
 }
 
-/* Comparisons of feature f that its grid decides otherwise than the float model on the sorted
- * samples xs: at each node, the fewer of its bin's samples on either side of its threshold (the
- * bins below and above it are decided right). */
-static size_t grid_mismatches(const ml_trees *tr, int64_t f, const double *xs, size_t n, double M, double lo, double s)
+/* Comparisons of one feature (its nt thresholds tv, strict ones flagged) that its grid decides
+ * otherwise than the float model on the sorted samples xs: at each node, the fewer of its bin's
+ * samples on either side of its threshold (the bins below and above it are decided right). */
+static size_t grid_mismatches(const double *tv, const uint8_t *strict, size_t nt, const double *xs, size_t n, double M,
+                              double lo, double s)
 {
     size_t miss = 0;
-    for (int64_t i = 0; i < tr->n; i++) {
-        if (tr->mode[i] == ML_TREE_LEAF || tr->feature[i] != f) continue;
-        double t = tr->value[i], qt = fmin(fmax(floor((t - lo) * s + 0.5), 0), M);
-        int strict = tr->mode[i] == ML_TREE_LT || tr->mode[i] == ML_TREE_GTE;
+    for (size_t i = 0; i < nt; i++) {
+        double t = tv[i], qt = fmin(fmax(floor((t - lo) * s + 0.5), 0), M);
         size_t b0 = qt > 0 ? count_below(xs, n, lo + (qt - 0.5) / s, 0) : 0;
         size_t b1 = qt < M ? count_below(xs, n, lo + (qt + 0.5) / s, 0) : n;
-        size_t bt = count_below(xs, n, t, !strict);
+        size_t bt = count_below(xs, n, t, !strict[i]);
         bt = bt < b0 ? b0 : bt > b1 ? b1 : bt;
         miss += bt - b0 < b1 - bt ? bt - b0 : b1 - bt;
     }
@@ -90,17 +89,29 @@ size_t mq_tree_grid(const ml_trees *tr, int64_t f, double *xs, size_t n, double 
     *lo_out = isfinite(lo) ? lo : 0;
     *scale_out = isfinite(lo) && isfinite(hi) && hi > lo ? M / (hi - lo) : 1;
     qsort(xs, n, sizeof *xs, cmp_double);
-    size_t best = grid_mismatches(tr, f, xs, n, M, *lo_out, *scale_out);
+    size_t nt = 0;
+    for (int64_t i = 0; i < tr->n; i++) nt += tr->mode[i] != ML_TREE_LEAF && tr->feature[i] == f;
+    double *tv = veil_malloc(sizeof(double) * nt + 1);
+    uint8_t *strict = veil_malloc(nt + 1);
+    if (!tv || !strict) { /* the even grid, uncounted */
+        veil_free(tv), veil_free(strict);
+        return *even = 0;
+    }
+    nt = 0;
+    for (int64_t i = 0; i < tr->n; i++)
+        if (tr->mode[i] != ML_TREE_LEAF && tr->feature[i] == f)
+            tv[nt] = tr->value[i], strict[nt++] = tr->mode[i] == ML_TREE_LT || tr->mode[i] == ML_TREE_GTE;
+    size_t best = grid_mismatches(tv, strict, nt, xs, n, M, *lo_out, *scale_out);
     *even = best;
-    if (!(tlo <= thi) || !(b > a) || M < 8) return best;
-    for (int ik = 0; ik <= 40 && best > 0; ik++) {
+    for (int ik = 0; ik <= 40 && best > 0 && tlo <= thi && b > a && M >= 8; ik++) {
         double k = (M - 1) - 5.0 * ik / 40, step = (b - a) / k;
         for (int ia = 0; ia < 40 && best > 0; ia++) {
             double l = a - step * (0.5 + (M - k - 0.5) * ia / 40.0);
-            size_t c = grid_mismatches(tr, f, xs, n, M, l, 1 / step);
+            size_t c = grid_mismatches(tv, strict, nt, xs, n, M, l, 1 / step);
             if (c < best) best = c, *lo_out = l, *scale_out = 1 / step;
         }
     }
+    veil_free(tv), veil_free(strict);
     return best;
 }
 
@@ -125,7 +136,7 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     int64_t F = X->ndim ? X->shape[X->ndim - 1] : 1, M = (int64_t)in->q.qmax;
     int r = -1;
     int64_t *T = NULL, *B = NULL, *Lc = NULL, *W = NULL, *node_of = NULL, *leaf_of = NULL, *parent = NULL;
-    int64_t *col_of = NULL, *pos_of = NULL;
+    int64_t *col_of = NULL, *pos_of = NULL, *cnz = NULL, *nzk = NULL, *nzv = NULL;
     int *leaf_parts = NULL;
     int *neg = NULL;
     ml_tensor Wr = {0};
@@ -287,7 +298,31 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
     /* calibration: the integer pipeline on each inputset sample */
     int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
     int64_t *lev = veil_malloc(sizeof(int64_t) * (size_t)(ni + nl + 1));
-    if (!lev) goto nomem;
+    /* B by columns, its nonzeros alone (a column: the nodes on one path, at most the depth) */
+    int64_t nnz = 0;
+    for (int64_t z = 0; z < ni * np; z++) nnz += B[z] != 0;
+    cnz = veil_calloc((size_t)np + 1, sizeof(int64_t));
+    nzk = veil_malloc(sizeof(int64_t) * (size_t)nnz + 1);
+    nzv = veil_malloc(sizeof(int64_t) * (size_t)nnz + 1);
+    if (!lev || !cnz || !nzk || !nzv) {
+        veil_free(lev);
+        goto nomem;
+    }
+    for (int64_t k = 0; k < ni; k++)
+        for (int64_t j = 0; j < np; j++) cnz[j + 1] += B[k * np + j] != 0;
+    for (int64_t j = 0; j < np; j++) cnz[j + 1] += cnz[j];
+    {
+        int64_t *fill = veil_malloc(sizeof(int64_t) * (size_t)np + 1);
+        if (!fill) {
+            veil_free(lev);
+            goto nomem;
+        }
+        memcpy(fill, cnz, sizeof(int64_t) * (size_t)np);
+        for (int64_t k = 0; k < ni; k++)
+            for (int64_t j = 0; j < np; j++)
+                if (B[k * np + j]) nzk[fill[j]] = k, nzv[fill[j]++] = B[k * np + j];
+        veil_free(fill);
+    }
     for (size_t sm = 0; sm < Q->ns; sm++) {
         const double *xq = Q->qv[qx].cal[sm].data; /* scale 1, zero point 0: the integers */
         ml_tensor *c = &Q->qv[r].cal[sm];
@@ -306,13 +341,13 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
         for (int64_t i = 0; i < t.n; i++) {
             if (leaf_of[i] < 0) continue;
             int64_t j = col_of[parent[i]], acc = -Lc[j];
-            for (int64_t k = 0; k < ni; k++) acc += B[k * np + j] * lev[k];
+            for (int64_t z = cnz[j]; z < cnz[j + 1]; z++) acc += nzv[z] * lev[nzk[z]];
             lo[1] = acc < lo[1] ? acc : lo[1], hi[1] = acc > hi[1] ? acc : hi[1];
             lev[ni + pos_of[i]] = acc == off + (t.t[parent[i]] == i ? 1 : 0);
         }
         for (int64_t k = 0; k < TT; k++) {
             int64_t acc = 0;
-            for (int64_t l = 0; l < nl; l++) acc += lev[ni + l] * W[l * TT + k];
+            for (int64_t l = 0; l < nl; l++) acc += lev[ni + l] ? W[l * TT + k] : 0;
             lo[2] = acc < lo[2] ? acc : lo[2], hi[2] = acc > hi[2] ? acc : hi[2];
             c->data[k] = wq.scale * (double)acc;
         }
@@ -323,7 +358,7 @@ int mq_do_trees(qctx *Q, const ml_node *n, int ii)
 out:
     ml_trees_free(&t);
     veil_free(T), veil_free(neg), veil_free(B), veil_free(Lc), veil_free(W), veil_free(node_of), veil_free(leaf_of), veil_free(parent);
-    veil_free(col_of), veil_free(pos_of), veil_free(leaf_parts);
+    veil_free(col_of), veil_free(pos_of), veil_free(leaf_parts), veil_free(cnz), veil_free(nzk), veil_free(nzv);
     ml_tensor_free(&Wr);
     return Q->st == VEIL_OK ? r : -1;
 nomem:
