@@ -35,6 +35,7 @@ struct veil_dist {
     char host[MPI_MAX_PROCESSOR_NAME + 1];
     char (*hosts)[64]; /* rank 0: every rank's host name */
     double timeout_s;
+    int equal_split; /* VEIL_MPI_SPLIT=equal: every live rank an equal share, whatever its speed */
     pthread_mutex_t lock;
     /* lookups per second of each rank on each partition's lookups (their costs differ by the
      * partition's N), 0 until measured */
@@ -198,6 +199,10 @@ veil_status veil_dist_init(int *argc, char ***argv, veil_dist **out)
     char *end;
     d->timeout_s = t && *t ? strtod(t, &end) : 120;
     if (!(d->timeout_s > 0) || d->timeout_s > 1e6) d->timeout_s = 120;
+    const char *sp = getenv("VEIL_MPI_SPLIT");
+    d->equal_split = sp && !strcmp(sp, "equal");
+    if (sp && *sp && strcmp(sp, "equal") && strcmp(sp, "speed") && d->rank == 0)
+        fprintf(stderr, "veil: MPI: VEIL_MPI_SPLIT=%s is neither 'speed' nor 'equal': splitting by speed\n", sp);
     pthread_mutex_init(&d->lock, NULL);
     d->stats.ranks = d->size;
     *out = d;
@@ -317,7 +322,7 @@ static veil_status spread(void *ctx, const veil_spread_batch *b)
     int nm = 0;
     for (int r = 0; r < R; r++)
         if (!d->dead[r] && rate[r] > 0) sum += rate[r], nm++;
-    for (int r = 0; r < R; r++) w[r] = d->dead[r] ? 0 : rate[r] > 0 ? rate[r] : nm ? sum / nm : 1;
+    for (int r = 0; r < R; r++) w[r] = d->dead[r] ? 0 : d->equal_split ? 1 : rate[r] > 0 ? rate[r] : nm ? sum / nm : 1;
     dist_split(b->njobs, R, w, first);
     dist_buf msg[VEIL_DIST_MAX_RANKS];
     memset(msg, 0, sizeof(dist_buf) * (size_t)R);
