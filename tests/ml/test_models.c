@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "params.h"
 #include "stable.h"
 #include "tfhe/serialize.h"
 #include "veil/client.h"
@@ -553,13 +554,7 @@ static void check_raise(const char *root)
         const char *log = veil_model_compile_log(m15);
         printf("breast_cancer_heavy: raise_log2_N 15: agreement %.4f, accuracy clear %.4f simulate %.4f\n%s",
                a15.agreement, ac, as, log);
-        const veil_circuit *c = veil_model_circuit(m15);
-        unsigned top = 0;
-        for (size_t j = 0; j < veil_circuit_partition_count(c); j++) {
-            veil_partition_stats ps;
-            CHECK_OK(veil_circuit_get_partition(c, j, &ps));
-            if (ps.params.log2_N > top) top = ps.params.log2_N;
-        }
+        unsigned top = top_log2_N(veil_model_circuit(m15));
         CHECK(a15.agreement >= 0.98 && !strstr(log, "warning:"), "raised: agreement %.4f, no warning", a15.agreement);
         CHECK(strstr(log, "raise_log2_N: at N <= 2^13 agreement") && strstr(log, ", at 2^14 ") &&
                   strstr(log, ", at 2^15 ") && strstr(log, "met at N <= 2^15, kept") &&

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "params.h"
 #include "veil/client.h"
 #include "veil/model.h"
 #include "veil/npy.h"
@@ -277,12 +278,7 @@ static void check_tree_raise(const char *root)
         veil_model_get_accuracy(r, &ar);
         const char *log = veil_model_compile_log(r);
         printf("rf_diabetes, raise_log2_N 14: relative error %.4f\n%s", ar.rel_error, log);
-        unsigned top = 0;
-        for (size_t j = 0; j < veil_circuit_partition_count(veil_model_circuit(r)); j++) {
-            veil_partition_stats ps;
-            CHECK_OK(veil_circuit_get_partition(veil_model_circuit(r), j, &ps));
-            if (ps.params.log2_N > top) top = ps.params.log2_N;
-        }
+        unsigned top = top_log2_N(veil_model_circuit(r));
         CHECK(ar.rel_error <= 0.02 && ar.rel_error < a.rel_error / 2 && !strstr(log, "warning:") &&
                   strstr(log, "at 2^14 (the trees' comparisons at one more bit)") && strstr(log, "met at N <= 2^14, kept") &&
                   strstr(log, "on 7-bit grids") && top == 14,
