@@ -21,8 +21,17 @@ if [ "$(id -u)" -ne 0 ]; then echo "test_hosts: SKIPPED: needs root (network nam
 for c in ip unshare mpirun nginx curl; do
   command -v $c >/dev/null || { echo "test_hosts: $c is missing (scripts/install-deps)" >&2; exit 1; }
 done
-N=$(( $$ % 200 + 20 ))
-NA=veilA$N NB=veilB$N P=10.213.$N
+# A free pair of namespace names, taken atomically (`ip netns add` fails on a name that exists: a
+# concurrent run's, or one left by a run killed before its clean-up); only these are ours to delete.
+NA= NB=
+for i in $(seq 0 199); do
+  N=$(( ($$ + i) % 200 + 20 ))
+  ip netns add "veilA$N" 2>/dev/null || continue
+  if ip netns add "veilB$N" 2>/dev/null; then NA=veilA$N NB=veilB$N; break; fi
+  ip netns del "veilA$N"
+done
+[ -n "$NA" ] || { echo "test_hosts: no free namespace names veilA20..veilA219 (ip netns list)" >&2; exit 1; }
+P=10.213.$N
 T=$(mktemp -d /tmp/veil_hosts_XXXXXX)
 chmod 755 "$T"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 VEIL_THREADS=1
@@ -56,7 +65,8 @@ INB=(ip netns exec "$NB" unshare --uts sh -c 'hostname hostB && exec "$0" "$@"')
 inA() { "${INA[@]}" "$@"; }
 inB() { "${INB[@]}" "$@"; }
 
-ip netns add "$NA" && ip netns add "$NB" && ip link add "vA$N" type veth peer name "vB$N" &&
+ip link del "vA$N" 2>/dev/null  # a veth of this name that a killed run left in the host namespace
+ip link add "vA$N" type veth peer name "vB$N" &&
   ip link set "vA$N" netns "$NA" && ip link set "vB$N" netns "$NB" &&
   ip -n "$NA" addr add "$P.1/24" dev "vA$N" && ip -n "$NA" addr add "$P.3/24" dev "vA$N" &&
   ip -n "$NB" addr add "$P.2/24" dev "vB$N" &&
