@@ -35,6 +35,11 @@ static void usage(FILE *f)
             "  --max-lookup-bits B    automatic rounding's ceiling in bits instead (2..8)\n"
             "  --min-agreement A      warn when the compiled model agrees with the float one on less than\n"
             "                         this fraction of the inputset (default 0.98)\n"
+            "  --clip-inputs P        calibrate the model inputs' quantizers from the (1 - P) to the P\n"
+            "                         quantile of the inputset (0.9..1; 1: min to max), what lies beyond\n"
+            "                         saturating (default: min to max, unless a rounded model misses\n"
+            "                         --min-agreement: then the best of a few percentiles, logged)\n"
+            "  --clip-values P        the same for the values each lookup produces\n"
             "  --p-error P            error probability of each lookup (default 2^-40)\n"
             "  --global-p-error P     error probability of one whole inference instead\n"
             "  --clear-input NAME     send model input NAME in the clear, not encrypted (the server sees\n"
@@ -143,6 +148,15 @@ int veil_cmd_compile(int argc, char **argv)
                 o.max_lookup_bits = (int)v;
             } else if (!strcmp(a, "--min-agreement")) {
                 if (!cli_prob("compile", a, val, &o.min_agreement)) return 2;
+            } else if (!strcmp(a, "--clip-inputs") || !strcmp(a, "--clip-values")) {
+                char *end;
+                double pc = strtod(val, &end);
+                if (*end || end == val || !(pc >= 0.9 && pc <= 1)) {
+                    fprintf(stderr, "veil compile: %s is a percentile in [0.9, 1], 1 for the whole range (got '%s')\n", a,
+                            val);
+                    return 2;
+                }
+                *(!strcmp(a, "--clip-inputs") ? &o.input_clip : &o.activation_clip) = pc;
             } else if (!strcmp(a, "--p-error")) {
                 if (!cli_prob("compile", a, val, &o.p_error)) return 2;
             } else if (!strcmp(a, "--global-p-error")) {

@@ -80,7 +80,24 @@ typedef struct {
      * lower ceiling on a tie). Each step roughly doubles the evaluation keys; the compile log names
      * each ceiling tried and its agreement. */
     int raise_log2_N;
+    /* Calibration of the quantizers veil chooses: input_clip those of the model inputs that no
+     * Quant node reads first, activation_clip those of the values each lookup produces (not a
+     * quantization-aware model's own). 1: a quantizer covers its values' whole range on the
+     * inputset; p in [0.9, 1): its range runs from the (1 − p) to the p quantile of those values,
+     * and what lies beyond saturates, so that the few samples holding most of a heavy-tailed range
+     * leave the common values more levels, and the accumulators after them narrower ranges to
+     * round. 0 (default): automatic, the whole ranges, except that when automatic rounding rounded
+     * an accumulator and the model then misses min_agreement: then the percentiles are tried at
+     * the same ceiling, one axis at a time (VEIL_CLIP_VALUES with the inputs' whole ranges, then
+     * VEIL_CLIP_INPUTS with the best of those), and the pair that agrees best with the float model
+     * is kept (on a tie, a classifier's lower score error, then the least clipping); the compile
+     * log names it. */
+    double input_clip, activation_clip;
 } veil_model_options;
+
+/* the percentiles automatic calibration tries, least clipping first (1: the whole range) */
+#define VEIL_CLIP_INPUTS {1, 0.999, 0.995, 0.99}
+#define VEIL_CLIP_VALUES {1, 0.999, 0.998, 0.995, 0.99}
 
 void veil_model_options_default(veil_model_options *o);
 

@@ -102,7 +102,8 @@ static int parse_options(PyObject *d, veil_model_options *o)
         opt_double(d, "global_p_error", &o->global_p_error) || opt_int(d, "single_precision", &o->single_precision) ||
         opt_int(d, "auto_rounding", &o->auto_rounding) || opt_int(d, "max_lookup_bits", &o->max_lookup_bits) ||
         opt_int(d, "max_log2_N", &o->max_log2_N) || opt_double(d, "min_agreement", &o->min_agreement) ||
-        opt_int(d, "raise_log2_N", &o->raise_log2_N) ||
+        opt_int(d, "raise_log2_N", &o->raise_log2_N) || opt_double(d, "input_clip", &o->input_clip) ||
+        opt_double(d, "activation_clip", &o->activation_clip) ||
         opt_int(d, "clear_inputs", &clear))
         return -1;
     o->rounding_method = approx ? VEIL_ROUNDING_APPROXIMATE : VEIL_ROUNDING_EXACT;

@@ -19,7 +19,8 @@ _MODES = ("clear", "simulate", "execute")
 
 
 def _options(n_bits=None, rounding_threshold_bits=None, p_error=None, global_p_error=None, qat=False,
-             auto_rounding=True, max_log2_n=None, raise_log2_n=None, min_agreement=None, clear_inputs=()):
+             auto_rounding=True, max_log2_n=None, raise_log2_n=None, min_agreement=None, clear_inputs=(),
+             clip_inputs=None, clip_values=None):
     o = {}
     if isinstance(n_bits, int):
         o["op_inputs"] = o["op_weights"] = n_bits
@@ -51,6 +52,10 @@ def _options(n_bits=None, rounding_threshold_bits=None, p_error=None, global_p_e
         o["raise_log2_N"] = int(raise_log2_n)
     if min_agreement is not None:
         o["min_agreement"] = float(min_agreement)
+    if clip_inputs is not None:
+        o["input_clip"] = float(clip_inputs)
+    if clip_values is not None:
+        o["activation_clip"] = float(clip_values)
     mask = 0
     for i in clear_inputs:
         mask |= 1 << int(i)
@@ -169,7 +174,10 @@ def compile(onnx, *inputset, **options):
     p_error, global_p_error, qat, auto_rounding, max_log2_n, raise_log2_n (when the compiled model
     agrees with the float one on less than min_agreement, default 0.98, of the inputset: compile
     again with the ceiling N <= 2^max_log2_n one step higher, up to 2^raise_log2_n), min_agreement,
-    clear_inputs (indices)."""
+    clear_inputs (indices), clip_inputs and clip_values (percentile calibration of the model inputs'
+    quantizers and of the values each lookup produces, in [0.9, 1], 1 for min to max; default
+    automatic: min to max unless a rounded model misses min_agreement, then the best of a few
+    percentiles, named in compile_log())."""
     if hasattr(onnx, "SerializeToString"):
         onnx = onnx.SerializeToString()
     elif not isinstance(onnx, (bytes, bytearray, memoryview)):

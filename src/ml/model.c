@@ -77,6 +77,10 @@ static veil_status check_options(const veil_model_options *o, veil_model_options
                              o->raise_log2_N, o->max_log2_N);
     if (!(o->min_agreement >= 0 && o->min_agreement <= 1))
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "min_agreement must be in [0, 1]");
+    if (!(o->input_clip == 0 || (o->input_clip >= 0.9 && o->input_clip <= 1)) ||
+        !(o->activation_clip == 0 || (o->activation_clip >= 0.9 && o->activation_clip <= 1)))
+        return ml_model_fail(VEIL_ERR_INVALID_ARG, "input_clip and activation_clip must be 0 (automatic) or in [0.9, 1] "
+                                                   "(got %g, %g)", o->input_clip, o->activation_clip);
     if ((unsigned)o->rounding_method >= VEIL_ROUNDING_COUNT)
         return ml_model_fail(VEIL_ERR_INVALID_ARG, "unknown rounding method");
     if (!(o->p_error > 0 && o->p_error < 1) || !(o->global_p_error >= 0 && o->global_p_error < 1))
@@ -259,6 +263,7 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
     double *a = veil_malloc(sizeof(double) * n + 1), *b = veil_malloc(sizeof(double) * n + 1);
     veil_status st = y && yf && a && b ? VEIL_OK : VEIL_ERR_NOMEM;
     size_t agree = 0;
+    double snum = 0, ssum = 0, ssq = 0, scnt = 0;
     for (size_t s = 0; s < n && st == VEIL_OK; s++) {
         const double *x = inputset + s * (size_t)isz;
         st = veil_model_forward(m, VEIL_MODE_CLEAR, x, y);
@@ -267,6 +272,8 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
         if (acc->classifier && (label || k == 1)) {
             agree += y[0] == yf[0];
         } else if (acc->classifier) {
+            for (int64_t e = 0; e < k; e++)
+                snum += (y[e] - yf[e]) * (y[e] - yf[e]), ssum += yf[e], ssq += yf[e] * yf[e], scnt++;
             int64_t ia = 0, ib = 0;
             for (int64_t e = 1; e < k; e++) {
                 if (y[e] > y[ia]) ia = e;
@@ -285,6 +292,8 @@ static veil_status check_accuracy(veil_model *m, const double *inputset, size_t 
             for (size_t s = 0; s < n; s++) num += (a[s] - b[s]) * (a[s] - b[s]), den += (b[s] - mean) * (b[s] - mean);
             acc->rel_error = den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0);
         }
+        double sden = scnt > 0 ? ssq - ssum * ssum / scnt : 0;
+        m->score_err = sden > 0 ? sqrt(snum / sden) : 0;
         acc->checked = 1;
     }
     veil_free(y);
@@ -465,10 +474,71 @@ static veil_status prepend_log(veil_model *m, const char *text)
     return VEIL_OK;
 }
 
+/* compile_once; then, when calibration is automatic (input_clip and activation_clip 0) and the
+ * model automatic rounding rounded misses min_agreement, percentile pairs at the same options
+ * (include/veil/model.h): the one that agrees best is kept, and the log starts with what was
+ * tried. */
+static veil_status compile_at(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
+                              size_t sample_size, const veil_model_options *opts, veil_model **out)
+{
+    veil_model_options o;
+    if (opts) o = *opts;
+    else veil_model_options_default(&o);
+    veil_status st = compile_once(onnx, len, inputset, nsamples, sample_size, &o, out);
+    double best_score, score;
+    if (st != VEIL_OK || o.input_clip != 0 || o.activation_clip != 0 || !(*out)->opts.auto_rounding ||
+        !(*out)->nrounded || !(*out)->acc.checked || meets(*out, o.min_agreement, &best_score))
+        return st;
+    static const double ins[] = VEIL_CLIP_INPUTS, vals[] = VEIL_CLIP_VALUES;
+    const size_t ni = sizeof ins / sizeof ins[0], nv = sizeof vals / sizeof vals[0];
+    veil_model *best = *out;
+    *out = NULL;
+    double first = 100 * (best->acc.classifier ? best->acc.agreement : best->acc.rel_error);
+    int tried = 0;
+    /* one axis at a time: the lookups' values with the inputs over their whole range, then the
+     * inputs with the best of those (ni + nv − 2 compiles rather than ni · nv − 1) */
+    for (int axis = 0; axis < 2; axis++) {
+        double keep_v = best->opts.activation_clip ? best->opts.activation_clip : 1;
+        for (size_t j = 1; j < (axis ? ni : nv); j++) {
+            veil_model_options c = o;
+            c.input_clip = axis ? ins[j] : 1, c.activation_clip = axis ? keep_v : vals[j];
+            veil_model *m = NULL;
+            if (compile_once(onnx, len, inputset, nsamples, sample_size, &c, &m) != VEIL_OK) continue;
+            tried++;
+            (void)meets(m, o.min_agreement, &score);
+            if (score > best_score || (score == best_score && m->score_err < best->score_err)) {
+                veil_model_free(best);
+                best = m, best_score = score;
+            } else {
+                veil_model_free(m);
+            }
+        }
+    }
+    model_err[0] = 0; /* a pair that did not compile is not this compile's error */
+    veil_sb line = {0};
+    const char *what = best->acc.classifier ? "agreement" : "relative error";
+    double now = 100 * (best->acc.classifier ? best->acc.agreement : best->acc.rel_error);
+    if (best->opts.input_clip == 0)
+        veil_sb_printf(&line, "calibration: over the values' whole ranges %s %.1f%%; none of %d percentile pairs did "
+                              "better: kept the whole ranges\n", what, first, tried);
+    else
+        veil_sb_printf(&line, "calibration: over the values' whole ranges %s %.1f%%; of %d percentile pairs, inputs "
+                              "%g and lookup outputs %g did best: %s %.1f%% (kept; --clip-inputs, --clip-values)\n",
+                       what, first, tried, best->opts.input_clip, best->opts.activation_clip, what, now);
+    st = line.s && !line.failed ? prepend_log(best, line.s) : ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_sb_free(&line);
+    if (st != VEIL_OK) {
+        veil_model_free(best);
+        return st;
+    }
+    *out = best;
+    return VEIL_OK;
+}
+
 veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
                                       size_t sample_size, const veil_model_options *opts, veil_model **out)
 {
-    veil_status st = compile_once(onnx, len, inputset, nsamples, sample_size, opts, out);
+    veil_status st = compile_at(onnx, len, inputset, nsamples, sample_size, opts, out);
     double best_score, score;
     if (st != VEIL_OK || !opts || !opts->raise_log2_N || !(*out)->opts.auto_rounding || opts->max_lookup_bits ||
         opts->raise_log2_N <= opts->max_log2_N || !(*out)->acc.checked ||
@@ -493,7 +563,7 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
         o.raise_log2_N = 0;
         if (tree) o.n_bits.op_inputs = o.n_bits.op_weights = best->tree_bits + 1;
         veil_model *m = NULL;
-        if (compile_once(onnx, len, inputset, nsamples, sample_size, &o, &m) != VEIL_OK) {
+        if (compile_at(onnx, len, inputset, nsamples, sample_size, &o, &m) != VEIL_OK) {
             veil_sb_printf(&tried, ", at 2^%d no compile (%s)", L, veil_model_last_error());
             break;
         }

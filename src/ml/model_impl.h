@@ -19,6 +19,9 @@ struct veil_model {
     unsigned max_bits;
     int tree_bits; /* compiled: a tree ensemble's input bits, 0 without one (or loaded) */
     int nrounded;  /* compiled: accumulators automatic rounding rounded */
+    /* compiled classifier with scores: their relative RMS error against the float model's on the
+     * inputset (what breaks a tie in agreement between calibrations); 0 otherwise */
+    double score_err;
     veil_secret_key *sk;
     veil_eval_keys *ek;
     veil_rng *rng; /* simulation noise */

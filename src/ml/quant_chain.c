@@ -346,6 +346,19 @@ int mq_materialize(qctx *Q, int qi, const ml_quantizer *forced, int bits, const 
         mq_failf(Q, VEIL_ERR_COMPILE, "node '%s' (%s): non-finite values on the inputset", at->name, ml_op_names[at->op]);
         goto done;
     }
+    double pc = Q->o->activation_clip;
+    if (!forced && pc > 0 && pc < 1) {
+        /* percentile calibration: the range between the (1 − p) and p quantiles of the values */
+        size_t total = Q->ns * (size_t)size, stride = (total + MQ_CLIP_MAX_VALUES - 1) / MQ_CLIP_MAX_VALUES, nv = 0;
+        double *vals = veil_malloc(sizeof(double) * (total / stride + 1));
+        if (!vals) {
+            mq_failf(Q, VEIL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < total; i += stride) vals[nv++] = outs[i / (size_t)size].data[i % (size_t)size];
+        mq_quantiles(vals, nv, pc, &rlo, &rhi);
+        veil_free(vals);
+    }
     ml_quantizer oq = forced ? *forced : mq_calibrated(rlo, rhi, bits);
     /* the tables: T[e·K + k] = quantized f_e(lo_e + k·step_e), padded with the last entry */
     for (int64_t k = 0; k < K; k++) {

@@ -72,6 +72,8 @@ typedef struct {
 veil_status mq_failf(qctx *Q, veil_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 veil_status mq_graph_fail(qctx *Q, const ml_node *n);
 ml_quantizer mq_calibrated(double lo, double hi, int bits);
+#define MQ_CLIP_MAX_VALUES ((size_t)1 << 21) /* a percentile reads at most this many values, evenly strided */
+void mq_quantiles(double *v, size_t n, double p, double *lo, double *hi);
 ml_quantizer mq_weight_quantizer(const ml_tensor *w, int bits);
 unsigned mq_bits_of(int64_t lo, int64_t hi);
 int mq_qv_new(qctx *Q, qv_kind kind);

@@ -42,6 +42,26 @@ ml_quantizer mq_calibrated(double lo, double hi, int bits)
     return q;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The (1 − p) and p quantiles of the n values v (sorted in place), interpolated between
+ * neighbours: the range a percentile calibration gives a quantizer. */
+void mq_quantiles(double *v, size_t n, double p, double *lo, double *hi)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    double t[2] = {(1 - p) * (double)(n - 1), p * (double)(n - 1)}, r[2];
+    for (int k = 0; k < 2; k++) {
+        size_t i = (size_t)t[k];
+        double f = t[k] - (double)i;
+        r[k] = i + 1 < n ? v[i] + f * (v[i + 1] - v[i]) : v[n - 1];
+    }
+    *lo = r[0], *hi = r[1];
+}
+
 /* Weights: symmetric signed when the range straddles zero with neither side more than 4 times
  * the other, else unsigned affine (the zero point then becomes a constant correction). */
 ml_quantizer mq_weight_quantizer(const ml_tensor *w, int bits)

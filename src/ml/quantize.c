@@ -631,6 +631,28 @@ veil_status ml_quantize(const ml_graph *fg, const double *inputset, size_t nsamp
                 mq_failf(&Q, VEIL_ERR_INVALID_ARG, "the inputset holds non-finite values (input '%s')", fg->values[inv].name);
                 break;
             }
+            double pc = o->input_clip;
+            if (pc > 0 && pc < 1) {
+                /* percentile calibration over the same values */
+                size_t nall = 0, nv = 0, k = 0;
+                for (int jj = 0; jj < fg->ninputs; jj++)
+                    if (jj == ii || (cat >= 0 && input_concat(fg, jj) == cat)) nall += nsamples * (size_t)fg->input_shapes[jj].size;
+                size_t stride = (nall + MQ_CLIP_MAX_VALUES - 1) / MQ_CLIP_MAX_VALUES;
+                double *vals = veil_malloc(sizeof(double) * (nall / stride + 1));
+                if (!vals) {
+                    mq_failf(&Q, VEIL_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                for (int jj = 0, joff = 0; jj < fg->ninputs; joff += (int)fg->input_shapes[jj].size, jj++) {
+                    if (jj != ii && (cat < 0 || input_concat(fg, jj) != cat)) continue;
+                    for (size_t sm = 0; sm < nsamples; sm++)
+                        for (int64_t e = 0; e < fg->input_shapes[jj].size; e++, k++)
+                            if (k % stride == 0)
+                                vals[nv++] = ml_input_pre(&out->in[jj], e, inputset[sm * (size_t)total + (size_t)joff + (size_t)e]);
+                }
+                mq_quantiles(vals, nv, pc, &lo, &hi);
+                veil_free(vals);
+            }
             in->q = mq_calibrated(lo, hi, o->n_bits.model_inputs);
         }
         int node = veil_graph_input(Q.g, fg->values[inv].name, VEIL_ENCRYPTED, ish->ndim, ish->shape);

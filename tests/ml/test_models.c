@@ -68,11 +68,25 @@ static void check_auto_rounding(const char *name, const char *path, const veil_a
     veil_model_options o;
     veil_model_options_default(&o);
     o.min_agreement = 0.999;
+    o.input_clip = o.activation_clip = 1; /* else automatic calibration reaches 0.999 (below) */
     veil_model *w = NULL;
     size_t ns = (size_t)tr->shape[0], sz = (size_t)(tr->size / tr->shape[0]);
     CHECK_OK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w));
     CHECK(w && strstr(veil_model_compile_log(w), "warning: the compiled model agrees with the float model on only"),
           "%s: below min_agreement the log warns", name);
+    veil_model_free(w);
+    w = NULL;
+    o.input_clip = o.activation_clip = 0;
+    CHECK_OK(veil_model_compile_file(path, tr->data, ns, sz, &o, &w));
+    if (w) {
+        veil_model_accuracy aw;
+        veil_model_get_accuracy(w, &aw);
+        printf("%s: min_agreement 0.999, automatic calibration:\n%s", name, veil_model_compile_log(w));
+        CHECK(strstr(veil_model_compile_log(w), "calibration: over the values' whole ranges agreement") &&
+                  aw.agreement >= acc.agreement,
+              "%s: below min_agreement the percentile pairs are tried and the best kept (%.4f, whole ranges %.4f)", name,
+              aw.agreement, acc.agreement);
+    }
     veil_model_free(w);
     w = NULL;
     veil_model_options_default(&o);
@@ -509,8 +523,9 @@ static void accuracies(veil_model *m, const veil_array *te, const veil_array *la
     *ac = (double)okc / (double)n, *as = (double)oks / (40.0 * (double)n);
 }
 
-/* raise_log2_N: the MLP trained hard misses min_agreement at the default ceiling (N <= 2^13) and
- * says so; raised up to 2^15 it is compiled again at 2^14 and 2^15, keeps the first that meets it,
+/* raise_log2_N: the MLP trained hard, its quantizers over the whole ranges (clip 1: what automatic
+ * calibration would otherwise change, check_calibration), misses min_agreement at the default
+ * ceiling (N <= 2^13) and says so; raised up to 2^15 it is compiled again at 2^14 and 2^15, keeps the first that meets it,
  * and its accuracy comes back within 2 points of float; raised only to 2^14 it keeps the better of
  * the two, with the warning; a raise below the ceiling is refused. Compile and clear/simulate only
  * (its keys at 2^15 are 7.5 GB). */
@@ -532,6 +547,7 @@ static void check_raise(const char *root)
     const size_t ns = (size_t)tr.shape[0], sz = (size_t)(tr.size / tr.shape[0]);
     veil_model_options o;
     veil_model_options_default(&o);
+    o.input_clip = o.activation_clip = 1;
     veil_model *m13 = NULL, *m15 = NULL, *m14 = NULL, *bad = NULL;
     veil_model_accuracy a13 = {0}, a15 = {0}, a14 = {0};
     double ac, as;
@@ -539,11 +555,12 @@ static void check_raise(const char *root)
     if (m13) {
         veil_model_get_accuracy(m13, &a13);
         accuracies(m13, &te, &lab, &ac, &as);
-        printf("breast_cancer_heavy: defaults (N <= 2^13): agreement %.4f, accuracy float %.4f clear %.4f simulate "
+        printf("breast_cancer_heavy: whole ranges (N <= 2^13): agreement %.4f, accuracy float %.4f clear %.4f simulate "
                "%.4f\n%s", a13.agreement, af, ac, as, veil_model_compile_log(m13));
         CHECK(a13.agreement < 0.98 && strstr(veil_model_compile_log(m13), "warning:") &&
-                  strstr(veil_model_compile_log(m13), "--raise-log2-n") && !strstr(veil_model_compile_log(m13), "raise_log2_N:"),
-              "the defaults miss 98%% agreement (%.4f) and the log warns, naming --raise-log2-n", a13.agreement);
+                  strstr(veil_model_compile_log(m13), "--raise-log2-n") && !strstr(veil_model_compile_log(m13), "raise_log2_N:") &&
+                  !strstr(veil_model_compile_log(m13), "calibration:"),
+              "over the whole ranges the model misses 98%% agreement (%.4f) and the log warns, naming --raise-log2-n", a13.agreement);
         CHECK(ac < af - 0.05, "at 2^13 clear accuracy falls (%.4f against float %.4f): the case raising is for", ac, af);
     }
     o.raise_log2_N = 15;
@@ -578,6 +595,65 @@ static void check_raise(const char *root)
               strstr(veil_model_last_error(), "raise_log2_N must be 0 or in max_log2_N..17"),
           "a raise below the ceiling is refused: %s", veil_model_last_error());
     veil_model_free(m13), veil_model_free(m14), veil_model_free(m15);
+    veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab);
+}
+
+/* Automatic calibration: the MLP trained hard at the defaults misses min_agreement over the whole
+ * ranges (check_raise), so the percentile pairs are tried at the same ceiling, N <= 2^13; the best
+ * meets it, with no raise and no warning, and its accuracy on the test set comes within 1.5 points
+ * of float (clear; simulate within a point of clear). The pair it names, given explicitly,
+ * compiles the same model with no search; percentiles out of [0.9, 1] are refused. */
+static void check_calibration(const char *root)
+{
+    char dir[512], path[600], fa[600];
+    snprintf(dir, sizeof dir, "%s/breast_cancer_heavy", root);
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    snprintf(fa, sizeof fa, "%s/float_accuracy.txt", dir);
+    veil_array tr, te, lab;
+    load(dir, "train.npy", &tr);
+    load(dir, "test.npy", &te);
+    load(dir, "labels.npy", &lab);
+    double af = 0, ac = 0, as = 0;
+    FILE *f = fopen(fa, "r");
+    CHECK(f && fscanf(f, "%lf", &af) == 1, "%s", fa);
+    if (f) fclose(f);
+    const size_t ns = (size_t)tr.shape[0], sz = (size_t)(tr.size / tr.shape[0]);
+    veil_model *m = NULL, *again = NULL, *bad = NULL;
+    veil_model_accuracy a = {0}, b = {0};
+    CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, NULL, &m));
+    if (m) {
+        const char *log = veil_model_compile_log(m);
+        veil_model_get_accuracy(m, &a);
+        accuracies(m, &te, &lab, &ac, &as);
+        printf("breast_cancer_heavy: defaults: agreement %.4f, accuracy float %.4f clear %.4f simulate %.4f\n%s",
+               a.agreement, af, ac, as, log);
+        CHECK(strstr(log, "calibration: over the values' whole ranges agreement") && strstr(log, "did best") &&
+                  !strstr(log, "warning:") && !strstr(log, "raise_log2_N") && top_log2_N(veil_model_circuit(m)) <= 13,
+              "the log names the percentiles kept; no warning, no raise, N <= 2^13");
+        CHECK(a.agreement >= 0.98, "calibrated: agreement %.4f", a.agreement);
+        CHECK(ac >= af - 0.015 && fabs(as - ac) <= 0.01, "calibrated: clear %.4f, simulate %.4f, float %.4f", ac, as, af);
+        double pi = 0, pv = 0;
+        const char *at = strstr(log, "percentile pairs, inputs ");
+        CHECK(at && sscanf(at, "percentile pairs, inputs %lf and lookup outputs %lf", &pi, &pv) == 2 && pi >= 0.9 &&
+                  pi <= 1 && pv >= 0.9 && pv <= 1 && (pi < 1 || pv < 1),
+              "the log names the pair (%g, %g)", pi, pv);
+        veil_model_options o;
+        veil_model_options_default(&o);
+        o.input_clip = pi, o.activation_clip = pv;
+        CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, &o, &again));
+        if (again) {
+            veil_model_get_accuracy(again, &b);
+            CHECK(b.agreement == a.agreement && !strstr(veil_model_compile_log(again), "calibration:"),
+                  "the pair given explicitly: agreement %.4f (automatic %.4f), no search", b.agreement, a.agreement);
+        }
+    }
+    veil_model_options o;
+    veil_model_options_default(&o);
+    o.activation_clip = 0.5;
+    CHECK(veil_model_compile_file(path, tr.data, ns, sz, &o, &bad) == VEIL_ERR_INVALID_ARG && !bad &&
+              strstr(veil_model_last_error(), "input_clip and activation_clip must be 0 (automatic) or in [0.9, 1]"),
+          "a percentile below 0.9 is refused: %s", veil_model_last_error());
+    veil_model_free(m), veil_model_free(again);
     veil_array_free(&tr), veil_array_free(&te), veil_array_free(&lab);
 }
 
@@ -634,5 +710,8 @@ int main(int argc, char **argv)
     int raise = argc < 2;
     for (int a = 1; a < argc; a++) raise |= strcmp(argv[a], "raise") == 0;
     if (raise) check_raise(root);
+    int calib = argc < 2;
+    for (int a = 1; a < argc; a++) calib |= strcmp(argv[a], "calibration") == 0;
+    if (calib) check_calibration(root);
     return check_done("ml_test_models");
 }
