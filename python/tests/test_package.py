@@ -114,7 +114,7 @@ def test_errors_are_one_line_veil_errors(tmp_path):
 def test_raise_log2_n_recovers_a_model_the_default_ceiling_loses():
     # the MLP trained hard (models/train.py breast_cancer_heavy): at N <= 2^13, its quantizers over
     # the whole ranges (clip 1), its 6 rounded bits lose a quarter of the answers; raise_log2_n=15
-    # compiles it again at 2^14 and 2^15
+    # compiles it again at 2^14, which meets min_agreement
     train, test, labels = data("breast_cancer_heavy", "train.npy", "test.npy", "labels.npy")
     onnx = os.path.join(MODELS, "breast_cancer_heavy", "model.onnx")
     fl = float(np.loadtxt(os.path.join(MODELS, "breast_cancer_heavy", "float_accuracy.txt")))
@@ -124,7 +124,7 @@ def test_raise_log2_n_recovers_a_model_the_default_ceiling_loses():
     assert "warning:" in low.compile_log() and acc(low) < fl - 0.05
     qm = compile_onnx_model(onnx, train, raise_log2_n=15, **whole)
     log = qm.model.compile_log()
-    assert "met at N <= 2^15, kept" in log and "warning:" not in log, log
+    assert "met at N <= 2^14, kept" in log and "warning:" not in log, log
     assert acc(qm.model) >= fl - 0.02
     with pytest.raises(veil.VeilError, match="raise_log2_N must be 0 or in max_log2_N"):
         veil.compile(onnx, train, raise_log2_n=12)
@@ -132,7 +132,7 @@ def test_raise_log2_n_recovers_a_model_the_default_ceiling_loses():
 
 def test_default_calibration_clips_a_heavy_tailed_model():
     # the same model at the defaults: below min_agreement over the whole ranges, veil tries
-    # percentile calibrations at N <= 2^13 and keeps the best, within 1.5 points of float
+    # percentile calibrations at N <= 2^13 and keeps the best, within a point of float
     train, test, labels = data("breast_cancer_heavy", "train.npy", "test.npy", "labels.npy")
     onnx = os.path.join(MODELS, "breast_cancer_heavy", "model.onnx")
     fl = float(np.loadtxt(os.path.join(MODELS, "breast_cancer_heavy", "float_accuracy.txt")))
@@ -140,6 +140,6 @@ def test_default_calibration_clips_a_heavy_tailed_model():
     log = m.compile_log()
     assert "calibration: over the values' whole ranges agreement" in log and "did best" in log, log
     assert "warning:" not in log and "N = 2^13" in log, log
-    assert float(np.mean(m.forward(test).argmax(1) == labels)) >= fl - 0.015
+    assert float(np.mean(m.forward(test).argmax(1) == labels)) >= fl - 0.01
     with pytest.raises(veil.VeilError, match="input_clip and activation_clip must be 0"):
         veil.compile(onnx, train, clip_values=0.5)

@@ -127,7 +127,8 @@ int mq_rounded(qctx *Q, int node, unsigned l)
  * element reads the whole range; with rounding_bits R, elements read their range's high R bits:
  * the whole tensor's range (explicit rounding), or in automatic rounding each channel's own range
  * (axis 1, the axis after the batch one; each element for a 1-D value), widened by 1/32 on each
- * side so that a sample past the inputset's range still lands in the table. */
+ * side so that a sample past the inputset's range still lands in the table, and centred on 0 by
+ * `off` (centered_grid). */
 typedef struct {
     int64_t off, lo, step, K; /* the lookup reads x - off, lo in that shifted range */
     unsigned l;
@@ -165,6 +166,27 @@ static void make_grid(unsigned R, int64_t lo, int64_t hi, int widen, grid *gr)
     gr->l = R > 0 && bb > R ? bb - R : 0;
     gr->step = (int64_t)1 << gr->l;
     shift_grid(0, lo, hi, widen, gr);
+}
+
+/* Automatic rounding's grid for one channel: the lookup reads round(x - off), off a multiple of
+ * the step near the middle of the widened range, so that an asymmetric range (a ReLU's
+ * accumulator, mostly on one side of 0) spends its R signed bits on its width, not on a sign
+ * bit's half it hardly reaches: up to one more bit of resolution; 0 stays on the grid. The step is
+ * the smallest 2^l whose R bits hold the centred range with half a step to spare each side. */
+static void centered_grid(unsigned R, int64_t lo, int64_t hi, grid *gr)
+{
+    int64_t wlo, whi;
+    widened(lo, hi, 1, &wlo, &whi);
+    const int64_t mid = wlo / 2 + whi / 2;
+    unsigned l = 0;
+    for (;; l++) {
+        const int64_t step = (int64_t)1 << l, off = l ? round_to(mid, step) : 0;
+        if (l == 0 ? mq_bits_of(wlo, whi) <= R : mq_bits_of(wlo - off - step / 2, whi - off + step / 2) <= R + l) break;
+        if (l == 61) break;
+    }
+    gr->l = l;
+    gr->step = (int64_t)1 << l;
+    shift_grid(l ? round_to(mid, gr->step) : 0, lo, hi, 1, gr);
 }
 
 /* sum over the samples of channel c's elements of (rounded - exact)^2, the lookup reading
@@ -209,12 +231,13 @@ static void fit_offsets(qctx *Q, const qval *B, grid *gr, const int64_t *clo, co
             int64_t q = (int64_t)nearbyint(B->cal[s].data[e] / B->scale + B->zp);
             int64_t off = q - round_to(q, g0.step); /* in [-step/2, step/2] */
             grid g = g0;
-            shift_grid(off, lo, hi, widen, &g);
+            shift_grid(off + round_to(g0.off - off, g0.step), lo, hi, widen, &g); /* kept near a centred grid's */
             if (off == best || g.K > g0.K) continue;
             double err = offset_error(Q, B, inner, nch, c, g0.step, off);
             if (err < best_err) best_err = err, best = off;
         }
         if (best == 0) continue;
+        best += round_to(g0.off - best, g0.step); /* the same rounding, near the grid's own offset */
         for (int64_t e = c * inner; e < B->size; e += inner * nch)
             for (int64_t i = 0; i < inner; i++) shift_grid(best, lo, hi, widen, &gr[e + i]);
     }
@@ -250,7 +273,7 @@ static veil_status element_grids(qctx *Q, const qval *B, grid *gr, int identity)
         }
     for (int64_t e = 0; e < size; e++) {
         int64_t c = (e / inner) % nch;
-        make_grid(R, clo[c], chi[c], 1, &gr[e]);
+        centered_grid(R, clo[c], chi[c], &gr[e]);
     }
     if (identity) fit_offsets(Q, B, gr, clo, chi, 0, 0, 1);
     veil_free(clo);

@@ -525,9 +525,10 @@ static void accuracies(veil_model *m, const veil_array *te, const veil_array *la
 
 /* raise_log2_N: the MLP trained hard, its quantizers over the whole ranges (clip 1: what automatic
  * calibration would otherwise change, check_calibration), misses min_agreement at the default
- * ceiling (N <= 2^13) and says so; raised up to 2^15 it is compiled again at 2^14 and 2^15, keeps the first that meets it,
- * and its accuracy comes back within 2 points of float; raised only to 2^14 it keeps the better of
- * the two, with the warning; a raise below the ceiling is refused. Compile and clear/simulate only
+ * ceiling (N <= 2^13) and says so; raised up to 2^15 it is compiled again at 2^14, which meets it
+ * and is kept (2^15 is not tried), and its accuracy comes back within 2 points of float; asked
+ * for 99.5% and raised only to 2^14, it keeps the better of the two, with the warning; a raise
+ * below the ceiling is refused. Compile and clear/simulate only
  * (its keys at 2^15 are 7.5 GB). */
 static void check_raise(const char *root)
 {
@@ -574,19 +575,21 @@ static void check_raise(const char *root)
         unsigned top = top_log2_N(veil_model_circuit(m15));
         CHECK(a15.agreement >= 0.98 && !strstr(log, "warning:"), "raised: agreement %.4f, no warning", a15.agreement);
         CHECK(strstr(log, "raise_log2_N: at N <= 2^13 agreement") && strstr(log, ", at 2^14 ") &&
-                  strstr(log, ", at 2^15 ") && strstr(log, "met at N <= 2^15, kept") &&
+                  !strstr(log, ", at 2^15 ") && strstr(log, "met at N <= 2^14, kept") &&
                   strstr(veil_model_report(m15), "raise_log2_N: at N <= 2^13"),
-              "the log and the report name each ceiling tried and the one kept");
-        CHECK(top == 15, "the kept model's parameters reach N = 2^15 (2^%u)", top);
+              "the log and the report name each ceiling tried and the first that meets it, kept");
+        CHECK(top == 14, "the kept model's parameters reach N = 2^14 (2^%u)", top);
         CHECK(ac >= af - 0.02 && fabs(as - ac) <= 0.01, "raised: clear %.4f, simulate %.4f, float %.4f", ac, as, af);
     }
     o.raise_log2_N = 14;
+    o.min_agreement = 0.995;
     CHECK_OK(veil_model_compile_file(path, tr.data, ns, sz, &o, &m14));
+    o.min_agreement = 0.98;
     if (m14) {
         veil_model_get_accuracy(m14, &a14);
         const char *log = veil_model_compile_log(m14);
-        printf("breast_cancer_heavy: raise_log2_N 14: agreement %.4f\n%s", a14.agreement, log);
-        CHECK(a14.agreement > a13.agreement && a14.agreement < 0.98 &&
+        printf("breast_cancer_heavy: raise_log2_N 14, min_agreement 0.995: agreement %.4f\n%s", a14.agreement, log);
+        CHECK(a14.agreement > a13.agreement && a14.agreement < 0.995 &&
                   strstr(log, "not met up to 2^14; kept the best, N <= 2^14") && strstr(log, "warning:"),
               "raised to 2^14 only: the better of the two (%.4f), the warning kept", a14.agreement);
     }
@@ -600,7 +603,7 @@ static void check_raise(const char *root)
 
 /* Automatic calibration: the MLP trained hard at the defaults misses min_agreement over the whole
  * ranges (check_raise), so the percentile pairs are tried at the same ceiling, N <= 2^13; the best
- * meets it, with no raise and no warning, and its accuracy on the test set comes within 1.5 points
+ * meets it, with no raise and no warning, and its accuracy on the test set comes within a point
  * of float (clear; simulate within a point of clear). The pair it names, given explicitly,
  * compiles the same model with no search; percentiles out of [0.9, 1] are refused. */
 static void check_calibration(const char *root)
@@ -631,7 +634,7 @@ static void check_calibration(const char *root)
                   !strstr(log, "warning:") && !strstr(log, "raise_log2_N") && top_log2_N(veil_model_circuit(m)) <= 13,
               "the log names the percentiles kept; no warning, no raise, N <= 2^13");
         CHECK(a.agreement >= 0.98, "calibrated: agreement %.4f", a.agreement);
-        CHECK(ac >= af - 0.015 && fabs(as - ac) <= 0.01, "calibrated: clear %.4f, simulate %.4f, float %.4f", ac, as, af);
+        CHECK(ac >= af - 0.01 && fabs(as - ac) <= 0.01, "calibrated: clear %.4f, simulate %.4f, float %.4f", ac, as, af);
         double pi = 0, pv = 0;
         const char *at = strstr(log, "percentile pairs, inputs ");
         CHECK(at && sscanf(at, "percentile pairs, inputs %lf and lookup outputs %lf", &pi, &pv) == 2 && pi >= 0.9 &&
