@@ -45,6 +45,7 @@ static const bench_model MODELS[] = {
     {"digits_cnn_auto", "digits_cnn", 8, 0, 0, 0, 0},
     {"digits_pool_auto", "digits_pool", 8, 0, 0, 0, 0},
     {"digits_qat_auto", "digits_qat", 8, 0, 0, 0, 0},
+    {"breast_cancer_heavy_auto", "breast_cancer_heavy", 8, 0, 0, 0, 0}, /* with its calibration search */
     /* scikit-learn linear models (skl2onnx), at veil's defaults: leveled, no lookups */
     {"logreg_breast_cancer", "logreg_breast_cancer", 8, 0, 0, 0, 0},
     {"logreg_digits", "logreg_digits", 8, 0, 0, 0, 0},
