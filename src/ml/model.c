@@ -474,6 +474,19 @@ static veil_status prepend_log(veil_model *m, const char *text)
     return VEIL_OK;
 }
 
+/* Hands out `best`, its log and report started with `text` (freed); frees best when that fails. */
+static veil_status keep_with_log(veil_model *best, veil_sb *text, veil_model **out)
+{
+    veil_status st = text->s && !text->failed ? prepend_log(best, text->s) : ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
+    veil_sb_free(text);
+    if (st != VEIL_OK) {
+        veil_model_free(best);
+        return st;
+    }
+    *out = best;
+    return VEIL_OK;
+}
+
 /* compile_once; then, when calibration is automatic (input_clip and activation_clip 0) and the
  * model automatic rounding rounded misses min_agreement, percentile pairs at the same options
  * (include/veil/model.h): the one that agrees best is kept, and the log starts with what was
@@ -525,14 +538,7 @@ static veil_status compile_at(const uint8_t *onnx, size_t len, const double *inp
         veil_sb_printf(&line, "calibration: over the values' whole ranges %s %.1f%%; of %d percentile pairs, inputs "
                               "%g and lookup outputs %g did best: %s %.1f%% (kept; --clip-inputs, --clip-values)\n",
                        what, first, tried, best->opts.input_clip, best->opts.activation_clip, what, now);
-    st = line.s && !line.failed ? prepend_log(best, line.s) : ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
-    veil_sb_free(&line);
-    if (st != VEIL_OK) {
-        veil_model_free(best);
-        return st;
-    }
-    *out = best;
-    return VEIL_OK;
+    return keep_with_log(best, &line, out);
 }
 
 veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const double *inputset, size_t nsamples,
@@ -581,14 +587,7 @@ veil_status veil_model_compile_buffer(const uint8_t *onnx, size_t len, const dou
                    100 * (best->acc.classifier ? opts->min_agreement : 1 - opts->min_agreement));
     if (met) veil_sb_printf(&tried, "met at N <= 2^%d, kept\n", best->opts.max_log2_N);
     else veil_sb_printf(&tried, "not met up to 2^%d; kept the best, N <= 2^%d\n", opts->raise_log2_N, best->opts.max_log2_N);
-    st = tried.s && !tried.failed ? prepend_log(best, tried.s) : ml_model_fail(VEIL_ERR_NOMEM, "out of memory");
-    veil_sb_free(&tried);
-    if (st != VEIL_OK) {
-        veil_model_free(best);
-        return st;
-    }
-    *out = best;
-    return VEIL_OK;
+    return keep_with_log(best, &tried, out);
 }
 
 veil_status veil_model_compile_file(const char *path, const double *inputset, size_t nsamples, size_t sample_size,
